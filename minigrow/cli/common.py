@@ -1,0 +1,109 @@
+"""Arguments and helpers shared by the subcommands."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_fashion_mnist, load_mnist, two_spirals
+
+
+def int_list(text):
+    """'300,100' → [300, 100] (argparse type)."""
+    import argparse
+    try:
+        vals = [int(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 300,100, got {text!r}")
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected positive integers like 300,100, got {text!r}")
+    return vals
+
+
+def positive_float(text):
+    import argparse
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not np.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
+def positive_int(text):
+    import argparse
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
+def nonneg_int(text):
+    import argparse
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def add_data_args(p, default="spirals"):
+    p.add_argument("--data", choices=["spirals", "mnist", "fashion"], default=default,
+                   help=f"data set (default {default}); mnist is the bundled data/mnist.npz")
+    p.add_argument("--n-train", type=positive_int, default=None, help="use the first N training samples")
+    p.add_argument("--n-test", type=positive_int, default=None, help="use the first N test samples")
+
+
+def add_run_args(p, out_default):
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of every random draw (default 0)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--out", type=Path, default=Path(out_default), help=f"output folder (default {out_default})")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots (no matplotlib needed)")
+
+
+def load_data(args, dtype=np.float32):
+    """Dataset for ``--data`` with ``--n-train``/``--n-test`` subsets."""
+    if args.data == "spirals":
+        d = two_spirals(rng=args.seed, dtype=dtype)
+        if args.n_train:
+            d["X_train"], d["y_train"] = d["X_train"][:args.n_train], d["y_train"][:args.n_train]
+        if args.n_test:
+            d["X_test"], d["y_test"] = d["X_test"][:args.n_test], d["y_test"][:args.n_test]
+        return d
+    loader = load_mnist if args.data == "mnist" else load_fashion_mnist
+    return loader(n_train=args.n_train, n_test=args.n_test, dtype=dtype)
+
+
+def write_json(path, obj):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=1, default=_json_default))
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
