@@ -319,13 +319,15 @@ def hidden_activations(model, X):
 
     * plain chain: the output of every activation layer (a^l = σ(z^l)), logits excluded;
     * :class:`ResidualBlock`: its branch output W2 σ(W1 h + b1) ('branch') and its output h + branch ('block');
-    * a nested :class:`Sequential` (a block of a block network): its output ('block').
+    * any other layer with parameters before the output layer, e.g. a nested :class:`Sequential` or a
+      ``DenseBlock`` of a block network: its output ('block').
 
     A generator: one layer's activations are alive at a time (apart from the consumer's).
     """
     x = np.asarray(X, dtype=model.dtype or np.asarray(X).dtype)
     layers = model.layers
-    last_dense = max((i for i, lay in enumerate(layers) if isinstance(lay, Dense)), default=-1)
+    # the output layer: the last layer with parameters (its outputs, the logits, are not a hidden layer)
+    last_out = max((i for i, lay in enumerate(layers) if lay.params or isinstance(lay, Sequential)), default=-1)
     n_h = n_b = 0
     for i, layer in enumerate(layers):
         if isinstance(layer, ResidualBlock):
@@ -339,10 +341,12 @@ def hidden_activations(model, X):
             x = out
             continue
         x = layer.forward(x, train=False)
-        if isinstance(layer, Sequential):
+        if i >= last_out:
+            continue
+        if isinstance(layer, Sequential) or (layer.params and not isinstance(layer, Dense)):
             yield f"block {n_b}", "block", i, x
             n_b += 1
-        elif isinstance(layer, Activation) and i < last_dense:
+        elif isinstance(layer, Activation):
             yield f"hidden {n_h}", "hidden", i, x
             n_h += 1
 
