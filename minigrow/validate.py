@@ -15,7 +15,8 @@ import numpy as np
 
 __all__ = [
     "check_array", "check_labels", "check_positive", "check_nonneg", "check_int", "check_prob",
-    "check_choice", "check_rng", "check_dtype", "check_Xy",
+    "check_choice", "check_rng", "check_dtype", "check_Xy", "check_bool", "check_callable", "check_path",
+    "check_model", "check_finite_number",
 ]
 
 
@@ -164,3 +165,38 @@ def check_Xy(X, y, n_features=None, n_classes=None, dtype=None, xname="X", yname
         raise ValueError(f"{xname}: expected {n_features} features per sample, got {X.shape[1]}")
     y = check_labels(yname, y, n_classes=n_classes, n=X.shape[0])
     return X, y
+
+
+def check_finite_number(name, v):
+    """A finite real number (any sign)."""
+    return _check_number(name, v)
+
+
+def check_bool(name, v):
+    """``True``/``False`` (NumPy booleans too); 0/1 and strings are refused so that typos do not pass."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    raise TypeError(f"{name}: expected True or False, got {_describe(v)}")
+
+
+def check_callable(name, v):
+    if not callable(v):
+        raise TypeError(f"{name}: expected a callable, got {_describe(v)}")
+    return v
+
+
+def check_path(name, v):
+    """A ``str`` or ``os.PathLike`` (returned as a ``pathlib.Path``)."""
+    import os
+    from pathlib import Path
+    if isinstance(v, bytes) or not isinstance(v, (str, os.PathLike)) or (isinstance(v, str) and not v):
+        raise TypeError(f"{name}: expected a file path (str or pathlib.Path), got {_describe(v)}")
+    return Path(v)
+
+
+def check_model(name, model):
+    """A :class:`~minigrow.layers.Sequential` whose parameters are all finite."""
+    from .layers import Sequential          # lazy: layers imports this module
+    if not isinstance(model, Sequential):
+        raise TypeError(f"{name}: expected a minigrow Sequential (e.g. from minigrow.mlp), got {_describe(model)}")
+    return model
