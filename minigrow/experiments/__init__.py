@@ -1,0 +1,1 @@
+"""Reproduction scripts for the papers (one module per method)."""
