@@ -123,7 +123,7 @@ def save_checkpoint(path, trainer, meta=None):
 def write_epoch_checkpoint(trainer):
     """``Trainer(checkpoint_dir=…)``: write ``epoch-NNNN.npz`` and delete all but the newest ``checkpoint_keep``."""
     d = trainer.checkpoint_dir
-    path = save_checkpoint(checkpoint_path(d, trainer.epoch), trainer)
+    path = save_checkpoint(checkpoint_path(d, trainer.epoch), trainer, meta=getattr(trainer, "checkpoint_meta", None))
     old = sorted((int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name)))
     for _, p in old[:-trainer.checkpoint_keep]:
         p.unlink(missing_ok=True)

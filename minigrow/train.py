@@ -200,7 +200,8 @@ class Trainer:
     dtype : float32 (default) or float64; the model and data are cast to it
     checkpoint_dir : folder for checkpoints (None = no checkpoints); with it a checkpoint
         ``epoch-NNNN.npz`` is written every ``checkpoint_every`` epochs, after the callbacks, and only the newest
-        ``checkpoint_keep`` files are kept (:mod:`minigrow.checkpoint`)
+        ``checkpoint_keep`` files are kept (:mod:`minigrow.checkpoint`); ``checkpoint_meta`` is a JSON-able dict
+        stored in each of them (e.g. the command-line arguments)
     rollback : keep a copy of the state at every epoch start so that a divergence can restore it when a parameter
         has become non-finite (one copy per epoch; turn off only for the last bit of speed)
 
@@ -214,7 +215,7 @@ class Trainer:
 
     def __init__(self, model, loss="ce", optimizer=None, batch_size=128, rng=0, scheduler=None, callbacks=(),
                  progress=True, dtype=np.float32, checkpoint_dir=None, checkpoint_every=1, checkpoint_keep=2,
-                 rollback=True):
+                 rollback=True, checkpoint_meta=None):
         self.model = check_model("model", model)
         self.loss = get_loss(loss)
         if optimizer is not None and not callable(getattr(optimizer, "step", None)):
@@ -239,6 +240,9 @@ class Trainer:
         self.checkpoint_every = check_int("checkpoint_every", checkpoint_every, lo=1)
         self.checkpoint_keep = check_int("checkpoint_keep", checkpoint_keep, lo=1)
         self.rollback = check_bool("rollback", rollback)
+        if checkpoint_meta is not None and not isinstance(checkpoint_meta, dict):
+            raise TypeError(f"checkpoint_meta: expected a JSON-able dict, got {type(checkpoint_meta).__name__}")
+        self.checkpoint_meta = checkpoint_meta
         self.history = History()
         self.epoch = 0          # epochs completed
         self.step = 0           # optimiser steps taken

@@ -44,6 +44,30 @@ def positive_int(text):
     return v
 
 
+def nonneg_float(text):
+    """A finite number >= 0 (argparse type), e.g. --weight-decay."""
+    import argparse
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not np.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return v
+
+
+def unit_float(text):
+    """A number in [0, 1) (argparse type), e.g. --momentum."""
+    import argparse
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not (0 <= v < 1):
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return v
+
+
 def nonneg_int(text):
     import argparse
     try:
@@ -70,10 +94,23 @@ def add_run_args(p, out_default):
     p.add_argument("--no-plots", action="store_true", help="skip the plots (no matplotlib needed)")
 
 
+def add_checkpoint_args(p):
+    """``--checkpoint-every N`` and ``--resume PATH`` (docs/reliability.md)."""
+    p.add_argument("--checkpoint-every", type=nonneg_int, default=0, metavar="N",
+                   help="write OUT/checkpoints/epoch-NNNN.npz every N epochs (0 = never, the default)")
+    p.add_argument("--resume", type=Path, default=None, metavar="PATH",
+                   help="continue the run saved in a checkpoint file (or the newest one in a folder) up to "
+                        "--epochs in all; the run's settings come from the checkpoint")
+
+
 def load_data(args, dtype=np.float32):
     """Dataset for ``--data`` with ``--n-train``/``--n-test`` subsets."""
     if args.data == "spirals":
         d = two_spirals(rng=args.seed, dtype=dtype)
+        for flag, n, key in (("--n-train", args.n_train, "X_train"), ("--n-test", args.n_test, "X_test")):
+            if n and n > d[key].shape[0]:
+                raise ValueError(f"{flag}: expected at most {d[key].shape[0]} (the size of the spirals "
+                                 f"{key[2:]} split), got {n}")
         if args.n_train:
             d["X_train"], d["y_train"] = d["X_train"][:args.n_train], d["y_train"][:args.n_train]
         if args.n_test:

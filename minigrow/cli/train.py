@@ -1,14 +1,24 @@
-"""``python -m minigrow train``: train an MLP or residual MLP on spirals, MNIST or Fashion-MNIST."""
+"""``python -m minigrow train``: train an MLP or residual MLP on spirals, MNIST or Fashion-MNIST.
+
+``--checkpoint-every N`` writes ``OUT/checkpoints/epoch-NNNN.npz``; ``--resume PATH`` continues such a run up to
+``--epochs`` in all, bit-identically to an uninterrupted run (the settings of the run come from the checkpoint).
+A diverging run saves the last finite model to ``OUT/model.npz`` and exits with status 3.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from ..checkpoint import load_checkpoint, resume
 from ..io import save
 from ..network import mlp, residual_mlp
 from ..optim import SGD, Adam, StepLR
-from ..train import Trainer
-from .common import (add_data_args, add_run_args, int_list, load_data, nonneg_int, positive_float, positive_int,
-                     write_json)
+from ..train import Trainer, TrainingDiverged
+from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_float,
+                     nonneg_int, positive_float, positive_int, unit_float, write_json)
+
+# The settings that define a run: stored in every checkpoint and taken from it on --resume.
+RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "init", "optimizer", "lr", "momentum",
+            "weight_decay", "step_size", "gamma", "batch_size", "seed", "dtype"]
 
 
 def register(sub):
@@ -23,13 +33,14 @@ def register(sub):
     p.add_argument("--init", choices=["torch", "he", "glorot"], default="torch")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="adam")
     p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--momentum", type=unit_float, default=0.0, help="SGD momentum in [0, 1)")
+    p.add_argument("--weight-decay", type=nonneg_float, default=0.0)
     p.add_argument("--step-size", type=positive_int, default=None, help="StepLR: epochs between decays")
     p.add_argument("--gamma", type=positive_float, default=0.5, help="StepLR factor")
     p.add_argument("--epochs", type=nonneg_int, default=10)
     p.add_argument("--batch-size", type=nonneg_int, default=128, help="0 = full batch")
     add_run_args(p, "runs/train")
+    add_checkpoint_args(p)
     p.set_defaults(func=run)
 
 
@@ -50,18 +61,56 @@ def make_optimizer(args):
     return Adam(args.lr, weight_decay=args.weight_decay)
 
 
+def _settings_from_checkpoint(args):
+    """On --resume: the run's settings come from the checkpoint; an explicitly different flag is an error."""
+    from . import build_parser
+    ck = load_checkpoint(args.resume)
+    saved = ck["user"].get("args")
+    if not isinstance(saved, dict) or ck["user"].get("command") != "train":
+        raise ValueError(f"--resume: {ck['path']} was not written by 'python -m minigrow train'")
+    defaults = build_parser().parse_args(["train"])
+    for key in RUN_ARGS:
+        given, default = getattr(args, key), getattr(defaults, key)
+        if given != default and given != saved.get(key):
+            raise ValueError(f"--{key.replace('_', '-')}: the checkpoint's run used {saved.get(key)!r}, got "
+                             f"{given!r}; resuming keeps the original settings (drop the flag)")
+    for key in RUN_ARGS:
+        setattr(args, key, saved[key])
+    if args.epochs < ck["checkpoint"]["epoch"]:
+        raise ValueError(f"--epochs: the checkpoint has already trained {ck['checkpoint']['epoch']} epochs, got "
+                         f"--epochs {args.epochs} (the total to reach)")
+    return ck["path"]
+
+
 def run(args):
+    resume_path = _settings_from_checkpoint(args) if args.resume is not None else None
     dtype = np.dtype(args.dtype)
     d = load_data(args, dtype)
-    n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
-    model = build_model(args, d.X_train.shape[1], n_out, dtype)
-    opt = make_optimizer(args)
-    sched = StepLR(opt, args.step_size, args.gamma) if args.step_size else None
-    trainer = Trainer(model, "ce", opt, batch_size=args.batch_size or None, rng=np.random.default_rng(args.seed),
-                      scheduler=sched, progress=not args.no_progress, dtype=dtype)
-    trainer.fit(d.X_train, d.y_train, args.epochs, d.X_test, d.y_test)
+    ckdir = args.out / "checkpoints" if args.checkpoint_every else None
+    if resume_path is None:
+        n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
+        model = build_model(args, d.X_train.shape[1], n_out, dtype)
+        opt = make_optimizer(args)
+        sched = StepLR(opt, args.step_size, args.gamma) if args.step_size else None
+        trainer = Trainer(model, "ce", opt, batch_size=args.batch_size or None,
+                          rng=np.random.default_rng(args.seed), scheduler=sched, progress=not args.no_progress,
+                          dtype=dtype, checkpoint_dir=ckdir, checkpoint_every=max(args.checkpoint_every, 1))
+    else:
+        trainer = resume(resume_path, progress=not args.no_progress)
+        trainer.checkpoint_dir, trainer.checkpoint_every = ckdir, max(args.checkpoint_every, 1)
+        print(f"resumed {resume_path} at epoch {trainer.epoch}")
+    model, opt = trainer.model, trainer.optimizer
+    # what --resume needs to rebuild the data and to check the flags
+    trainer.checkpoint_meta = {"command": "train", "args": {k: getattr(args, k) for k in RUN_ARGS}}
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        trainer.fit(d.X_train, d.y_train, args.epochs - trainer.epoch, d.X_test, d.y_test)
+    except TrainingDiverged:
+        write_json(out / "history.json", trainer.history.as_dict())
+        save(out / "model.npz", model, optimizer=opt)          # the last finite state
+        print(f"wrote the last finite model to {out}/model.npz", flush=True)
+        raise
     write_json(out / "history.json", trainer.history.as_dict())
     save(out / "model.npz", model, optimizer=opt)
     last = trainer.history.epochs[-1] if trainer.history.epochs else {}
