@@ -54,7 +54,7 @@ from .validate import check_array, check_int, check_labels, check_positive
 __all__ = [
     "BundleDivergenceError", "Bundles", "LayerBundles", "PropositionCheck",
     "weight_amplitude", "quantize", "grid_gamma", "group_rows", "bundle_stats", "bundles", "bundles_pairwise",
-    "label_entropy", "majority_share", "hidden_activations", "layer_report", "format_report",
+    "label_entropy", "majority_share", "hidden_activations", "logits_distinct", "layer_report", "format_report",
     "check_p1_accuracy_bound", "check_p2_loss_bound", "check_p3_gradient_cancellation",
     "check_p4_depth_monotonicity", "check_p5_dead_layer",
 ]
@@ -314,7 +314,15 @@ class LayerBundles:
         return {"name": self.name, "kind": self.kind, "index": self.index, **self.bundles.as_dict(arrays)}
 
 
-def hidden_activations(model, X):
+def _distinct(x, inv):
+    """Keep one representative per distinct row of ``x``; ``inv`` maps samples to rows of ``x``."""
+    g = group_rows(x)
+    first = np.full(int(g.max()) + 1, x.shape[0])
+    np.minimum.at(first, g, np.arange(x.shape[0]))
+    return x[first], g[inv]
+
+
+def hidden_activations(model, X, distinct_rows=False):
     """Yield ``(name, kind, index, a)`` for every hidden representation of ``model`` on ``X`` (inference mode).
 
     * plain chain: the output of every activation layer (a^l = σ(z^l)), logits excluded;
@@ -322,9 +330,15 @@ def hidden_activations(model, X):
     * any other layer with parameters before the output layer, e.g. a nested :class:`Sequential` or a
       ``DenseBlock`` of a block network: its output ('block').
 
-    A generator: one layer's activations are alive at a time (apart from the consumer's).
+    ``distinct_rows=True`` evaluates every layer once per *distinct* input row and copies the result to the
+    duplicates ("function semantics"): BLAS does not guarantee bit-identical outputs for identical rows (see the
+    module note), so the exact-equality propositions are checked this way. A generator: one layer's activations
+    are alive at a time (apart from the consumer's).
     """
     x = np.asarray(X, dtype=model.dtype or np.asarray(X).dtype)
+    inv = np.arange(x.shape[0])
+    if distinct_rows:
+        x, inv = _distinct(x, inv)
     layers = model.layers
     # the output layer: the last layer with parameters (its outputs, the logits, are not a hidden layer)
     last_out = max((i for i, lay in enumerate(layers) if lay.params or isinstance(lay, Sequential)), default=-1)
@@ -335,28 +349,43 @@ def hidden_activations(model, X):
             s = layer._f(x @ p["W1"].T + p["b1"], layer.alpha)
             branch = s @ p["W2"].T
             out = x + branch
-            yield f"block {n_b} branch", "branch", i, branch
-            yield f"block {n_b}", "block", i, out
-            n_b += 1
+            yield f"block {n_b} branch", "branch", i, branch[inv]
             x = out
+            if distinct_rows:
+                x, inv = _distinct(x, inv)
+            yield f"block {n_b}", "block", i, x[inv]
+            n_b += 1
             continue
         x = layer.forward(x, train=False)
+        if distinct_rows:
+            x, inv = _distinct(x, inv)
         if i >= last_out:
             continue
         if isinstance(layer, Sequential) or (layer.params and not isinstance(layer, Dense)):
-            yield f"block {n_b}", "block", i, x
+            yield f"block {n_b}", "block", i, x[inv]
             n_b += 1
         elif isinstance(layer, Activation):
-            yield f"hidden {n_h}", "hidden", i, x
+            yield f"hidden {n_h}", "hidden", i, x[inv]
             n_h += 1
+    if distinct_rows:
+        yield "logits", "logits", len(layers) - 1, x[inv]
+
+
+def logits_distinct(model, X):
+    """Logits with every layer evaluated once per distinct row (see :func:`hidden_activations`)."""
+    out = None
+    for name, kind, idx, a in hidden_activations(model, X, distinct_rows=True):
+        out = a
+    return out
 
 
 def layer_report(model, X, y, lr=1e-3, batch_size=64, n_classes=None, grid=True, dtype=np.float32,
-                 last_only=False, kinds=None):
+                 last_only=False, kinds=None, distinct_rows=None):
     """Bundles of every hidden representation (see :func:`hidden_activations`) of ``model`` on ``(X, y)``.
 
     W_max is taken once from the model (:func:`weight_amplitude`). ``last_only`` keeps only a^(L), the last
-    recorded point (cheap check of auto-tune); ``kinds`` filters e.g. ``{'block'}``.
+    recorded point (cheap check of auto-tune); ``kinds`` filters e.g. ``{'block'}``. ``distinct_rows`` (default:
+    on for ``grid=False``) evaluates the network once per distinct row (:func:`hidden_activations`).
     Returns a list of :class:`LayerBundles`.
     """
     X = check_array("X", X, ndim=2, finite=False)
@@ -365,8 +394,10 @@ def layer_report(model, X, y, lr=1e-3, batch_size=64, n_classes=None, grid=True,
     w_max = weight_amplitude(model)
     out = []
     last = None
-    for name, kind, idx, a in hidden_activations(model, X):
-        if kinds is not None and kind not in kinds:
+    if distinct_rows is None:
+        distinct_rows = not grid
+    for name, kind, idx, a in hidden_activations(model, X, distinct_rows):
+        if kind == "logits" or (kinds is not None and kind not in kinds):
             continue
         if last_only:
             last = (name, kind, idx, a)
@@ -424,7 +455,8 @@ def check_p1_accuracy_bound(model, X, y, grid=False, lr=1e-3, batch_size=64, n_c
     Exact for ``grid=False``; approximate on the float32 grid (members of a grid bundle differ by < γ).
     """
     report = report or _report(model, X, y, grid, lr, batch_size, n_classes)
-    acc = float((model.predict(X) == np.asarray(y)).mean())
+    z = model.predict_logits(X) if grid else logits_distinct(model, X)
+    acc = float((z.argmax(1) == np.asarray(y)).mean())
     per_layer = [r.acc_max for r in report]
     bound = min(per_layer) if per_layer else 1.0
     return PropositionCheck("P1", "training accuracy ≤ acc_max(B^l) for every hidden layer l", bound, acc,
@@ -441,7 +473,7 @@ def check_p2_loss_bound(model, X, y, grid=False, lr=1e-3, batch_size=64, n_class
     The bound is the maximum over layers (the deepest layer gives the largest H by P4).
     """
     report = report or _report(model, X, y, grid, lr, batch_size, n_classes)
-    z = model.predict_logits(X).astype(np.float64)
+    z = (model.predict_logits(X) if grid else logits_distinct(model, X)).astype(np.float64)
     ce = float(-log_softmax(z)[np.arange(z.shape[0]), np.asarray(y)].mean())
     per_layer = [r.entropy for r in report]
     bound = max(per_layer) if per_layer else 0.0
