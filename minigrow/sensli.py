@@ -486,6 +486,8 @@ def sensli_train(model, X, y, epochs, X_test=None, y_test=None, *, mode="abs_max
     X = check_array("X", X, ndim=2, dtype=dtype)
     if X_test is not None:
         X_test = check_array("X_test", X_test, ndim=2, dtype=dtype)
+    if len(epochs) > 1:
+        candidates(model, form)            # refuse an impossible insertion before training, not after
     run = InsertionRun(model)
     lr_now = lr
     opt = None

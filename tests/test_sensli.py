@@ -345,3 +345,41 @@ def test_errors(spirals):
         S.sensli_train(model, spirals.X_train, spirals.y_train, [])
     with pytest.raises(TypeError, match="Candidate"):
         S.insert_candidate(model, 1)
+
+
+def test_loop_refuses_identity_form_before_training(spirals):
+    model = mlp([2, 5, 2], "tanh", rng=0, dtype=F64)
+    W = model.layers[0].params["W"].copy()
+    with pytest.raises(ValueError, match="residual"):
+        S.sensli_train(model, spirals.X_train, spirals.y_train, [5, 5])
+    assert np.array_equal(model.layers[0].params["W"], W)        # nothing was trained
+    run = S.sensli_train(model, spirals.X_train, spirals.y_train, [5, 5], form="residual")
+    assert isinstance(model.layers[2], ResidualBlock) and run.insertions[0]["loss_before"] == \
+        run.insertions[0]["loss_after"]
+
+
+def test_cli_insert_runs_and_reports(tmp_path, capsys):
+    from minigrow.cli import main
+    rc = main(["insert", "--epochs", "3,3", "--out", str(tmp_path), "--no-progress", "--no-plots"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "inserted at p=0" in out and (tmp_path / "history.json").exists()
+    import json
+    h = json.loads((tmp_path / "history.json").read_text())
+    assert len(h["train_loss"]) == 6 and h["insertions"][0]["loss_before"] == h["insertions"][0]["loss_after"]
+    rc = main(["insert", "--arch", "resnet", "--hidden", "3", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 2 and "WIDTH,BLOCKS" in capsys.readouterr().err
+
+
+def test_reproduce_quick_writes_json(tmp_path):
+    from minigrow.experiments.sensli import reproduce
+    s = reproduce("D", seeds=2, quick=True, out_dir=tmp_path, progress=False, plots=False)
+    assert (tmp_path / "results" / "sensli_D.json").exists()
+    assert set(s["summary"]) == {"argmax", "argmin", "small", "big"}
+    assert 0.0 <= s["argmax_vs_argmin"]["fraction_same_position"] <= 1.0
+    assert s["summary"]["big"]["train_macs"] > s["summary"]["small"]["train_macs"]
+
+
+def test_demo_quick(tmp_path):
+    from minigrow.cli.insert import demo
+    res = demo(tmp_path, 0, True, False)
+    assert "SensLI" in res["summary"] and all((tmp_path / p).exists() for p in res["plots"])

@@ -1,0 +1,155 @@
+"""``python -m minigrow insert``: train with sensitivity-based layer insertion (SensLI).
+
+Examples::
+
+    python -m minigrow insert                                  # spirals, ReLU FNN [5], insert at epoch 450/1850
+    python -m minigrow insert --arch resnet --hidden 3,1 --lr 0.1 --activation tanh
+    python -m minigrow insert --data mnist --n-train 10000 --hidden 50 --epochs 5,5,5 --optimizer adam \\
+        --lr 0.01 --weight-decay 5e-3 --batch-size 100 --step-size 5
+    python -m minigrow insert --reproduce A --seeds 30          # setting A of sensli.md §6 → docs/
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ..io import save
+from ..network import mlp, residual_mlp
+from ..sensli import MODES, sensli_train
+from .common import (add_data_args, add_run_args, int_list, load_data, nonneg_int, positive_float, positive_int,
+                     write_json)
+
+
+def register(sub):
+    p = sub.add_parser("insert", help="train with sensitivity-based layer insertion (SensLI)",
+                       description="Train a small net, score every virtual layer by its shadow price, insert the "
+                                   "best one, continue (Kreis et al. 2023). Or reproduce setting A-F.")
+    add_data_args(p)
+    p.add_argument("--arch", choices=["mlp", "resnet"], default="mlp")
+    p.add_argument("--hidden", type=int_list, default=[5],
+                   help="hidden widths of the mlp (default 5); for resnet WIDTH,BLOCKS (e.g. 3,1)")
+    p.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "sigmoid"], default=None,
+                   help="default relu (mlp) / tanh (resnet)")
+    p.add_argument("--epochs", type=int_list, default=[450, 1400],
+                   help="epochs per phase: e0,e1,...; one insertion between phases (default 450,1400)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    p.add_argument("--lr", type=positive_float, default=0.2)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--batch-size", type=nonneg_int, default=0, help="0 = full batch (default)")
+    p.add_argument("--step-size", type=positive_int, default=None, help="StepLR per phase: epochs between decays")
+    p.add_argument("--gamma", type=positive_float, default=0.5, help="StepLR factor")
+    p.add_argument("--decrease", type=positive_float, default=1.0, help="lr factor after an insertion")
+    p.add_argument("--mode", choices=list(MODES), default="abs_max",
+                   help="abs_max (SensLI), abs_min (control), fixed (--position), threshold (--tau)")
+    p.add_argument("--position", type=nonneg_int, default=None)
+    p.add_argument("--tau", type=float, default=None,
+                   help="threshold mode: insert only if max score > tau * mean score of the free weights")
+    p.add_argument("--normalise", action="store_true", help="divide each score by the number of entries")
+    p.add_argument("--form", choices=["auto", "identity", "residual"], default="auto")
+    p.add_argument("--reproduce", choices=list("ABCDEF"), default=None,
+                   help="run setting A-F of sensli.md §6 instead; writes docs/results and docs/figures")
+    p.add_argument("--seeds", type=positive_int, default=None, help="--reproduce: number of seeds")
+    p.add_argument("--quick", action="store_true", help="--reproduce: tiny epochs (seconds), for tests")
+    add_run_args(p, "runs/insert")
+    p.set_defaults(func=run)
+
+
+def build_model(args, n_in, n_out, dtype):
+    if args.arch == "mlp":
+        return mlp([n_in, *args.hidden, n_out], args.activation or "relu", rng=args.seed, dtype=dtype)
+    if len(args.hidden) != 2:
+        raise ValueError(f"--hidden: for --arch resnet give WIDTH,BLOCKS (e.g. 3,1), got {args.hidden}")
+    return residual_mlp(n_in, args.hidden[0], args.hidden[1], n_out, args.activation or "tanh", rng=args.seed,
+                        dtype=dtype)
+
+
+def plot_run(run, path, title):
+    from ..plotting import pyplot, savefig
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(np.arange(1, len(run.train_loss) + 1), run.train_loss, lw=1.2, label="training loss")
+    for e in run.insertions:
+        if e["inserted"]:
+            ax.axvline(e["epoch"], color="k", ls=":", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_title(title, fontsize=9)
+    return savefig(fig, path)
+
+
+def run(args):
+    if args.reproduce:
+        from ..experiments.sensli import reproduce
+        out = None if str(args.out) == "runs/insert" else args.out
+        s = reproduce(args.reproduce, seeds=args.seeds, quick=args.quick, out_dir=out,
+                      progress=not args.no_progress, plots=not args.no_plots)
+        print_summary(s)
+        return 0
+    if args.mode == "fixed" and args.position is None:
+        raise ValueError("--position: --mode fixed needs --position P")
+    if args.mode == "threshold" and args.tau is None:
+        raise ValueError("--tau: --mode threshold needs --tau T")
+    dtype = np.dtype(args.dtype)
+    d = load_data(args, dtype)
+    n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
+    model = build_model(args, d.X_train.shape[1], n_out, dtype)
+    print(model.summary())
+    r = sensli_train(model, d.X_train, d.y_train, args.epochs, d.X_test, d.y_test, mode=args.mode,
+                     position=args.position, tau=args.tau, optimizer=args.optimizer, lr=args.lr,
+                     weight_decay=args.weight_decay, batch_size=args.batch_size or None, step_size=args.step_size,
+                     gamma=args.gamma, decrease=args.decrease, form=args.form, normalise=args.normalise,
+                     rng=np.random.default_rng(args.seed), progress=not args.no_progress)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "history.json", r.as_dict())
+    save(out / "model.npz", model, meta={"sensli": {"epochs": args.epochs, "mode": args.mode}})
+    print(model.summary())
+    for e in r.insertions:
+        print(f"epoch {e['epoch']}: scores {np.round(e['scores'], 6).tolist()} -> "
+              f"{'inserted at p=' + str(e['chosen']) if e['inserted'] else 'no insertion'}; "
+              f"loss {e['loss_before']:.5f} -> {e['loss_after']:.5f}; pass {e['macs']:,} MACs, {e['seconds']:.3f} s")
+    for p in r.phases:
+        print(f"phase {p['phase']}: {p['epochs']} epochs, {p['n_params']} params, {p['macs']:,} MACs, "
+              f"{p['seconds']:.2f} s, lr {p['lr_start']:.4g} -> {p['lr_end']:.4g}")
+    print(f"final: train loss {r.train_loss[-1]:.4f}, test error {1 - r.test_acc[-1][1]:.4f}; training "
+          f"{r.train_macs:,} MACs + sensitivity passes {r.sensitivity_macs:,} MACs")
+    if not args.no_plots:
+        plot_run(r, out / "loss.png", f"SensLI on {args.data}, {args.arch} {args.hidden}")
+    print(f"wrote {out}/history.json, model.npz" + ("" if args.no_plots else ", loss.png"))
+    return 0
+
+
+def print_summary(s):
+    print(f"{s['title']} — {s['seeds']} seeds, {s['seconds']:.0f} s")
+    for name, v in s["summary"].items():
+        at = ", ".join(f"e{e}: {x['mean']:.4f}±{x['std']:.4f}" for e, x in v["loss_at"].items())
+        wins = v.get("wins_vs_small")
+        w = "" if wins is None else " | beats no-insertion in " + ", ".join(f"e{e}: {f:.0%}" for e, f in wins.items())
+        print(f"  {name:<8} loss {at} | test error {v['test_error']['mean']:.3f} | "
+              f"{v['train_macs'] + v['sensitivity_macs']:.3g} MACs{w}")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+def demo(out_dir, seed, quick, progress):
+    """The SensLI part of ``python -m minigrow demo``: setting A (spirals, ReLU FNN [5]) and B (res2 tanh) over a
+    few seeds — SensLI vs the same net without insertion vs the bigger net from the start."""
+    from ..experiments.sensli import SETTINGS, _data, plot_setting, run_variant
+    n_seeds = 2 if quick else 6
+    data = _data("spirals", quick)
+    figs, parts = [], []
+    for name in ("A", "B"):
+        s = SETTINGS[name]
+        res = {v: [run_variant(spec, data, seed + k, quick, "spirals") for k in range(n_seeds)]
+               for v, spec in s["variants"].items()}
+        fin = {v: np.array([r["train_loss"][-1] for r in rs]) for v, rs in res.items()}
+        wins = int(np.sum(fin["sensli"] < fin["small"]))
+        plot_setting(name, s, res, out_dir / f"insert_{name}.png")
+        figs.append(f"insert_{name}.png")
+        parts.append(f"{name}: final loss SensLI {fin['sensli'].mean():.3f} / no insertion {fin['small'].mean():.3f}"
+                     f" / bigger net {fin['big'].mean():.3f}, SensLI wins {wins}/{n_seeds}")
+        if progress:
+            print(parts[-1], file=sys.stderr)
+    return {"summary": f"spirals, {n_seeds} seeds" + (" (quick)" if quick else "") + ": " + "; ".join(parts),
+            "plots": figs}
