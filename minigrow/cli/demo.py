@@ -19,6 +19,7 @@ from .common import nonneg_int, write_json
 # (name, module under minigrow.cli, what it shows). Each module has demo(out_dir, seed, quick, progress) -> dict.
 PARTS = [
     ("core", None, "MLP 784-128-10 on MNIST, hand-written backprop"),
+    ("insert", "insert", "SensLI layer insertion on the spirals: FNN [5] and res2 tanh vs no insertion and bigger net"),
 ]
 
 
