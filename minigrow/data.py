@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -122,8 +123,11 @@ def read_idx(path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
     opener = gzip.open if magic == b"\x1f\x8b" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (EOFError, OSError, zlib.error) as exc:      # truncated or damaged gzip stream
+        raise ValueError(f"{path}: cannot decompress ({exc}); the gzip file is truncated or corrupt") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path}: not an IDX file (bad magic number)")
     code, ndim = raw[2], raw[3]

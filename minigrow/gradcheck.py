@@ -88,6 +88,7 @@ class GradCheckReport:
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)) if diff.size else ()
         self.entries.append({
             "name": name, "error": rel_error(a, n), "worst_index": worst,
+            "scale": float(np.max(np.abs(a) + np.abs(n))) if diff.size else 0.0,   # the denominator of the error
             "analytic": float(a[worst]) if diff.size else 0.0, "numeric": float(n[worst]) if diff.size else 0.0,
         })
 

@@ -208,8 +208,11 @@ class Dense(Layer):
                 "bias": self.bias, "scale": self.scale}
 
     def forward(self, x, train=True):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Dense({self.in_features}→{self.out_features}): expected input of shape "
+                             f"(batch, {self.in_features}), got {x.shape}")
         self.x = x
-        z = x @ self.params["W"].T
+        z = x @ self.params["W"].T                            # Z = A Wᵀ + b
         if self.bias:
             z += self.params["b"]
         return z
@@ -331,10 +334,16 @@ class ResidualBlock(Layer):
 
     def forward(self, x, train=True):
         p = self.params
+        if x.ndim != 2 or x.shape[1] != self.width:
+            raise ValueError(f"ResidualBlock({self.width}): expected input of shape (batch, {self.width}), "
+                             f"got {x.shape}")
         self.h = x
-        self.z = x @ p["W1"].T + p["b1"]
-        self.s = self._f(self.z, self.alpha)
-        return x + self.s @ p["W2"].T
+        self.z = x @ p["W1"].T                                       # z = W1 h + b1
+        self.z += p["b1"]
+        self.s = self._f(self.z, self.alpha)                         # s = σ(z)
+        out = self.s @ p["W2"].T                                     # out = h + W2 s
+        out += x
+        return out
 
     def backward(self, dout, need_input_grad=True):
         p, g = self.params, self.grads

@@ -11,6 +11,8 @@ what makes structural edits safe:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .validate import check_int, check_nonneg, check_positive, check_prob
@@ -18,10 +20,13 @@ from .validate import check_int, check_nonneg, check_positive, check_prob
 __all__ = ["sgd_update", "adam_update", "SGD", "Adam", "StepLR", "get_optimizer"]
 
 
-def sgd_update(w, dw, state, lr, momentum=0.0, weight_decay=0.0):
+def sgd_update(w, dw, state, lr, momentum=0.0, weight_decay=0.0, buf=None):
     r"""SGD with optional (heavy-ball, PyTorch-style) momentum and L2 weight decay.
 
     .. math::  g = ∇w + λ w,\quad v ← μ v + g \;(v_0 = g),\quad w ← w − η v   \qquad (μ = 0:\; w ← w − η g)
+
+    ``buf`` is an optional scratch array shaped like ``w`` (the optimiser passes one so that a step allocates no
+    temporaries); its content is irrelevant and is overwritten.
     """
     g = dw if weight_decay == 0 else dw + weight_decay * w
     if momentum:
@@ -32,15 +37,22 @@ def sgd_update(w, dw, state, lr, momentum=0.0, weight_decay=0.0):
             v *= momentum
             v += g
         g = v
-    w -= lr * g
+    buf = np.empty_like(w) if buf is None else buf
+    w -= np.multiply(g, lr, out=buf)                        # w ← w − η g
 
 
-def adam_update(w, dw, state, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    r"""Adam (Kingma & Ba) with PyTorch's coupled L2 weight decay.
+def adam_update(w, dw, state, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, buf=None):
+    r"""Adam (Kingma & Ba 2015, Algorithm 1) with PyTorch's coupled L2 weight decay.
 
     .. math::
         g = ∇w + λw,\quad m ← β_1 m + (1−β_1) g,\quad v ← β_2 v + (1−β_2) g²,\quad t ← t + 1,\\
-        w ← w − η \frac{m / (1−β_1^t)}{\sqrt{v / (1−β_2^t)} + ε}
+        w ← w − η \frac{\hat m}{\sqrt{\hat v} + ε},\qquad \hat m = \frac{m}{1−β_1^t},\; \hat v = \frac{v}{1−β_2^t}
+
+    The last line is evaluated in the paper's "more efficient order" (end of its §2):
+    :math:`w ← w − η_t\, m / (\sqrt v + \hat ε)` with :math:`η_t = η\sqrt{1−β_2^t}/(1−β_1^t)` and
+    :math:`\hat ε = ε\sqrt{1−β_2^t}` — algebraically identical to the line above (and to PyTorch's Adam).
+    ``buf`` is an optional scratch array shaped like ``w``: with it a step allocates no temporaries (without weight
+    decay), which matters more than one would think — every large temporary costs page faults.
     """
     g = dw if weight_decay == 0 else dw + weight_decay * w
     if "m" not in state:
@@ -50,14 +62,20 @@ def adam_update(w, dw, state, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay
     m, v = state["m"], state["v"]
     state["t"] += 1
     t = state["t"]
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * (g * g)
-    step = lr / (1 - beta1 ** t)
-    denom = np.sqrt(v / (1 - beta2 ** t))
-    denom += eps
-    w -= step * (m / denom)
+    buf = np.empty_like(w) if buf is None else buf
+    m *= beta1                                              # m ← β1 m + (1 − β1) g
+    m += np.multiply(g, 1 - beta1, out=buf)
+    v *= beta2                                              # v ← β2 v + (1 − β2) g²
+    np.multiply(g, g, out=buf)
+    buf *= 1 - beta2
+    v += buf
+    c2 = math.sqrt(1 - beta2 ** t)
+    eta_t = lr * c2 / (1 - beta1 ** t)                      # η_t = η √(1 − β2^t) / (1 − β1^t)
+    np.sqrt(v, out=buf)                                     # √v + ε̂,  ε̂ = ε √(1 − β2^t)
+    buf += eps * c2
+    np.divide(m, buf, out=buf)                              # w ← w − η_t m / (√v + ε̂)
+    buf *= eta_t
+    w -= buf
 
 
 class Optimizer:
@@ -68,6 +86,14 @@ class Optimizer:
 
     def __init__(self, lr):
         self.lr = check_positive("lr", lr)
+        self._scratch = {}       # (shape, dtype) -> scratch array handed to the rule; never saved
+
+    def _buffer(self, w):
+        key = (w.shape, w.dtype.str)
+        buf = self._scratch.get(key)
+        if buf is None:
+            buf = self._scratch[key] = np.empty_like(w)
+        return buf
 
     def hyper(self) -> dict:
         return {}
@@ -80,7 +106,8 @@ class Optimizer:
             state = layer.state.get(name)
             if state is None:
                 state = layer.state[name] = {}
-            type(self).rule(layer.params[name], layer.grads[name], state, self.lr, **hyper)
+            w = layer.params[name]
+            type(self).rule(w, layer.grads[name], state, self.lr, buf=self._buffer(w), **hyper)
 
     @staticmethod
     def reset_state(model):

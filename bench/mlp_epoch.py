@@ -1,0 +1,132 @@
+"""Benchmark: one epoch of MNIST 784-300-100-10 ReLU, Adam(lr 1e-3), batch 128, float32.
+
+Prints the seconds per epoch (median over the epochs run) and the test accuracy after the last epoch for minigrow,
+and — when PyTorch is importable — for the same network in PyTorch CPU in the same run: the same initial weights
+(minigrow's U(±1/√fan_in) draw, copied), the same optimiser and the same minibatch order (one
+``Generator.permutation`` per epoch from the same seed). PyTorch gets as many threads as NumPy's BLAS.
+
+    python bench/mlp_epoch.py                 # 3 epochs each (about a minute on 2 cores)
+    python bench/mlp_epoch.py --epochs 5 --threads 1
+
+Not a test: timings depend on the machine and its load (``uptime`` is printed with the figures).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from minigrow.data import load_mnist  # noqa: E402
+from minigrow.network import mlp  # noqa: E402
+from minigrow.optim import Adam  # noqa: E402
+from minigrow.train import Trainer, evaluate  # noqa: E402
+
+SIZES = [784, 300, 100, 10]
+
+
+def blas_threads():
+    """Threads NumPy's OpenBLAS uses: the usual environment variables, else the CPU count."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var):
+            return int(os.environ[var])
+    return os.cpu_count() or 1
+
+
+def run_minigrow(d, epochs, seed, batch_size):
+    model = mlp(SIZES, "relu", init="torch", rng=seed, dtype=np.float32)
+    init = [(layer.params["W"].copy(), layer.params["b"].copy()) for layer in model.layers if "W" in layer.params]
+    tr = Trainer(model, "ce", Adam(1e-3), batch_size=batch_size, rng=np.random.default_rng(seed), progress=False)
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        tr.fit(d.X_train, d.y_train, 1)
+        times.append(time.perf_counter() - t0)
+    _, acc = evaluate(model, "ce", d.X_test, d.y_test)
+    dtypes = {str(layer.params[k].dtype) for layer, k in model.parameters()}
+    dtypes |= {str(v.dtype) for layer, k in model.parameters() for v in layer.state[k].values()
+               if isinstance(v, np.ndarray)}
+    return times, acc, init, dtypes
+
+
+def run_torch(d, epochs, seed, batch_size, init, threads):
+    import torch
+    torch.set_num_threads(threads)
+    layers = []
+    for i, (W, b) in enumerate(init):
+        lin = torch.nn.Linear(W.shape[1], W.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if i < len(init) - 1:
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    lossf = torch.nn.CrossEntropyLoss()
+    X = torch.from_numpy(d.X_train)
+    y = torch.from_numpy(d.y_train)
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        perm = torch.from_numpy(rng.permutation(n))
+        for s in range(0, n, batch_size):
+            idx = perm[s:s + batch_size]
+            xb, yb = X.index_select(0, idx), y.index_select(0, idx)
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(net(xb), yb)
+            loss.backward()
+            opt.step()
+            loss.item()          # the minigrow trainer also reads every step's loss
+        times.append(time.perf_counter() - t0)
+    with torch.no_grad():
+        acc = float((net(torch.from_numpy(d.X_test)).argmax(1).numpy() == d.y_test).mean())
+    return times, acc
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: NumPy BLAS threads)")
+    p.add_argument("--no-torch", action="store_true")
+    args = p.parse_args(argv)
+    threads = args.threads or blas_threads()
+
+    d = load_mnist(dtype=np.float32)
+    print(f"MNIST {d.X_train.shape[0]} train / {d.X_test.shape[0]} test, net {SIZES} ReLU, Adam lr 1e-3, "
+          f"batch {args.batch_size}, float32, seed {args.seed}, {args.epochs} epochs, BLAS threads {threads}")
+    print("load before:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+
+    t_mg, acc_mg, init, dtypes = run_minigrow(d, args.epochs, args.seed, args.batch_size)
+    med_mg = float(np.median(t_mg))
+    print(f"minigrow: epoch seconds {', '.join(f'{t:.2f}' for t in t_mg)}  median {med_mg:.2f} s; "
+          f"test accuracy after {args.epochs} epochs {100 * acc_mg:.2f} %  (parameter/state dtypes {sorted(dtypes)})")
+
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+            print("torch: not installed, no comparison")
+        if torch is not None:
+            t_pt, acc_pt = run_torch(d, args.epochs, args.seed, args.batch_size, init, threads)
+            med_pt = float(np.median(t_pt))
+            print(f"torch {torch.__version__} CPU ({threads} threads): epoch seconds "
+                  f"{', '.join(f'{t:.2f}' for t in t_pt)}  median {med_pt:.2f} s; test accuracy "
+                  f"{100 * acc_pt:.2f} %")
+            print(f"ratio minigrow / torch (median epoch time): {med_mg / med_pt:.2f}   (target <= 0.75)")
+    print("load after: ", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+
+
+if __name__ == "__main__":
+    main()
