@@ -20,6 +20,7 @@ from .common import nonneg_int, write_json
 PARTS = [
     ("core", None, "MLP 784-128-10 on MNIST, hand-written backprop"),
     ("insert", "insert", "SensLI layer insertion on the spirals: FNN [5] and res2 tanh vs no insertion and bigger net"),
+    ("bundles", "bundles", "conflicting bundles of a deep plain vs residual MLP on MNIST, then auto-tune"),
 ]
 
 
