@@ -1,0 +1,200 @@
+"""``python -m minigrow bundles``: conflicting bundles — measure, auto-tune, lesion, reproduce.
+
+Examples::
+
+    python -m minigrow bundles measure --arch plain --depth 50 --width 10 --epochs 1
+    python -m minigrow bundles measure --model runs/train/model.npz
+    python -m minigrow bundles autotune --counts 50 --widths 25 --epochs 5
+    python -m minigrow bundles autotune --counts 3,12,41,3 --widths 64,32,16,8 --rule all_types
+    python -m minigrow bundles lesion --blocks 30 --width 32 --hidden 4
+    python -m minigrow bundles reproduce grid          # docs/results/bundles_grid.json + figures
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .common import int_list, nonneg_int, positive_float, positive_int, write_json
+
+
+def register(sub):
+    p = sub.add_parser("bundles", help="conflicting bundles: measure, auto-tune, lesion, reproduce",
+                       description="Conflicting bundles (Peer et al. 2021) on MNIST subsets.")
+    s = p.add_subparsers(dest="action", metavar="ACTION")
+    s.required = True
+
+    def common(q, n_train=10000):
+        q.add_argument("--n-train", type=positive_int, default=n_train, help="first N MNIST training images")
+        q.add_argument("--n-test", type=positive_int, default=2000)
+        q.add_argument("--n-eval", type=positive_int, default=512, help="bundles on the first N training images")
+        q.add_argument("--lr", type=positive_float, default=1e-3, help="Adam η (also the η of the bundle grid)")
+        q.add_argument("--batch-size", type=positive_int, default=64, help="B (also the B of the bundle grid)")
+        q.add_argument("--seed", type=nonneg_int, default=0)
+        q.add_argument("--out", type=Path, default=Path("runs/bundles"))
+        q.add_argument("--no-progress", action="store_true")
+
+    m = s.add_parser("measure", help="bundles of every hidden layer of a network (trained here or loaded)")
+    m.add_argument("--model", type=Path, default=None, help="a model saved by minigrow (.npz); else build one")
+    m.add_argument("--arch", choices=["plain", "residual"], default="plain")
+    m.add_argument("--depth", type=positive_int, default=20)
+    m.add_argument("--width", type=positive_int, default=25)
+    m.add_argument("--epochs", type=nonneg_int, default=1, help="0 = measure at initialisation")
+    m.add_argument("--exact", action="store_true", help="exact equality instead of the float32 grid")
+    common(m)
+    m.set_defaults(func=run_measure)
+
+    a = s.add_parser("autotune", help="remove conflicting blocks and restart until training has no conflict")
+    a.add_argument("--counts", type=int_list, default=[50], help="blocks per type, e.g. 3,12,41,3")
+    a.add_argument("--widths", type=int_list, default=[25], help="width of each block type")
+    a.add_argument("--rule", choices=["first_type", "all_types"], default="first_type")
+    a.add_argument("--epochs", type=positive_int, default=5)
+    a.add_argument("--check-epochs", type=nonneg_int, default=10)
+    a.add_argument("--max-rounds", type=positive_int, default=8)
+    common(a)
+    a.set_defaults(func=run_autotune)
+
+    le = s.add_parser("lesion", help="drop conflicting / non-conflicting / random blocks of a trained ResNet")
+    le.add_argument("--blocks", type=positive_int, default=30)
+    le.add_argument("--width", type=positive_int, default=32)
+    le.add_argument("--hidden", type=positive_int, default=4, help="hidden width of each residual branch")
+    le.add_argument("--epochs", type=positive_int, default=3)
+    le.add_argument("--repeats", type=positive_int, default=10)
+    le.add_argument("--ks", type=int_list, default=[1, 2, 4, 8, 12, 16])
+    common(le)
+    le.set_defaults(func=run_lesion)
+
+    r = s.add_parser("reproduce", help="the reproductions of docs/bundles.md (writes docs/results, docs/figures)")
+    r.add_argument("what", choices=["grid", "autotune", "autotune-blocks", "lesion"])
+    r.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
+    r.add_argument("--seed", type=nonneg_int, default=0)
+    r.add_argument("--out", type=Path, default=None, help="folder for JSON and PNG (default docs/results, "
+                                                          "docs/figures of the repository)")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=run_reproduce)
+
+
+def _data(args):
+    from ..data import load_mnist
+    return load_mnist(n_train=args.n_train, n_test=args.n_test)
+
+
+def run_measure(args):
+    from ..bundles import format_report, label_entropy, layer_report
+    from ..experiments.bundles import make_net
+    from ..io import load
+    from ..optim import Adam
+    from ..train import Trainer
+    d = _data(args)
+    if args.model is not None:
+        model = load(args.model)["model"]
+        what = str(args.model)
+    else:
+        model = make_net(args.arch, args.depth, args.width, args.seed)
+        what = f"{args.arch} depth {args.depth} width {args.width}"
+        if args.epochs:
+            Trainer(model, "ce", Adam(args.lr), batch_size=args.batch_size, rng=args.seed,
+                    progress=not args.no_progress).fit(d.X_train, d.y_train, args.epochs, d.X_test, d.y_test)
+    n = min(args.n_eval, d.X_train.shape[0])
+    Xe, ye = d.X_train[:n], d.y_train[:n]
+    rep = layer_report(model, Xe, ye, lr=args.lr, batch_size=args.batch_size, n_classes=10, grid=not args.exact)
+    acc = float((model.predict(d.X_test) == d.y_test).mean())
+    print(f"{what}: bundles on the first {n} training images ({'exact' if args.exact else 'float32 grid'}, "
+          f"η={args.lr}, B={args.batch_size}); H(Y) = {label_entropy(ye):.4f}; test accuracy {acc:.4f}")
+    print(format_report(rep))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "bundles.json", {"model": what, "test_acc": acc, "n_eval": n,
+                                           "layers": [r.as_dict() for r in rep]})
+    print(f"wrote {args.out}/bundles.json")
+    return 0
+
+
+def run_autotune(args):
+    from ..experiments.bundles import autotune_mnist
+    if len(args.counts) != len(args.widths):
+        raise ValueError(f"--widths: expected one width per block type ({len(args.counts)}), got {args.widths}")
+    if args.lr != 1e-3 or args.batch_size != 64:
+        raise ValueError("--lr/--batch-size: the auto-tune command uses the reference η = 1e-3, B = 64")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = autotune_mnist(args.counts, args.widths, args.rule, args.n_train, args.n_test, args.epochs, args.n_eval,
+                         args.max_rounds, args.seed, out_dir=args.out, fig_dir=args.out,
+                         progress=not args.no_progress)
+    last = out["rounds"][-1]
+    print(f"auto-tune {args.counts} → {out['counts']} in {len(out['rounds'])} round(s), "
+          f"{'converged' if out['converged'] else 'NOT converged'}; final test accuracy "
+          f"{last.get('test_acc', float('nan')):.4f}; wrote {args.out}/bundles_autotune.json, .png")
+    return 0
+
+
+def run_lesion(args):
+    from ..experiments.bundles import lesion_mnist
+    args.out.mkdir(parents=True, exist_ok=True)
+    res = lesion_mnist(args.width, args.blocks, args.hidden, args.n_train, args.n_test, args.epochs, args.n_eval,
+                       args.repeats, args.ks, args.seed, out_dir=args.out, fig_dir=args.out,
+                       progress=not args.no_progress)
+    print(f"{len(res['conflicting_blocks'])}/{res['n_blocks']} conflicting blocks; base test accuracy "
+          f"{res['base_test_acc']:.4f}; wrote {args.out}/bundles_lesion.json, .png")
+    return 0
+
+
+def run_reproduce(args):
+    from ..experiments import bundles as ex
+    res_dir = args.out or ex.REPO_ROOT / "docs" / "results"
+    fig_dir = args.out or ex.REPO_ROOT / "docs" / "figures"
+    prog = not args.no_progress
+    if args.what == "grid":
+        ex.depth_width_grid(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
+    elif args.what == "autotune":
+        ex.autotune_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
+    elif args.what == "autotune-blocks":
+        ex.autotune_mnist(counts=(3, 12, 41, 3), widths=(64, 32, 16, 8), rule="all_types", seed=args.seed,
+                          out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog, name="autotune_blocks")
+    else:
+        ex.lesion_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
+    print(f"wrote {res_dir}/bundles_*.json and {fig_dir}/bundles_*.png", file=sys.stderr)
+    return 0
+
+
+def demo(out_dir, seed, quick, progress):
+    """Part of ``python -m minigrow demo``: bundles of a deep plain vs residual MLP, then auto-tune."""
+    from ..autotune import autotune
+    from ..bundles import layer_report
+    from ..data import load_mnist
+    from ..experiments.bundles import make_net, savefig_small
+    from ..optim import Adam
+    from ..plotting import pyplot
+    from ..train import Trainer
+    n_train, n_test, depth, width, epochs, n_eval = (600, 300, 12, 10, 1, 128) if quick else \
+        (4000, 1000, 30, 16, 1, 512)
+    d = load_mnist(n_train=n_train, n_test=n_test)
+    Xe, ye = d.X_train[:n_eval], d.y_train[:n_eval]
+    prof, accs = {}, {}
+    for arch in ("plain", "residual"):
+        model = make_net(arch, depth, width, seed)
+        Trainer(model, "ce", Adam(1e-3), batch_size=64, rng=seed, progress=False).fit(d.X_train, d.y_train, epochs)
+        rep = layer_report(model, Xe, ye, n_classes=10, kinds={"hidden", "block"})
+        prof[arch] = rep
+        accs[arch] = float((model.predict(d.X_test) == d.y_test).mean())
+    plt = pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for arch, rep in prof.items():
+        a1.plot([r.n_bundles for r in rep], label=f"{arch} (test acc {accs[arch]:.2f})")
+        a2.plot([r.entropy for r in rep], label=arch)
+    a1.set_yscale("log")
+    a1.set_xlabel("layer / block")
+    a1.set_ylabel("|B^l|")
+    a2.set_xlabel("layer / block")
+    a2.set_ylabel("H(B^l)")
+    a1.legend(fontsize=7)
+    savefig_small(fig, Path(out_dir) / "bundles_profile.png")
+    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 2,
+                   n_eval=n_eval, max_rounds=4, seed=seed, n_classes=10)
+    last = res.rounds[-1]
+    pl, rs = prof["plain"][-1], prof["residual"][-1]
+    summary = (f"depth {depth} width {width}, {epochs} epoch on {n_train} images: plain |B^L|={pl.n_bundles}, "
+               f"H={pl.entropy:.3f}, acc {accs['plain']:.3f}; residual |B^L|={rs.n_bundles}, H={rs.entropy:.3f}, "
+               f"acc {accs['residual']:.3f}; auto-tune [{depth}] → {res.counts} in {len(res.rounds)} round(s), "
+               f"test acc {last.get('test_acc', float('nan')):.3f}")
+    return {"summary": summary, "plots": ["bundles_profile.png"], "autotune": res.as_dict(),
+            "plain_last": pl.as_dict(), "residual_last": rs.as_dict()}
