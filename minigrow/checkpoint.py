@@ -178,6 +178,8 @@ def resume(path, trainer=None, *, callbacks=(), progress=True):
         layers, the optimiser's settings and per-parameter state, the scheduler position, the RNG state (in place),
         counters, history, batch size and the method state of every stateful object.
     """
+    if trainer is not None and not isinstance(trainer, Trainer):
+        raise TypeError(f"trainer: expected a minigrow Trainer (or None), got {type(trainer).__name__}")
     ck = load_checkpoint(path)
     meta, arrays, path = ck["checkpoint"], ck["arrays"], ck["path"]
     try:

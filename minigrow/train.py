@@ -109,6 +109,11 @@ def evaluate(model, loss, X, y, batch_size=4096):
     loss = get_loss(loss)
     batch_size = check_int("batch_size", batch_size, lo=1)
     X = check_array("X", X, ndim=2, dtype=model.dtype)
+    n_in = _input_width(model)
+    if n_in is not None and n_in != X.shape[1]:
+        raise ValueError(f"X: expected {n_in} features per sample (the input width of the model), got {X.shape[1]}")
+    if isinstance(y, (str, bytes, dict)) or y is None:
+        raise TypeError(f"y: expected integer labels or a target array, got {type(y).__name__}")
     y = np.asarray(y)
     if y.ndim == 1:
         y = check_labels("y", y, n=X.shape[0], n_classes=_n_out(model))
@@ -334,7 +339,9 @@ class Trainer:
 
     # --- divergence rollback ----------------------------------------------------------------------------------
     def _take_snapshot(self):
-        """In-memory copy of everything an epoch changes (one copy per epoch)."""
+        """In-memory copy of everything an epoch changes (one copy per epoch): the layer list, every layer's
+        attributes (shallow), parameters, optimiser state, frozen set and ``extra_arrays()`` (deep), the counters,
+        RNG, optimiser and scheduler attributes, history lengths and the method state (``state_dict``)."""
         layers = []
         for layer in _all_layers(self.model):
             d = dict(layer.__dict__)
@@ -344,7 +351,11 @@ class Trainer:
             d["frozen"] = set(layer.frozen)
             if hasattr(layer, "layers"):
                 d["layers"] = list(layer.layers)
-            layers.append((layer, d))
+            extra = None
+            if hasattr(layer, "extra_arrays") and hasattr(layer, "load_extra"):   # e.g. gate probabilities θ
+                es = layer.extra_state() if hasattr(layer, "extra_state") else {}
+                extra = (copy.deepcopy(es), {k: np.array(v, copy=True) for k, v in layer.extra_arrays().items()})
+            layers.append((layer, d, extra))
         method = []
         for key, obj in self.stateful_objects():
             meta, arrays = obj.state_dict()
@@ -359,10 +370,12 @@ class Trainer:
     def _restore_snapshot(self):
         snap = self._snapshot
         self.model.layers = list(snap["model_layers"])
-        for layer, d in snap["layers"]:
+        for layer, d, extra in snap["layers"]:
             layer.__dict__.clear()
             layer.__dict__.update(d)
             layer._init_grads()
+            if extra is not None:
+                layer.load_extra(*extra)
         self.step, self.epoch = snap["step"], snap["epoch"]
         self.rng.bit_generator.state = snap["rng"]
         del self.history.step_loss[snap["n_steps"]:]
