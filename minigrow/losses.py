@@ -35,8 +35,10 @@ class SoftmaxCrossEntropy:
     name = "ce"
 
     def _check(self, z, y):
-        if not isinstance(z, np.ndarray) or z.ndim != 2:
-            z = check_array("outputs", z, ndim=2)
+        # Cheap checks only: this runs at every step. Non-finite *outputs* are not an input error but a diverged
+        # network: they give a NaN loss, which the Trainer turns into TrainingDiverged.
+        if not isinstance(z, np.ndarray) or z.ndim != 2 or z.shape[0] == 0:
+            z = check_array("outputs", z, ndim=2, finite=False)
         y = np.asarray(y)
         if y.dtype.kind not in "iu" or y.ndim != 1 or y.shape[0] != z.shape[0] or \
                 (y.size and (y.min() < 0 or y.max() >= z.shape[1])):
@@ -71,7 +73,7 @@ class MSE:
     name = "mse"
 
     def _check(self, z, t):
-        z = check_array("outputs", z, ndim=2)
+        z = check_array("outputs", z, ndim=2, finite=False)     # NaN outputs → NaN loss (see SoftmaxCrossEntropy)
         t = check_array("targets", t, dtype=z.dtype)
         if t.ndim == 1:
             t = t[:, None]

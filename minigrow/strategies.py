@@ -25,7 +25,8 @@ What each strategy draws
 
 Helpers: :func:`assert_layer_gradients` (gradient check of every parameter and the input, raising an
 ``AssertionError`` that shows the report) and :func:`assume_away_from_kinks` (reject an example whose
-pre-activations come within ``margin`` of a kink).
+pre-activations come within ``margin`` of a kink), :func:`assume_network_away_from_kinks` (the same for every
+activation of a whole network).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from .layers import ACTIVATIONS, Dense, ResidualBlock
 
 __all__ = [
     "arrays", "batches", "dense_shapes", "seeds", "activations", "labels", "dense_cases", "residual_cases",
-    "assert_layer_gradients", "assume_away_from_kinks", "KINKS",
+    "assert_layer_gradients", "assume_away_from_kinks", "assume_network_away_from_kinks", "KINKS",
 ]
 
 #: Where each activation's derivative jumps (finite differences across these points are meaningless).
@@ -119,6 +120,21 @@ def assume_away_from_kinks(z, activation, margin=1e-3):
     z = np.asarray(z)
     for c in KINKS.get(activation, ()):
         assume(z.size == 0 or float(np.min(np.abs(z - c))) >= margin)
+
+
+def assume_network_away_from_kinks(model, X, margin=1e-3):
+    """Run ``model`` on ``X`` and ``assume`` that every activation input (of activation layers and inside residual
+    blocks) keeps ``margin`` away from its kink — the precondition of a finite-difference check of a whole ReLU
+    network."""
+    from .layers import Activation
+    h = X
+    for layer in model.layers:
+        out = layer.forward(h, train=False)
+        if isinstance(layer, Activation):
+            assume_away_from_kinks(h, layer.name, margin)
+        elif isinstance(layer, ResidualBlock):
+            assume_away_from_kinks(layer.z, layer.activation, margin)
+        h = out
 
 
 @st.composite
