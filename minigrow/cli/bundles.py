@@ -166,7 +166,7 @@ def demo(out_dir, seed, quick, progress):
     from ..plotting import pyplot
     from ..train import Trainer
     n_train, n_test, depth, width, epochs, n_eval = (600, 300, 12, 10, 1, 128) if quick else \
-        (4000, 1000, 30, 16, 1, 512)
+        (8000, 2000, 40, 16, 2, 512)
     d = load_mnist(n_train=n_train, n_test=n_test)
     Xe, ye = d.X_train[:n_eval], d.y_train[:n_eval]
     prof, accs = {}, {}
@@ -188,13 +188,14 @@ def demo(out_dir, seed, quick, progress):
     a2.set_ylabel("H(B^l)")
     a1.legend(fontsize=7)
     savefig_small(fig, Path(out_dir) / "bundles_profile.png")
-    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 2,
+    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 3,
                    n_eval=n_eval, max_rounds=4, seed=seed, n_classes=10)
     last = res.rounds[-1]
+    final = f"test acc {last['test_acc']:.3f}" if res.converged else "not converged within 4 rounds"
     pl, rs = prof["plain"][-1], prof["residual"][-1]
     summary = (f"depth {depth} width {width}, {epochs} epoch on {n_train} images: plain |B^L|={pl.n_bundles}, "
                f"H={pl.entropy:.3f}, acc {accs['plain']:.3f}; residual |B^L|={rs.n_bundles}, H={rs.entropy:.3f}, "
                f"acc {accs['residual']:.3f}; auto-tune [{depth}] → {res.counts} in {len(res.rounds)} round(s), "
-               f"test acc {last.get('test_acc', float('nan')):.3f}")
+               f"{final}")
     return {"summary": summary, "plots": ["bundles_profile.png"], "autotune": res.as_dict(),
             "plain_last": pl.as_dict(), "residual_last": rs.as_dict()}

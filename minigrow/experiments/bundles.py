@@ -34,7 +34,7 @@ from ..train import Trainer
 __all__ = ["REPO_ROOT", "make_net", "depth_width_grid", "autotune_mnist", "lesion_mnist", "GRID", "QUICK_GRID"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GRID = dict(depths=[2, 5, 10, 20, 35, 50], widths=[10, 25, 50], n_train=10000, n_test=2000, epochs=3, n_eval=512)
+GRID = dict(depths=[2, 5, 10, 20, 35, 50, 75, 100], widths=[10, 25, 50], n_train=10000, n_test=2000, epochs=3, n_eval=512)
 QUICK_GRID = dict(depths=[2, 12], widths=[10], n_train=600, n_test=300, epochs=1, n_eval=128)
 
 
