@@ -477,3 +477,51 @@ def test_training_refuses_a_model_with_non_finite_parameters():
     model.layers[2].params["b"][1] = np.nan
     with pytest.raises(ValueError, match=r"layers\[2\].params\['b'\]"):
         mg.Trainer(model, progress=False).fit(D.X_train, D.y_train, 1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the methods: pruning runs resume bit-identically (θ lives on the gated layers; pruned widths in the file)
+def _pruning_trainer(pruning):
+    return pruning.PruningTrainer(pruning.gated_mlp([2, 16, 16, 2], rng=0), "ce", mg.Adam(1e-2), batch_size=50,
+                                  rng=0, gamma=20.0, eta_theta=0.2, warmup_epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("split", [1, 3, 5])
+def test_pruning_run_resumes_bit_identically(split, tmp_path):
+    pruning = pytest.importorskip("minigrow.pruning")
+    straight = _pruning_trainer(pruning)
+    straight.fit(D.X_train, D.y_train, 6)
+    assert [e["epoch"] for e in straight.history.events if e.get("event") == "prune"] == [2, 5, 6]
+    first = _pruning_trainer(pruning)
+    first.fit(D.X_train, D.y_train, split)
+    save_checkpoint(tmp_path / "c.npz", first)
+    fresh = _pruning_trainer(pruning)                       # built as for the original run, then restored
+    resume(tmp_path / "c.npz", fresh)
+    fresh.fit(D.X_train, D.y_train, 6 - fresh.epoch)
+    assert model_bytes(fresh.model) == model_bytes(straight.model)
+    for la, lb in zip(fresh.model.layers, straight.model.layers):
+        if hasattr(la, "theta"):
+            assert la.theta.tobytes() == lb.theta.tobytes()
+            assert np.array_equal(la.unit_ids, lb.unit_ids)
+    assert history_wo_time(fresh.history) == history_wo_time(straight.history)
+
+
+def test_pruning_divergence_rolls_back_theta():
+    """A θ/W update that makes a parameter non-finite mid-epoch: the epoch-start state, θ included, comes back."""
+    pruning = pytest.importorskip("minigrow.pruning")
+
+    class Breaks(pruning.PruningTrainer):
+        def train_step(self, xb, yb):
+            loss = super().train_step(xb, yb)
+            if self.epoch == 2 and self.step % 9 == 4:
+                self.model.layers[0].theta[:] = 0.123              # θ changed in place …
+                self.model.layers[0].params["W"][0, 0] = np.nan    # … and a weight broken
+            return loss
+    tr = Breaks(pruning.gated_mlp([2, 16, 16, 2], rng=0), "ce", mg.Adam(1e-2), batch_size=50, rng=0, gamma=1.0,
+                eta_theta=0.2, warmup_epochs=1, progress=False)
+    tr.fit(D.X_train, D.y_train, 2)
+    before = (model_bytes(tr.model), tr.model.layers[0].theta.tobytes())
+    with pytest.raises(mg.TrainingDiverged) as info:
+        tr.fit(D.X_train, D.y_train, 2)
+    assert info.value.restored == "epoch"
+    assert (model_bytes(tr.model), tr.model.layers[0].theta.tobytes()) == before
