@@ -1,0 +1,229 @@
+"""Data: two spirals exactly as in sensli.md §6, MNIST loader checks, the IDX reader, Fashion-MNIST, splits,
+bad inputs."""
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minigrow import strategies as mst
+from minigrow.data import (FASHION_DIR, MNIST_SHA256, load_fashion_mnist, load_mnist, read_idx, scale_images,
+                           train_test_split, two_spirals)
+from minigrow.optim import Adam
+from minigrow.network import mlp
+from minigrow.train import Trainer
+
+
+# ------------------------------------------------------------------ two spirals (sensli.md §6)
+def spirals_by_the_formula(seed, N=300, r0=0.5):
+    """Independent re-computation: for i = 0..N−1, φ = 2πi/N, r = r0 + i/N; class 1 = (r cos φ, r sin φ), class 0
+    its point reflection; the 2N points shuffled and split 75/25."""
+    pts, labels = [], []
+    for cls in (0, 1):
+        sign = 1.0 if cls == 1 else -1.0
+        for i in range(N):
+            phi = 2 * np.pi * i / N
+            r = r0 + i / N
+            pts.append((sign * r * np.cos(phi), sign * r * np.sin(phi)))
+            labels.append(cls)
+    X, y = np.array(pts), np.array(labels)
+    perm = np.random.default_rng(seed).permutation(2 * N)
+    X, y = X[perm], y[perm]
+    return X[:450], y[:450], X[450:], y[450:]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 17])
+def test_two_spirals_match_the_method_note(seed):
+    d = two_spirals(rng=seed)
+    Xtr, ytr, Xte, yte = spirals_by_the_formula(seed)
+    assert d.X_train.shape == (450, 2) and d.X_test.shape == (150, 2)
+    np.testing.assert_allclose(d.X_train, Xtr, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(d.X_test, Xte, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(d.y_train, ytr)
+    np.testing.assert_array_equal(d.y_test, yte)
+
+
+def test_two_spirals_geometry():
+    d = two_spirals(rng=0)
+    X = np.concatenate([d.X_train, d.X_test])
+    y = np.concatenate([d.y_train, d.y_test])
+    assert np.bincount(y).tolist() == [300, 300]
+    r = np.hypot(X[:, 0], X[:, 1])
+    assert r.min() == pytest.approx(0.5) and r.max() == pytest.approx(0.5 + 299 / 300)
+    # class 0 is the point reflection of class 1: the sets {x} and {−x} coincide
+    a = np.sort(np.round(X[y == 1], 12), axis=0)
+    b = np.sort(np.round(-X[y == 0], 12), axis=0)
+    np.testing.assert_array_equal(a, b)
+    assert two_spirals(rng=0, dtype=np.float32).X_train.dtype == np.float32
+
+
+@given(n=st.integers(1, 50), frac=st.floats(0.1, 0.9), seed=mst.seeds())
+def test_train_test_split_is_a_partition(n, frac, seed):
+    X = np.arange(2 * n, dtype=float).reshape(n, 2)
+    y = np.arange(n)
+    d = train_test_split(X, y, frac, rng=seed)
+    assert len(d.y_train) == int(round((1 - frac) * n))
+    np.testing.assert_array_equal(np.sort(np.concatenate([d.y_train, d.y_test])), y)
+    np.testing.assert_array_equal(d.X_train[:, 0], 2 * d.y_train)
+
+
+def test_two_spirals_bad_arguments():
+    with pytest.raises(ValueError, match="n_per_class: expected an integer >= 1"):
+        two_spirals(n_per_class=0)
+    with pytest.raises(ValueError, match=r"test_fraction: expected a number in \[0, 1\)"):
+        two_spirals(test_fraction=1.0)
+    with pytest.raises(TypeError, match="rng"):
+        two_spirals(rng="zero")
+
+
+# ------------------------------------------------------------------ MNIST
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist(verify=True)
+
+
+def test_mnist_shapes_and_dtypes(mnist):
+    assert mnist.X_train.shape == (60000, 784) and mnist.X_test.shape == (10000, 784)
+    assert mnist.y_train.shape == (60000,) and mnist.y_test.shape == (10000,)
+    assert mnist.X_train.dtype == np.float32 and mnist.y_train.dtype == np.int64
+    assert mnist.X_train.min() == 0.0 and mnist.X_train.max() == 1.0
+
+
+def test_mnist_provenance_checks(mnist):
+    assert np.bincount(mnist.y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert mnist.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert float(mnist.X_train.mean(dtype=np.float64)) == pytest.approx(0.1307, abs=5e-5)
+    assert np.bincount(mnist.y_test).sum() == 10000
+
+
+def test_mnist_checksum_mismatch_is_refused(tmp_path):
+    fake = tmp_path / "mnist.npz"
+    np.savez(fake, x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2, np.uint8),
+             x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
+    with pytest.raises(ValueError, match=f"does not match the expected {MNIST_SHA256}"):
+        load_mnist(fake, verify=True)
+    d = load_mnist(fake)                      # without verify it loads
+    assert d.X_train.shape == (2, 784)
+
+
+def test_mnist_subsets_float64_and_unflattened():
+    d = load_mnist(n_train=100, n_test=10, dtype=np.float64, flatten=False)
+    assert d.X_train.shape == (100, 28, 28) and d.X_train.dtype == np.float64
+    assert d.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    with pytest.raises(ValueError, match="n_train: expected an integer <= 60000"):
+        load_mnist(n_train=60001)
+
+
+def test_mnist_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="MNIST file not found"):
+        load_mnist(tmp_path / "nope.npz")
+
+
+def test_scale_images():
+    x = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    out = scale_images(x)
+    assert out.dtype == np.float32 and out.shape == (1, 4)
+    np.testing.assert_allclose(out, [[0, 1, 0.2, 0.4]], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ IDX files
+def write_idx(path, arr, code, gz):
+    header = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    raw = header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as fh:
+        fh.write(raw)
+    return raw
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("dtype, code", [(np.uint8, 0x08), (np.int8, 0x09), (np.int16, 0x0B), (np.int32, 0x0C),
+                                         (np.float32, 0x0D), (np.float64, 0x0E)])
+def test_idx_round_trip(tmp_path, gz, dtype, code):
+    arr = (np.arange(2 * 3 * 4) - 5).reshape(2, 3, 4)
+    arr = (arr % 256 if dtype == np.uint8 else arr).astype(dtype)
+    path = tmp_path / ("a.idx.gz" if gz else "a.idx")
+    write_idx(path, arr, code, gz)
+    out = read_idx(path)
+    assert out.shape == arr.shape and out.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out, arr)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_truncated_and_corrupt(tmp_path, gz):
+    arr = np.arange(60, dtype=np.uint8).reshape(3, 4, 5)
+    raw = write_idx(tmp_path / "ok", arr, 0x08, gz=False)
+    cases = {
+        "short_body": (raw[:-7], r"expected 60 data bytes for shape \(3, 4, 5\), got 53"),
+        "long_body": (raw + b"\x00", "expected 60 data bytes"),
+        "bad_magic": (b"\x01\x02" + raw[2:], "not an IDX file"),
+        "bad_type": (raw[:2] + b"\x07" + raw[3:], "unknown IDX type code 0x07"),
+        "short_header": (raw[:9], "truncated IDX header"),
+        "empty": (b"", "not an IDX file"),
+    }
+    for name, (content, match) in cases.items():
+        path = tmp_path / name
+        if gz:
+            with gzip.open(path, "wb") as fh:
+                fh.write(content)
+        else:
+            path.write_bytes(content)
+        with pytest.raises(ValueError, match=match):
+            read_idx(path)
+
+
+def test_idx_damaged_gzip_stream(tmp_path):
+    path = tmp_path / "t.gz"
+    write_idx(path, np.arange(1000, dtype=np.uint8).reshape(10, 100) % 7, 0x08, gz=True)
+    data = path.read_bytes()
+    (tmp_path / "cut.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        read_idx(tmp_path / "cut.gz")
+    (tmp_path / "flip.gz").write_bytes(data[:12] + bytes(b ^ 0xFF for b in data[12:30]) + data[30:])
+    with pytest.raises(ValueError):
+        read_idx(tmp_path / "flip.gz")
+
+
+def test_fashion_from_any_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    labels = np.array([3, 1, 4, 1, 5], dtype=np.uint8)
+    for prefix, n in (("train", 5), ("t10k", 3)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", imgs[:n], 0x08, gz=True)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels[:n], 0x08, gz=False)
+    d = load_fashion_mnist(tmp_path)
+    assert d.X_train.shape == (5, 784) and d.X_test.shape == (3, 784)
+    np.testing.assert_allclose(d.X_train[1], imgs[1].ravel() / 255.0, rtol=1e-6)
+    assert d.y_test.tolist() == [3, 1, 4]
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        load_fashion_mnist(tmp_path / "empty")
+
+
+@pytest.mark.skipif(not (Path(FASHION_DIR) / "train-labels-idx1-ubyte.gz").exists(),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_fashion_mnist_installed():
+    d = load_fashion_mnist(n_test=1000)
+    assert d.X_train.shape == (60000, 784) and d.X_test.shape == (1000, 784)
+    assert np.bincount(d.y_train).tolist() == [6000] * 10
+    assert 0.25 < float(d.X_train.mean()) < 0.33
+
+
+# ------------------------------------------------------------------ bad inputs reach the user as ValueError
+def trainer():
+    return Trainer(mlp([2, 4, 2], rng=0), "ce", Adam(1e-2), batch_size=4, rng=0, progress=False)
+
+
+@pytest.mark.parametrize("X, y, match", [
+    (np.zeros((5, 3)), np.zeros(5, int), r"expected 2 features"),
+    (np.zeros(5), np.zeros(5, int), r"X(_train)?: expected a 2-d array"),
+    (np.array([[0.0, np.nan]] * 3), np.zeros(3, int), r"X(_train)?: expected finite values, got nan"),
+    (np.zeros((3, 2)), np.array([0, 2, 1]), r"y(_train)?: expected integer labels in \[0, 2\), got 2 at index 1"),
+    (np.zeros((3, 2)), np.array([0, 1]), r"y(_train)?: expected 3 labels"),
+    (np.zeros((0, 2)), np.zeros(0, int), r"X(_train)?: expected at least 1 sample"),
+])
+def test_trainer_bad_inputs(X, y, match):
+    with pytest.raises(ValueError, match=match):
+        trainer().fit(X, y, 1)
