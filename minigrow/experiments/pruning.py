@@ -1,0 +1,188 @@
+"""Reproductions for variational Bernoulli pruning (pruning.md §4): teacher-student toy, MNIST 784-300-100-10,
+the robustness grid, and their figures.
+
+Every function returns plain dicts (JSON-able apart from the ``trainer``/``model`` entries) and the plotting
+helpers write small PNGs. Command lines: ``python -m minigrow prune toy|mnist|grid|all`` (see docs/pruning.md).
+The method is our derivation from the papers' stated principles (see :mod:`minigrow.pruning`).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_mnist
+from ..network import mlp
+from ..optim import Adam
+from ..pruning import PruningTrainer, gated_layers, gated_mlp, widths
+from ..train import Trainer, evaluate
+
+__all__ = ["teacher_student", "mnist_run", "dense_baseline", "robustness_grid", "MNIST_SETTINGS",
+           "REFERENCE_POINTS", "plot_theta_trajectories", "plot_widths", "plot_error_vs_params"]
+
+# Reference points on the same net from other structured methods (pruning.md §4): (name, kept widths
+# inputs-h1-h2, test error % (range midpoint), kept weights computed for 784-300-100-10 with those widths)
+REFERENCE_POINTS = [("L0-sep", (266, 88, 33), 1.7), ("SBP", (245, 160, 55), 1.6), ("VIB", (97, 71, 33), 1.6)]
+
+
+def ref_params(w):
+    """Weights + biases of an MLP with kept inputs-h1-h2 = w and 10 outputs."""
+    n_in, h1, h2 = w
+    return n_in * h1 + h1 + h1 * h2 + h2 + h2 * 10 + 10
+
+
+# --------------------------------------------------------------------------------------------------------------
+def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, seed=0, epochs=40, gamma=1.0,
+                    eta_theta=2.0, warmup_epochs=5, lr=1e-2, batch_size=100, estimator="flip"):
+    """Teacher tanh MLP d-k-1 (He init), noisy targets y = teacher(x) + noise·ε; a gated student d-width-1 trained
+    with MSE should end with k units and θ ∈ {0, 1}. float64, fast (about a second)."""
+    rng = np.random.default_rng(seed)
+    teacher = mlp([d, k, 1], "tanh", init="he", rng=seed + 1, dtype=np.float64)
+    X = rng.standard_normal((n_train + n_test, d))
+    Y = teacher(X) + noise * rng.standard_normal((n_train + n_test, 1))
+    student = gated_mlp([d, width, 1], "tanh", rng=seed + 2, dtype=np.float64)
+    tr = PruningTrainer(student, "mse", Adam(lr), batch_size=batch_size, rng=seed + 3, gamma=gamma,
+                        eta_theta=eta_theta, estimator=estimator, warmup_epochs=warmup_epochs, eps=1e-3,
+                        dtype=np.float64, progress=False)
+    t0 = time.perf_counter()
+    tr.fit(X[:n_train], Y[:n_train], epochs, X[n_train:], Y[n_train:])
+    th = np.concatenate([student.layers[i].theta for i in gated_layers(student)])
+    return {"k": k, "width": width, "seed": seed, "final_width": widths(student)[0],
+            "widths": [e["widths"][0] for e in tr.history.epochs],
+            "theta_binary_frac": float(np.mean((th == 0) | (th == 1))),
+            "test_loss": tr.history.epochs[-1]["test_loss"], "noise_var": noise ** 2,
+            "seconds": time.perf_counter() - t0, "trainer": tr}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MNIST. Settings found by the tuning reported in docs/pruning.md.
+MNIST_SETTINGS = dict(gamma=0.5, eta_theta=0.1, warmup_epochs=2, epochs=20, lr=1e-3, batch_size=100,
+                      sigma0=0.5, strength=1.0, eps=1e-3, flip_samples=32, estimator="flip")
+
+
+def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, progress=False, data=None,
+              **overrides):
+    """Prune a gated 784-h1-h2-10 ReLU MLP on MNIST with :data:`MNIST_SETTINGS` (overridable); returns a record
+    with the history, final widths, test error of the final deterministic net, θ binarity, seconds."""
+    s = {**MNIST_SETTINGS, **overrides}
+    d = data if data is not None else load_mnist(n_train=n_train, n_test=n_test)
+    model = gated_mlp([784, *hidden, 10], "relu", rng=seed, scale=scale)
+    tr = PruningTrainer(model, "ce", Adam(s["lr"]), batch_size=s["batch_size"], rng=seed, gamma=s["gamma"],
+                        eta_theta=s["eta_theta"], estimator=s["estimator"], warmup_epochs=s["warmup_epochs"],
+                        eps=s["eps"], sigma0=s["sigma0"], strength=s["strength"], flip_samples=s["flip_samples"],
+                        progress=progress)
+    t0 = time.perf_counter()
+    tr.fit(d.X_train, d.y_train, s["epochs"], d.X_test, d.y_test)
+    seconds = time.perf_counter() - t0
+    th = np.concatenate([model.layers[i].theta for i in gated_layers(model)])
+    final, _ = tr.finalize()
+    _, acc = evaluate(final, "ce", d.X_test, d.y_test)
+    hist = [{k: v for k, v in e.items()} for e in tr.history.epochs]
+    return {"hidden": list(hidden), "seed": seed, "scale": scale, "settings": s,
+            "n_train": int(d.X_train.shape[0]), "widths": widths(model), "test_err": 1 - acc,
+            "theta_binary_frac": float(np.mean((th == 0) | (th == 1))), "n_params": final.n_params(),
+            "macs": final.macs(), "seconds": seconds, "history": hist,
+            "theta_trace": [(int(s_), int(p), ids.tolist(), t.tolist()) for s_, p, ids, t in tr.theta_trace],
+            "model": final, "trainer": tr}
+
+
+def dense_baseline(hidden=(300, 100), seed=0, epochs=20, lr=1e-3, batch_size=100, n_train=None, n_test=None,
+                   data=None, progress=False):
+    """The same net without gates or prior, same optimiser and epochs (the comparison for error and wall time)."""
+    d = data if data is not None else load_mnist(n_train=n_train, n_test=n_test)
+    model = mlp([784, *hidden, 10], "relu", rng=seed)
+    tr = Trainer(model, "ce", Adam(lr), batch_size=batch_size, rng=seed, progress=progress)
+    t0 = time.perf_counter()
+    tr.fit(d.X_train, d.y_train, epochs, d.X_test, d.y_test)
+    return {"hidden": list(hidden), "seed": seed, "test_err": 1 - tr.history.epochs[-1]["test_acc"],
+            "n_params": model.n_params(), "seconds": time.perf_counter() - t0,
+            "history": tr.history.epochs, "model": model}
+
+
+def robustness_grid(seeds=(0, 1, 2), scales=(0.5, 1.0, 2.0), hiddens=((300, 100), (600, 200), (1000, 300)),
+                    progress=False, data=None, log=None, **overrides):
+    """Run :func:`mnist_run` over seeds × init scales × starting widths; returns a list of compact records."""
+    d = data if data is not None else load_mnist()
+    rows = []
+    for h in hiddens:
+        for sc in scales:
+            for sd in seeds:
+                r = mnist_run(h, seed=sd, scale=sc, data=d, progress=progress, **overrides)
+                row = {k: r[k] for k in ("hidden", "seed", "scale", "widths", "test_err", "theta_binary_frac",
+                                         "n_params", "seconds")}
+                row["widths_per_epoch"] = [e["widths"] for e in r["history"]]
+                rows.append(row)
+                if log is not None:
+                    log(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------------------------
+
+def plot_theta_trajectories(theta_trace, path, steps_per_epoch=None, title=None, max_units=60, seed=0):
+    """θ_j over training for a random subset of the units of each gated layer (lines end when a unit is pruned)."""
+    from ..plotting import pyplot, savefig
+    plt = pyplot()
+    layers = sorted({p for _, p, _, _ in theta_trace})
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.2), squeeze=False)
+    rng = np.random.default_rng(seed)
+    for ax, p in zip(axes[0], layers):
+        recs = [(s, dict(zip(ids, th))) for s, q, ids, th in theta_trace if q == p]
+        all_ids = sorted(recs[0][1])
+        pick = rng.choice(all_ids, size=min(max_units, len(all_ids)), replace=False)
+        for u in pick:
+            xs = [s for s, d in recs if u in d]
+            ys = [d[u] for s, d in recs if u in d]
+            if steps_per_epoch:
+                xs = [x / steps_per_epoch for x in xs]
+            ax.plot(xs, ys, lw=0.7, alpha=0.7)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("epoch" if steps_per_epoch else "step")
+        ax.set_ylabel(r"$\theta_j$")
+        ax.set_title(f"gated layer {p + 1}: {len(pick)} of {len(all_ids)} units")
+    if title:
+        fig.suptitle(title)
+    return savefig(fig, path)
+
+
+def plot_widths(runs, path, title=None):
+    """Hidden widths over epochs; ``runs`` = list of (label, widths_per_epoch)."""
+    from ..plotting import pyplot, savefig
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for n, (label, wpe) in enumerate(runs):
+        w = np.array(wpe)
+        for layer in range(w.shape[1]):
+            ax.plot(np.arange(1, len(w) + 1), w[:, layer], ["-", "--", ":"][layer % 3], color=f"C{n % 10}",
+                    lw=1, label=label if layer == 0 else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("width (solid h1, dashed h2)")
+    if len(runs) <= 10:
+        ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return savefig(fig, path)
+
+
+def plot_error_vs_params(points, dense, path, title=None):
+    """Test error (%) against kept parameters: our pruned nets, the dense net(s), the reference points."""
+    from ..plotting import pyplot, savefig
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, p, e in points:
+        ax.scatter(p, 100 * e, marker="o", s=22, label=label)
+    for label, p, e in dense:
+        ax.scatter(p, 100 * e, marker="s", s=40, color="k", label=label)
+    for name, w, e in REFERENCE_POINTS:
+        ax.scatter(ref_params(w), e, marker="^", s=40, label=f"{name} {'-'.join(map(str, w))} (ref.)")
+    ax.set_xscale("log")
+    ax.set_xlabel("kept parameters")
+    ax.set_ylabel("test error (%)")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    return savefig(fig, path)

@@ -1,0 +1,807 @@
+r"""Variational Bernoulli unit pruning during training (after Guenter & Sideris, arXiv 2205.04650).
+
+**What is from the papers and what is ours.** The papers state the principles: every unit is multiplied by a
+binary gate ξ_j ~ Bernoulli(θ_j); the weights have Gaussian (scale-mixture) priors; a "flattening" hyper-prior makes
+the optimal prior parameters closed-form and every solution deterministic (θ ∈ {0, 1}); training is projected SGD
+with efficient gradient estimators; a unit is removed when θ_j reaches 0. The paper bodies and code were not
+available to us. The cost, the gradients, the closed-form precision λ*, the estimators and the update below are
+**our derivation** from those principles (``/work/shared/methods/pruning.md`` §2–3, tutorial 03); they have every
+property the abstracts claim, but they are not claimed to be the papers' exact equations.
+
+The model (pruning.md §2)
+-------------------------
+Gated dense layer, the gate *after* the activation (a removed unit contributes exactly 0 whatever its bias)::
+
+    a^l = φ(W^l ã^{l−1} + b^l),      ã^l = ξ^l ⊙ a^l,      ξ^l_j ~ Bernoulli(θ^l_j)   (one draw per sample)
+
+Optionally the input pixels are gated too (:class:`InputGate`, ã^0 = ξ^0 ⊙ x). The cost per sample (N = size of
+the training set)::
+
+    C(W, θ) = mean_i E_{ξ~q_θ}[ℓ_i(W, ξ)] + (1/N) Σ_l Σ_j θ_j ( (λ_l/2) ‖w_j‖² + γ n_j )            (eq. C)
+
+w_j = (row j of W^l, b^l_j) are unit j's incoming weights and bias, n_j = fan_in + 1 their number (the current
+fan-in: it falls when the layer below is pruned), γ the price in nats per active parameter. The (1/N) makes the
+prior a per-sample quantity like the data term; getting it wrong by a factor N prunes everything or nothing.
+
+*Flattening.* With a per-unit prior keep-probability π_j under a flat hyper-prior, the optimal π_j equals θ_j and
+the Bernoulli KL(q_θ ‖ p_π) vanishes. That term is the only non-affine (convex) one in θ_j. What is left is affine in
+each θ_j separately — the data term too, because ξ_j is binary (E over ξ_j of f(ξ_j) = θ_j f(1) + (1 − θ_j) f(0)).
+So C is multilinear in θ and its minimisers over the box [0, 1]^n lie at vertices: deterministic networks.
+
+*Precision in closed form* (``optimal_precision``). Per layer, λ_l is the MAP estimate of the precision of the
+active weights under a Gamma(a, b) hyper-prior, i.e. the minimiser of::
+
+    C_λ(λ_l) = (1/N) [ Σ_j θ_j ( (λ_l/2)‖w_j‖² − (n_j/2) ln λ_l ) − (a − 1) ln λ_l + b λ_l ]        (eq. Cλ)
+
+    ⇒  λ_l* = (a − 1 + ½ Σ_j θ_j n_j) / (b + ½ Σ_j θ_j ‖w_j‖²)                                    (eq. λ*)
+
+(a = 1, b → 0: one over the mean square of the active weights; it follows the init scale). Our choice: the
+Gaussian normaliser −(n_j/2) ln λ_l is *not* charged to θ_j in eq. C; its role is played by the constant price γ
+(from the scale-mixture prior, γ = ln(σ_slab/s) − ½ with the posterior width s tied to the slab width σ_slab).
+
+Gradients (pruning.md §3)
+-------------------------
+* Weights: backprop of the batch-mean loss with the *sampled* gates (unbiased, ξ does not depend on W), plus
+  θ_j λ_l w_j / N (:func:`add_prior_weight_grads`).
+* Gates, exact by multilinearity::
+
+      ∂C/∂θ_j = E_{ξ_−j}[ mean_i ℓ_i(ξ_j = 1) − mean_i ℓ_i(ξ_j = 0) ] + p_j / N,
+      p_j = (λ_l/2)‖w_j‖² + γ n_j                                                                  (eq. gθ)
+
+  Estimators of the expectation (Δ_j): :func:`flip_gradient` (exact flip, unbiased; vectorised with the rank-one
+  update z^{l+1} ± a_j W^{l+1}[:, j]), :func:`pathwise_gradient` (first-order, biased, free from backprop),
+  :func:`score_function_gradient` (unbiased, noisy, undefined at θ ∈ {0, 1}: the bad example).
+* Projected step θ ← clip(θ − η_θ ĝ, 0, 1) (:func:`theta_step`).
+* Pruning: a unit whose θ_j ≤ ε after the warm-up is removed *physically* (row of W^l, b^l, column of W^{l+1},
+  θ_j, optimiser state; :func:`remove_units`), at least one unit per layer is kept, so each epoch gets cheaper.
+  At the end the units left get gate 1 (θ ≥ ½) and the gates disappear (:func:`to_deterministic`).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .layers import ACTIVATIONS, Activation, Dense, Layer, Sequential, activation_layer, register_layer
+from .losses import get_loss
+from .train import Trainer, TrainingDiverged
+from .validate import (check_array, check_choice, check_int, check_nonneg, check_positive, check_prob,
+                       check_rng)
+
+__all__ = [
+    "GatedDense", "InputGate", "gated_mlp", "gated_layers", "weight_layer_after", "unit_sizes",
+    "unit_sq_norms", "optimal_precision", "precision_cost", "prior_cost", "prior_theta_grad",
+    "add_prior_weight_grads", "hyper_prior", "layer_precisions", "sample_gates", "set_gates",
+    "forward_with_gates", "per_sample_losses",
+    "flip_gradient", "pathwise_gradient", "score_function_gradient", "theta_step", "exact_expectation",
+    "remove_units", "prune", "to_deterministic", "widths", "PruningTrainer", "ESTIMATORS",
+]
+
+ESTIMATORS = ("flip", "pathwise", "score")
+
+
+# ==============================================================================================================
+# Layers
+# ==============================================================================================================
+
+class _Gated:
+    """Mixin for layers with Bernoulli gates: ``theta`` (keep probabilities, float64), ``xi`` (the sampled gates of
+    the current batch, shape (batch, units), or None), ``unit_ids`` (each unit's index in the original network,
+    so θ trajectories can be followed through pruning) and ``gate_grad`` (the pathwise quantity of the last
+    backward pass)."""
+
+    def _init_gates(self, n, theta0):
+        self.theta = np.full(n, float(theta0), dtype=np.float64)
+        self.unit_ids = np.arange(n)
+        self.xi = None
+        self.gate_grad = None
+
+    def gate(self, train):
+        """The multiplier used in forward: the sampled ξ in training (when set), else the mean gate θ
+        (equal to the deterministic network when θ ∈ {0, 1})."""
+        if train and self.xi is not None:
+            return self.xi
+        return self.theta.astype(self.dtype_for_gate, copy=False)
+
+    def extra_arrays(self):
+        return {"theta": self.theta, "unit_ids": self.unit_ids}
+
+    def load_extra(self, extra, arrays):
+        if "theta" in arrays:
+            th = np.asarray(arrays["theta"], dtype=np.float64)
+            if th.shape != (self.n_units,):
+                raise ValueError(f"{type(self).__name__}: saved theta has shape {th.shape}, expected "
+                                 f"({self.n_units},)")
+            self.theta = th.copy()
+        if "unit_ids" in arrays:
+            self.unit_ids = np.asarray(arrays["unit_ids"], dtype=np.int64).copy()
+
+
+@register_layer
+class GatedDense(Dense, _Gated):
+    r"""Dense layer + activation + Bernoulli gate after the activation (pruning.md §2; gate placement ours).
+
+    Forward, batch-first, with gates Ξ (one row per sample):
+
+    .. math::  Z = X Wᵀ + b,\qquad A = φ(Z),\qquad \tilde A = Ξ ⊙ A
+
+    Backward, for upstream G = ∂L/∂Ã:
+
+    .. math::  ∂L/∂A = Ξ ⊙ G,\quad δ = φ'(Z) ⊙ ∂L/∂A,\quad ∂L/∂W = δᵀX,\quad ∂L/∂b = Σ_n δ_n,\quad ∂L/∂X = δW
+
+    and the pathwise gate quantity ``gate_grad[j] = Σ_n G_{nj} A_{nj}`` (∂L/∂ξ_j if one shared gate multiplied
+    unit j; used by :func:`pathwise_gradient`).
+
+    ``theta`` is not a parameter of the optimiser: it is updated by the projected step :func:`theta_step`.
+    """
+
+    def __init__(self, in_features, out_features, activation="relu", init="torch", rng=None, dtype=np.float32,
+                 bias=True, scale=1.0, alpha=0.01, theta0=1.0):
+        super().__init__(in_features, out_features, init=init, rng=rng, dtype=dtype, bias=bias, scale=scale)
+        self.activation = check_choice("activation", activation, set(ACTIVATIONS))
+        self.alpha = float(alpha)
+        self._f, self._df = ACTIVATIONS[self.activation]
+        self._init_gates(self.out_features, check_prob("theta0", theta0))
+
+    @property
+    def n_units(self):
+        return self.out_features
+
+    @property
+    def dtype_for_gate(self):
+        return self.params["W"].dtype
+
+    def config(self):
+        return {**super().config(), "activation": self.activation, "alpha": self.alpha}
+
+    def act(self, z):
+        return self._f(z, self.alpha)
+
+    def forward(self, x, train=True):
+        self.x = x
+        z = x @ self.params["W"].T
+        if self.bias:
+            z += self.params["b"]
+        self.z = z
+        self.a = self.act(z)
+        self.g = self.gate(train)
+        return self.a * self.g
+
+    def backward(self, dout, need_input_grad=True):
+        self.gate_grad = (dout * self.a).sum(axis=0)                         # Σ_n G_nj A_nj
+        da = dout * self.g                                                   # ∂L/∂A = Ξ ⊙ G
+        dz = self._df(self.z, self.a, da, self.alpha)                        # δ = φ'(Z) ⊙ ∂L/∂A
+        return super().backward(dz, need_input_grad)
+
+    def remove_outputs(self, keep):
+        keep = np.asarray(keep)
+        super().remove_outputs(keep)
+        self.theta = self.theta[keep].copy()
+        self.unit_ids = self.unit_ids[keep].copy()
+        self.xi = None
+
+
+@register_layer
+class InputGate(Layer, _Gated):
+    r"""Bernoulli gates on the network input: x̃ = ξ ⊙ x (optional input pruning; pruning.md §2).
+
+    No weights. The price of an input unit is γ times the number of weights it feeds (the columns of the next
+    layer's W) — our choice, since an input has no incoming weights. Removing input j drops column j of the
+    next layer; the caller must then feed only the kept features (``unit_ids`` says which).
+    """
+
+    def __init__(self, n_features, theta0=1.0, dtype=np.float32):
+        super().__init__()
+        self.n_features = check_int("n_features", n_features, lo=1)
+        self._dtype = np.dtype(dtype)
+        self._init_gates(self.n_features, check_prob("theta0", theta0))
+
+    @property
+    def n_units(self):
+        return self.n_features
+
+    @property
+    def dtype_for_gate(self):
+        return self._dtype
+
+    def astype(self, dtype):
+        self._dtype = np.dtype(dtype)
+        return self
+
+    def config(self):
+        return {"n_features": self.n_features, "dtype": self._dtype.name}
+
+    def forward(self, x, train=True):
+        # The network may see the full input while inputs are pruned: select the kept features first.
+        if x.shape[1] != self.n_features:
+            x = x[:, self.unit_ids]
+        self.a = x
+        self.g = self.gate(train)
+        return x * self.g
+
+    def backward(self, dout, need_input_grad=True):
+        self.gate_grad = (dout * self.a).sum(axis=0)
+        return dout * self.g if need_input_grad else None
+
+    def remove_outputs(self, keep):
+        keep = np.asarray(keep)
+        self.theta = self.theta[keep].copy()
+        self.unit_ids = self.unit_ids[keep].copy()
+        self.n_features = int(keep.size)
+        self.xi = None
+
+    def load_extra(self, extra, arrays):
+        _Gated.load_extra(self, extra, arrays)
+
+
+def gated_mlp(sizes, activation="relu", init="torch", rng=0, dtype=np.float32, scale=1.0, theta0=1.0,
+              input_gate=False):
+    """``[n_in, h_1, …, h_L, n_out]`` → [InputGate?] GatedDense(n_in→h_1) … GatedDense(→h_L) Dense(h_L→n_out).
+
+    Same random draws as :func:`minigrow.network.mlp` for the same ``rng`` (so a gated and a dense net can start
+    from the same weights).
+    """
+    sizes = [check_int(f"sizes[{i}]", s, lo=1) for i, s in enumerate(sizes)]
+    if len(sizes) < 3:
+        raise ValueError(f"sizes: expected [n_in, at least one hidden width, n_out], got {sizes}")
+    rng = check_rng("rng", rng)
+    layers = [InputGate(sizes[0], theta0, dtype)] if input_gate else []
+    for i in range(len(sizes) - 2):
+        layers.append(GatedDense(sizes[i], sizes[i + 1], activation, init=init, rng=rng, dtype=dtype,
+                                 scale=scale, theta0=theta0))
+    layers.append(Dense(sizes[-2], sizes[-1], init=init, rng=rng, dtype=dtype, scale=scale))
+    return Sequential(layers)
+
+
+def gated_layers(model):
+    """Indices of the layers with gates (InputGate, GatedDense), in order."""
+    return [i for i, layer in enumerate(model.layers) if isinstance(layer, _Gated)]
+
+
+def weight_layers(model):
+    """Indices of the layers with a weight matrix W (Dense and GatedDense)."""
+    return [i for i, layer in enumerate(model.layers) if isinstance(layer, Dense)]
+
+
+def weight_layer_after(model, i):
+    """Index of the first Dense/GatedDense after layer ``i`` (the layer that reads unit j's output)."""
+    for k in range(i + 1, len(model.layers)):
+        if isinstance(model.layers[k], Dense):
+            return k
+    raise ValueError(f"layer {i} is gated but no Dense layer follows it; a gated layer must feed a Dense layer")
+
+
+def widths(model):
+    """Number of units of every gated layer."""
+    return [model.layers[i].n_units for i in gated_layers(model)]
+
+
+# ==============================================================================================================
+# Prior terms: n_j, ‖w_j‖², λ*, the price
+# ==============================================================================================================
+
+def unit_sizes(model, i):
+    """n_j for the units of layer ``i``: fan_in + 1 (incoming weights and bias) for a dense layer; for an input gate
+    the number of weights the input feeds (our choice, see :class:`InputGate`)."""
+    layer = model.layers[i]
+    if isinstance(layer, InputGate):
+        return np.full(layer.n_units, model.layers[weight_layer_after(model, i)].out_features, dtype=np.float64)
+    return np.full(layer.out_features, layer.in_features + int(layer.bias), dtype=np.float64)
+
+
+def unit_sq_norms(layer):
+    """‖w_j‖² = Σ_k W_jk² + b_j² for every output unit j of a Dense layer (0 for an input gate)."""
+    if isinstance(layer, InputGate):
+        return np.zeros(layer.n_units)
+    W = layer.params["W"].astype(np.float64)
+    s = np.einsum("jk,jk->j", W, W)
+    if layer.bias:
+        s = s + layer.params["b"].astype(np.float64) ** 2
+    return s
+
+
+def _theta_of(layer):
+    return layer.theta if isinstance(layer, _Gated) else np.ones(layer.out_features)
+
+
+def optimal_precision(theta, sq_norms, n, a=1.0, b=1e-8):
+    r"""Closed-form per-layer precision (eq. λ*, ours):
+
+    .. math::  λ^* = \frac{a − 1 + ½ Σ_j θ_j n_j}{b + ½ Σ_j θ_j ‖w_j‖²}
+
+    the stationary point of :func:`precision_cost` (MAP precision of the active weights, Gamma(a, b) hyper-prior).
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    num = a - 1 + 0.5 * float(np.sum(theta * n))
+    den = b + 0.5 * float(np.sum(theta * sq_norms))
+    if num <= 0 or den <= 0:
+        raise ValueError(f"optimal_precision: need a − 1 + ½Σθn > 0 and b + ½Σθ‖w‖² > 0, got {num} and {den} "
+                         f"(a={a}, b={b})")
+    return num / den
+
+
+def precision_cost(lam, theta, sq_norms, n, n_train, a=1.0, b=1e-8):
+    r"""The λ-dependent part of the cost, eq. Cλ:
+    (1/N)[Σ_j θ_j((λ/2)‖w_j‖² − (n_j/2) ln λ) − (a − 1) ln λ + b λ]. Minimised by :func:`optimal_precision`."""
+    theta = np.asarray(theta, dtype=np.float64)
+    return (float(np.sum(theta * (0.5 * lam * sq_norms - 0.5 * n * np.log(lam))))
+            - (a - 1) * np.log(lam) + b * lam) / n_train
+
+
+def hyper_prior(model, sigma0=None, strength=0.0, a=1.0, b=1e-8):
+    r"""Per-layer Gamma(a_l, b_l) hyper-prior parameters {index: (a_l, b_l)}.
+
+    ``strength`` ρ = 0 gives the plain (a, b) of eq. λ* for every layer. With ρ > 0 the hyper-prior counts as
+    ρ·P_l pseudo-weights of mean square σ0² (P_l = Σ_j n_j of layer l now):
+    a_l = a + ½ρP_l, b_l = b + ½ρP_l σ0², so that λ_l* = (a − 1 + ½ρP_l + ½Σθn)/(b + ½ρP_lσ0² + ½Σθ‖w‖²)
+    stays below (a − 1 + ½ρP_l + ½Σn)/(b + ½ρP_lσ0²). Our addition: with a = 1, b → 0 the joint minimum of
+    eq. C and eq. Cλ over (W, λ) is degenerate (ln λ* → ∞ as a layer's weights shrink, which a ReLU net can
+    do at no loss by moving scale to the next layer) and Adam training indeed collapsed the weights on MNIST."""
+    out = {}
+    for i in weight_layers(model):
+        if strength > 0:
+            if sigma0 is None:
+                raise ValueError("hyper_prior: strength > 0 needs sigma0 (the prior weight scale)")
+            P = float(np.sum(unit_sizes(model, i)))
+            out[i] = (a + 0.5 * strength * P, b + 0.5 * strength * P * float(sigma0) ** 2)
+        else:
+            out[i] = (a, b)
+    return out
+
+
+def layer_precisions(model, a=1.0, b=1e-8):
+    """{index: λ_l*} for every weight layer (non-gated layers count with θ = 1); ``a`` may be the dict of
+    :func:`hyper_prior` (then ``b`` is ignored). If every θ of a layer is 0 (no
+    active weights, λ* undefined for a = 1) the layer's weights all count with θ = 1 (our fallback)."""
+    out = {}
+    for i in weight_layers(model):
+        layer = model.layers[i]
+        th = _theta_of(layer)
+        if not np.any(th > 0):
+            th = np.ones_like(th)
+        ai, bi = a[i] if isinstance(a, dict) else (a, b)
+        out[i] = optimal_precision(th, unit_sq_norms(layer), unit_sizes(model, i), ai, bi)
+    return out
+
+
+def prior_cost(model, lams, gamma, n_train):
+    r"""The prior part of eq. C: (1/N) Σ_l Σ_j θ_j ((λ_l/2)‖w_j‖² + γ n_j) over gated layers, plus
+    (1/N) Σ (λ_l/2)‖w_j‖² for the ungated (output) layer."""
+    total = 0.0
+    for i in weight_layers(model):
+        layer = model.layers[i]
+        th = _theta_of(layer)
+        price = gamma * unit_sizes(model, i) if isinstance(layer, _Gated) else 0.0
+        total += float(np.sum(th * (0.5 * lams[i] * unit_sq_norms(layer) + price)))
+    for i in gated_layers(model):
+        if isinstance(model.layers[i], InputGate):
+            total += float(np.sum(model.layers[i].theta * gamma * unit_sizes(model, i)))
+    return total / n_train
+
+
+def prior_theta_grad(model, i, lams, gamma, n_train):
+    r"""p_j / N with p_j = (λ_l/2)‖w_j‖² + γ n_j: the prior part of ∂C/∂θ_j for the units of gated layer ``i``."""
+    layer = model.layers[i]
+    lam = lams.get(i, 0.0)
+    return (0.5 * lam * unit_sq_norms(layer) + gamma * unit_sizes(model, i)) / n_train
+
+
+def add_prior_weight_grads(model, lams, n_train):
+    r"""Add ∂/∂w_j of the prior, θ_j λ_l w_j / N, to the gradients of every weight layer (weights and bias)."""
+    for i in weight_layers(model):
+        layer = model.layers[i]
+        c = (_theta_of(layer) * (lams[i] / n_train)).astype(layer.params["W"].dtype)
+        layer.grads["W"] += c[:, None] * layer.params["W"]
+        if layer.bias:
+            layer.grads["b"] += c * layer.params["b"]
+
+
+# ==============================================================================================================
+# Gates: sampling, fixed-gate forward
+# ==============================================================================================================
+
+def sample_gates(model, batch, rng):
+    """Draw ξ^l_{nj} ~ Bernoulli(θ^l_j), one independent draw per sample n, for every gated layer; sets ``xi``."""
+    for i in gated_layers(model):
+        layer = model.layers[i]
+        layer.xi = (rng.random((batch, layer.n_units)) < layer.theta).astype(layer.dtype_for_gate)
+    return [model.layers[i].xi for i in gated_layers(model)]
+
+
+def set_gates(model, gates):
+    """Set ``xi`` of the gated layers to ``gates`` (one array per gated layer, shape (units,) or (batch, units);
+    None clears them, so forward uses θ)."""
+    idx = gated_layers(model)
+    if gates is None:
+        gates = [None] * len(idx)
+    if len(gates) != len(idx):
+        raise ValueError(f"gates: expected {len(idx)} arrays (one per gated layer), got {len(gates)}")
+    for i, g in zip(idx, gates):
+        layer = model.layers[i]
+        layer.xi = None if g is None else np.asarray(g, dtype=layer.dtype_for_gate)
+
+
+def _apply(layer, x, gate=None):
+    """Pure forward of one layer (no caches), with a given gate for a gated layer. ``x`` may have extra leading
+    axes (batch, variants, features)."""
+    if isinstance(layer, GatedDense):
+        z = x @ layer.params["W"].T
+        if layer.bias:
+            z += layer.params["b"]
+        return layer.act(z) * (layer.theta if gate is None else gate)
+    if isinstance(layer, Dense):
+        z = x @ layer.params["W"].T
+        return z + layer.params["b"] if layer.bias else z
+    if isinstance(layer, InputGate):
+        return x * (layer.theta if gate is None else gate)
+    if isinstance(layer, Activation):
+        return layer._f(x, layer.alpha)
+    return layer.forward(x, train=False)
+
+
+def forward_with_gates(model, X, gates):
+    """Network outputs with the gates fixed to ``gates`` (one array per gated layer, broadcastable to
+    (batch, units)); no caches are touched. The oracle for the tests and the enumeration."""
+    gi = {i: g for i, g in zip(gated_layers(model), gates)}
+    for i, layer in enumerate(model.layers):
+        X = _apply(layer, X, gi.get(i))
+    return X
+
+
+def per_sample_losses(loss, out, y):
+    """ℓ_n for outputs of any leading shape (..., K): flattened to rows, labels repeated to match."""
+    loss = get_loss(loss)
+    lead = out.shape[:-1]
+    y = np.asarray(y)
+    reps = int(np.prod(lead[1:])) if len(lead) > 1 else 1
+    yr = np.repeat(y, reps, axis=0) if reps > 1 else y
+    return loss.per_sample(out.reshape(-1, out.shape[-1]), yr).reshape(lead)
+
+
+# ==============================================================================================================
+# θ-gradient estimators (pruning.md §3) — the data part Δ_j of eq. gθ
+# ==============================================================================================================
+
+def flip_gradient(model, i, y, loss, max_elements=1 << 23, n_samples=None):
+    r"""Exact flip estimator of Δ_j = ∂/∂θ_j E_ξ[mean_n ℓ_n] for the units of gated layer ``i`` (unbiased).
+
+    Uses the gates ξ and activations cached by the last ``model.forward(X, train=True)``. For sample n and unit j it
+    evaluates the loss with ξ_nj flipped, the other gates kept, and forms
+
+    .. math::  \hat Δ_j = \frac1B Σ_n (ℓ_n(ξ_{nj}=1) − ℓ_n(ξ_{nj}=0))
+                        = \frac1B Σ_n (1 − 2ξ_{nj}) (ℓ_n^{\rm flip} − ℓ_n)
+
+    Flipping unit j changes only the next pre-activation, by a rank-one term:
+
+    .. math::  z^{l+1}_{n}(\text{flip } j) = z^{l+1}_n + (1 − 2ξ_{nj})\, a_{nj}\, W^{l+1}[:, j]
+
+    so all flips of a layer are one (B, h_l, h_{l+1}) tensor, pushed through the layers above as B·h_l extra
+    samples — no Python loop over units. When B·h_l·(widest layer above) exceeds ``max_elements`` the units are
+    processed in blocks of c units (c = max_elements // (B · widest)), still vectorised within each block.
+
+    ``n_samples``: use only the first that many samples of the batch (the batch is a random draw, so the estimate
+    stays unbiased; cost falls proportionally, variance rises).
+    """
+    loss = get_loss(loss)
+    layers = model.layers
+    g = layers[i]
+    if g.xi is None:
+        raise ValueError("flip_gradient: no sampled gates cached; run sample_gates and model.forward(X, True)")
+    k = weight_layer_after(model, i)
+    nxt = layers[k]
+    a = g.a                                     # (B, h_l) ungated values of layer i
+    xi = g.xi
+    if n_samples is not None and n_samples < a.shape[0]:
+        a, xi, y = a[:n_samples], xi[:n_samples], np.asarray(y)[:n_samples]
+    B, h = a.shape
+    s = (1 - 2 * xi) * a                        # signed change of ã_nj under the flip
+    # Current state: z^{l+1} from the cached gated output (any layers between i and k are parameter-free)
+    x = a * xi
+    for m in range(i + 1, k):
+        x = _apply(layers[m], x)
+    z_next = x @ nxt.params["W"].T
+    if nxt.bias:
+        z_next += nxt.params["b"]
+    gates_above = {m: layers[m].xi[:B] for m in range(k, len(layers)) if isinstance(layers[m], _Gated)}
+    out_cur = _forward_from(layers, k, z_next, gates_above, pre=True)
+    l_cur = per_sample_losses(loss, out_cur, y)                      # (B,)
+    widest = max([nxt.out_features] + [layers[m].out_features for m in range(k, len(layers))
+                                       if isinstance(layers[m], Dense)])
+    c = max(1, min(h, int(max_elements // max(1, B * widest))))
+    WT = nxt.params["W"].T                                           # (h_l, h_{l+1}); column j of W is row j here
+    delta = np.empty(h, dtype=np.float64)
+    for j0 in range(0, h, c):
+        j1 = min(h, j0 + c)
+        zf = z_next[:, None, :] + s[:, j0:j1, None] * WT[None, j0:j1, :]   # (B, c, h_{l+1}) rank-one updates
+        out = _forward_from(layers, k, zf, {m: (None if v is None else v[:, None, :])
+                                            for m, v in gates_above.items()}, pre=True)
+        l_flip = per_sample_losses(loss, out, y)                     # (B, c)
+        d = (1 - 2 * xi[:, j0:j1]) * (l_flip - l_cur[:, None])      # ℓ(ξ=1) − ℓ(ξ=0) per sample and unit
+        delta[j0:j1] = d.astype(np.float64).mean(axis=0)
+    return delta
+
+
+def _forward_from(layers, k, z, gates, pre):
+    """Run layers k… on the pre-activation z of layer k (``pre=True``: layer k's affine part already done)."""
+    layer = layers[k]
+    if isinstance(layer, GatedDense):
+        g = gates.get(k)
+        x = layer.act(z) * (layer.theta if g is None else g)
+    else:
+        x = z
+    for m in range(k + 1, len(layers)):
+        x = _apply(layers[m], x, gates.get(m))
+    return x
+
+
+def pathwise_gradient(model, i):
+    r"""Pathwise (first-order) estimate of Δ_j: ĝ_j = Σ_n (∂L/∂ã_nj) a_nj from the last backward pass
+    (L = batch-mean loss, so the 1/B is inside ∂L/∂ã). It is the linearisation of the flip difference around the
+    sampled gate, hence cheap but biased (pruning.md §3b)."""
+    g = model.layers[i]
+    if g.gate_grad is None:
+        raise ValueError("pathwise_gradient: run a backward pass first")
+    return g.gate_grad.astype(np.float64)
+
+
+def score_function_gradient(model, i, per_sample_loss):
+    r"""Score-function (REINFORCE) estimate of Δ_j:
+
+    .. math::  \hat Δ_j = \frac1B Σ_n ℓ_n \frac{ξ_{nj} − θ_j}{θ_j (1 − θ_j)}
+
+    unbiased but noisy, and undefined at θ_j ∈ {0, 1} (returned as 0 there: such a gate never moves). Shown in the
+    tutorial as the bad example (pruning.md §3c)."""
+    g = model.layers[i]
+    th = g.theta
+    ok = (th > 0) & (th < 1)
+    w = np.zeros_like(th)
+    w[ok] = 1.0 / (th[ok] * (1 - th[ok]))
+    ell = np.asarray(per_sample_loss, dtype=np.float64)
+    return (ell @ (g.xi.astype(np.float64) - th)) / ell.shape[0] * w
+
+
+def theta_step(theta, grad, eta):
+    """Projected gradient step θ ← clip(θ − η ĝ, 0, 1) (in place; returns θ)."""
+    theta -= eta * grad
+    np.clip(theta, 0.0, 1.0, out=theta)
+    return theta
+
+
+# ==============================================================================================================
+# Exact expectation by enumeration (tiny nets; tests and tutorial)
+# ==============================================================================================================
+
+def exact_expectation(model, X, y, loss):
+    r"""E_ξ[mean_n ℓ_n] and its exact θ-gradient by enumerating all 2^n gate patterns of a tiny net.
+
+    With independent per-sample gates, E_ξ mean_n ℓ_n = Σ_ξ P(ξ) mean_n ℓ_n(ξ), P(ξ) = Π_j θ_j^{ξ_j}(1−θ_j)^{1−ξ_j},
+    and ∂P/∂θ_j = (2ξ_j − 1) Π_{k≠j} P_k(ξ_k). Returns ``(E, [grad per gated layer])``. Only for n ≤ 16 units.
+    """
+    loss = get_loss(loss)
+    idx = gated_layers(model)
+    sizes = [model.layers[i].n_units for i in idx]
+    n = sum(sizes)
+    if n > 16:
+        raise ValueError(f"exact_expectation: {n} gated units means 2^{n} patterns; use at most 16")
+    theta = np.concatenate([model.layers[i].theta for i in idx])
+    pats = np.array(list(itertools.product([0.0, 1.0], repeat=n)))           # (2^n, n)
+    q = np.where(pats == 1, theta, 1 - theta)                               # P_k(ξ_k)
+    P = q.prod(axis=1)
+    L = np.empty(len(pats))
+    for r, pat in enumerate(pats):
+        gates = np.split(pat, np.cumsum(sizes)[:-1])
+        L[r] = float(np.mean(per_sample_losses(loss, forward_with_gates(model, X, gates), y)))
+    dP = np.empty_like(q)
+    for j in range(n):
+        dP[:, j] = (2 * pats[:, j] - 1) * np.prod(np.delete(q, j, axis=1), axis=1)
+    grad = L @ dP
+    return float(P @ L), np.split(grad, np.cumsum(sizes)[:-1])
+
+
+# ==============================================================================================================
+# Physical pruning
+# ==============================================================================================================
+
+def remove_units(model, i, keep):
+    """Keep only units ``keep`` of gated layer ``i``: rows of W^l and b^l (with their optimiser state), θ, unit
+    ids, and column j of the next Dense layer's W (and its state)."""
+    layer = model.layers[i]
+    keep = np.sort(np.asarray(keep, dtype=np.int64))
+    if keep.size < 1:
+        raise ValueError(f"remove_units: layer {i} must keep at least one unit")
+    nxt = model.layers[weight_layer_after(model, i)]
+    layer.remove_outputs(keep)
+    nxt.remove_inputs(keep)
+    return keep
+
+
+def prune(model, eps=1e-3, min_units=1):
+    """Remove every unit with θ_j ≤ ε in every gated layer, keeping at least ``min_units`` (the largest θ).
+    Returns ``{layer index: number removed}``."""
+    check_nonneg("eps", eps)
+    removed = {}
+    for i in gated_layers(model):
+        layer = model.layers[i]
+        th = layer.theta
+        keep = np.flatnonzero(th > eps)
+        if keep.size < min_units:
+            keep = np.sort(np.argsort(-th, kind="stable")[:min(min_units, th.size)])
+        if keep.size < th.size:
+            removed[i] = int(th.size - keep.size)
+            remove_units(model, i, keep)
+    return removed
+
+
+def to_deterministic(model, threshold=0.5):
+    """The final network without gates: units with θ_j < ``threshold`` are removed, the others get gate 1; each
+    GatedDense becomes Dense + activation, an InputGate disappears (its ``unit_ids`` are returned so the caller
+    feeds only the kept inputs). Returns ``(Sequential, input_ids or None)``. For θ ∈ {0, 1} the outputs equal
+    those of the gated network with ξ = θ."""
+    import copy
+    m = copy.deepcopy(model)
+    for i in gated_layers(m):
+        layer = m.layers[i]
+        keep = np.flatnonzero(layer.theta >= threshold)
+        if keep.size == 0:
+            keep = np.array([int(np.argmax(layer.theta))])
+        if keep.size < layer.n_units:
+            remove_units(m, i, keep)
+        layer.theta[:] = 1.0
+    out, input_ids = [], None
+    for layer in m.layers:
+        if isinstance(layer, InputGate):
+            input_ids = layer.unit_ids.copy()
+        elif isinstance(layer, GatedDense):
+            d = Dense(layer.in_features, layer.out_features, init="zeros", dtype=layer.params["W"].dtype,
+                      bias=layer.bias)
+            d.params["W"] = layer.params["W"].copy()
+            if layer.bias:
+                d.params["b"] = layer.params["b"].copy()
+            d._init_grads()
+            d.init = layer.init
+            out += [d, activation_layer(layer.activation, layer.alpha)]
+        else:
+            out.append(layer)
+    for layer in out:
+        layer.state = {}
+    return Sequential(out), input_ids
+
+
+# ==============================================================================================================
+# Training
+# ==============================================================================================================
+
+class PruningTrainer(Trainer):
+    r"""Trainer for a gated network: sampled gates, the prior of eq. C, λ* and projected θ steps, and physical
+    pruning at epoch ends.
+
+    One step (:meth:`train_step`) on a batch of B samples:
+
+    1. λ_l ← λ_l* (eq. λ*) for every weight layer, from the current W and θ;
+    2. ξ ~ Bernoulli(θ) per sample and unit (``self.rng``); forward, batch-mean loss, backward;
+    3. add θ_j λ_l w_j / N to the weight gradients;
+    4. after the warm-up: Δ̂ by the chosen estimator, ĝ = Δ̂ + p_j / N (eq. gθ), θ ← clip(θ − η_θ ĝ, 0, 1);
+    5. optimiser step on W, b.
+
+    At every epoch end after the warm-up, units with θ ≤ ε are removed physically (:func:`prune`).
+
+    Parameters
+    ----------
+    n_train : N, the training-set size of the (1/N) scaling (default: taken from ``fit``'s X)
+    gamma : γ, price per active parameter (nats)
+    eta_theta : η_θ, step size of the projected θ step
+    estimator : 'flip' (default) | 'pathwise' | 'score'
+    warmup_epochs : epochs with θ frozen (no θ steps, no pruning)
+    eps : pruning threshold ε
+    a, b : Gamma(a, b) hyper-prior of the precisions (a = 1, b → 0: λ* = 1 / mean square of the active weights)
+    sigma0, strength : per-layer pseudo-count hyper-prior (:func:`hyper_prior`); strength 0 = plain (a, b)
+    record_every : record every θ (with unit ids) every this many steps, for trajectories
+    max_elements : block size budget of :func:`flip_gradient`
+    flip_samples : the flip estimator uses only this many samples of each batch (None = all)
+    Other arguments as :class:`minigrow.train.Trainer`.
+    """
+
+    def __init__(self, model, loss="ce", optimizer=None, batch_size=100, rng=0, gamma=1.0, eta_theta=0.1,
+                 estimator="flip", warmup_epochs=1, eps=1e-3, a=1.0, b=1e-8, sigma0=None, strength=0.0, n_train=None, record_every=50,
+                 max_elements=1 << 23, flip_samples=None, min_units=1, scheduler=None, callbacks=(), progress=True,
+                 dtype=np.float32):
+        if not gated_layers(model):
+            raise ValueError("model: expected a network with gated layers (see gated_mlp)")
+        super().__init__(model, loss, optimizer, batch_size, rng, scheduler, callbacks, progress, dtype)
+        self.gamma = check_nonneg("gamma", gamma)
+        self.eta_theta = check_nonneg("eta_theta", eta_theta)
+        self.estimator = check_choice("estimator", estimator, set(ESTIMATORS))
+        self.warmup_epochs = check_int("warmup_epochs", warmup_epochs, lo=0)
+        self.eps = check_prob("eps", eps)
+        self.a, self.b = float(a), check_nonneg("b", b)
+        self.n_train = None if n_train is None else check_int("n_train", n_train, lo=1)
+        self.record_every = check_int("record_every", record_every, lo=1)
+        self.max_elements = check_int("max_elements", max_elements, lo=1)
+        self.min_units = check_int("min_units", min_units, lo=1)
+        self.flip_samples = None if flip_samples is None else check_int("flip_samples", flip_samples, lo=1)
+        self.sigma0, self.strength = sigma0, check_nonneg("strength", strength)
+        self.hyper = hyper_prior(model, sigma0, self.strength, self.a, self.b)   # fixed at the start
+        self.lams = layer_precisions(model, self.hyper)
+        self.theta_trace = []       # (step, gated-layer position, unit ids, θ copy)
+        self.callbacks.insert(0, PruningTrainer._epoch_end)
+        self._record_theta()
+
+    @property
+    def theta_active(self):
+        return self.epoch >= self.warmup_epochs
+
+    def fit(self, X, y, epochs, X_test=None, y_test=None, eval_train=False):
+        if self.n_train is None:
+            self.n_train = int(np.asarray(X).shape[0])
+        return super().fit(X, y, epochs, X_test, y_test, eval_train)
+
+    def _record_theta(self):
+        for p, i in enumerate(gated_layers(self.model)):
+            layer = self.model.layers[i]
+            self.theta_trace.append((self.step, p, layer.unit_ids.copy(), layer.theta.copy()))
+
+    def theta_gradient(self, i, yb, ell):
+        """Δ̂_j by ``self.estimator`` for gated layer ``i`` (after forward and backward of the batch)."""
+        if self.estimator == "flip":
+            return flip_gradient(self.model, i, yb, self.loss, self.max_elements, self.flip_samples)
+        if self.estimator == "pathwise":
+            return pathwise_gradient(self.model, i)
+        return score_function_gradient(self.model, i, ell)
+
+    def train_step(self, xb, yb):
+        model, N = self.model, self.n_train
+        self.lams = layer_precisions(model, self.hyper)                           # 1. λ*
+        sample_gates(model, xb.shape[0], self.rng)                                # 2. ξ ~ Bernoulli(θ)
+        out = model.forward(xb, train=True)
+        ell = self.loss.per_sample(out, yb) if self.estimator == "score" and self.theta_active else None
+        loss = self.loss.forward(out, yb)
+        if not np.isfinite(loss):
+            raise TrainingDiverged(self.step, self.epoch, loss)
+        model.backward(self.loss.backward(), need_input_grad=False)
+        add_prior_weight_grads(model, self.lams, N)                               # 3. prior on W
+        if self.theta_active and self.eta_theta > 0:                               # 4. θ step
+            grads = {i: self.theta_gradient(i, yb, ell) + prior_theta_grad(model, i, self.lams, self.gamma, N)
+                     for i in gated_layers(model)}
+            for i, g in grads.items():
+                theta_step(model.layers[i].theta, g, self.eta_theta)
+        self.optimizer.step(model)                                                # 5. W step
+        if (self.step + 1) % self.record_every == 0:
+            self._record_theta()
+        return loss
+
+    def cost(self, X, y):
+        """C(W, θ) of eq. C with the expectation replaced by the mean gate (cheap monitor, exact for θ ∈ {0,1})."""
+        out = self.model.predict_logits(X)
+        data = float(np.mean(self.loss.per_sample(out, y)))
+        return data + prior_cost(self.model, self.lams, self.gamma, self.n_train)
+
+    @staticmethod
+    def _epoch_end(trainer):
+        model = trainer.model
+        rec = trainer.history.epochs[-1]
+        removed = {}
+        if trainer.epoch > trainer.warmup_epochs:
+            removed = prune(model, trainer.eps, trainer.min_units)
+            if removed:
+                trainer.history.events.append({"epoch": trainer.epoch, "step": trainer.step, "event": "prune",
+                                               "removed": {str(k): v for k, v in removed.items()},
+                                               "widths": widths(model)})
+        thetas = [model.layers[i].theta for i in gated_layers(model)]
+        allth = np.concatenate(thetas)
+        rec["widths"] = widths(model)                   # after this epoch's pruning
+        rec["flops_epoch"] = 6 * rec["macs"] * trainer.n_train   # ≈ forward + backward of this epoch
+        rec["n_params_after"] = model.n_params()
+        rec["theta_binary_frac"] = float(np.mean((allth == 0) | (allth == 1)))
+        rec["theta_hist"] = [np.histogram(t, bins=10, range=(0, 1))[0].tolist() for t in thetas]
+        rec["lams"] = [float(trainer.lams[i]) for i in sorted(trainer.lams)]
+        if "test_acc" in rec:
+            rec["test_err"] = 1 - rec["test_acc"]
+        trainer._record_theta()
+        if trainer.progress:
+            import sys
+            print(f"   widths {rec['widths']}  θ∈{{0,1}}: {rec['theta_binary_frac']:.3f}", file=sys.stderr)
+        return False
+
+    def finalize(self, threshold=0.5):
+        """The final deterministic network (:func:`to_deterministic`)."""
+        return to_deterministic(self.model, threshold)

@@ -1,0 +1,329 @@
+"""Tests for minigrow.pruning: the "what must hold" list of pruning.md §5 (float64 for theory checks).
+
+The derivation under test is ours (pruning.md §2–3), built on the papers' stated principles.
+"""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from minigrow import io
+from minigrow.gradcheck import check_layer, check_network, numerical_gradient, rel_error
+from minigrow.losses import MSE, SoftmaxCrossEntropy
+from minigrow.optim import Adam
+from minigrow.pruning import (GatedDense, InputGate, PruningTrainer, add_prior_weight_grads, exact_expectation,
+                              flip_gradient, forward_with_gates, gated_layers, gated_mlp, layer_precisions,
+                              optimal_precision, pathwise_gradient, per_sample_losses, precision_cost,
+                              prior_cost, prior_theta_grad, prune, remove_units, sample_gates, set_gates,
+                              score_function_gradient, theta_step, to_deterministic, unit_sizes,
+                              unit_sq_norms, widths)
+
+CE = SoftmaxCrossEntropy()
+
+
+def tiny(seed=0, sizes=(3, 3, 2, 3), input_gate=False, act="tanh"):
+    rng = np.random.default_rng(seed)
+    m = gated_mlp(list(sizes), act, rng=seed + 1, dtype=np.float64, input_gate=input_gate)
+    for i in gated_layers(m):
+        m.layers[i].theta[:] = rng.uniform(0.15, 0.85, m.layers[i].n_units)
+    X = rng.standard_normal((9, sizes[0]))
+    y = rng.integers(0, sizes[-1], 9)
+    return m, X, y, rng
+
+
+def flip_oracle(m, X, y, loss, i):
+    """Slow loop oracle: for every unit j, force ξ_nj = 1 and 0 with the other sampled gates kept."""
+    idx = gated_layers(m)
+    gates = [m.layers[k].xi.copy() for k in idx]
+    p = idx.index(i)
+    out = np.zeros(m.layers[i].n_units)
+    for j in range(m.layers[i].n_units):
+        on = [g.copy() for g in gates]
+        off = [g.copy() for g in gates]
+        on[p][:, j] = 1
+        off[p][:, j] = 0
+        out[j] = np.mean(per_sample_losses(loss, forward_with_gates(m, X, on), y)
+                         - per_sample_losses(loss, forward_with_gates(m, X, off), y))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- 1
+def test_gated_dense_gradients_with_fixed_gates():
+    rng = np.random.default_rng(0)
+    layer = GatedDense(4, 3, "tanh", rng=1, dtype=np.float64)
+    x = rng.standard_normal((5, 4))
+    layer.xi = (rng.random((5, 3)) < 0.5).astype(float)
+    report = check_layer(layer, x, rng=2)
+    assert report.max_error < 1e-7, report
+
+
+def test_network_gradient_with_fixed_gates_including_input_gate():
+    m, X, y, rng = tiny(input_gate=True)
+    sample_gates(m, X.shape[0], rng)
+    report = check_network(m, CE, X, y)
+    assert report.max_error < 1e-7, report
+
+
+def test_pathwise_quantity_is_derivative_wrt_shared_gate():
+    m, X, y, rng = tiny()
+    sample_gates(m, X.shape[0], rng)
+    out = m.forward(X, True)
+    CE.forward(out, y)
+    m.backward(CE.backward())
+    for i in gated_layers(m):
+        g = pathwise_gradient(m, i)
+        xi = m.layers[i].xi
+
+        def f():
+            return CE.forward(m.forward(X, True), y)
+        num = numerical_gradient(f, xi)            # ∂L/∂ξ_nj, summed over n = shared-gate derivative
+        assert rel_error(g, num.sum(axis=0)) < 1e-7
+
+
+def test_prior_gradients_by_finite_differences():
+    m, X, y, rng = tiny()
+    N, gamma = 50, 0.7
+    lams = layer_precisions(m)
+    f = lambda: prior_cost(m, lams, gamma, N)                      # noqa: E731
+    for i in gated_layers(m):
+        num = numerical_gradient(f, m.layers[i].theta)
+        assert rel_error(prior_theta_grad(m, i, lams, gamma, N), num) < 1e-8
+    for layer in m.layers:
+        layer.zero_grad()
+    add_prior_weight_grads(m, lams, N)
+    for layer in m.layers:
+        for k, p in layer.params.items():
+            assert rel_error(layer.grads[k], numerical_gradient(f, p)) < 1e-7
+
+
+def test_unit_sizes_and_norms():
+    m, *_ = tiny(sizes=(4, 3, 2, 3), input_gate=True)
+    assert unit_sizes(m, 1).tolist() == [5, 5, 5]
+    assert unit_sizes(m, 0).tolist() == [3] * 4                    # an input feeds 3 weights
+    L = m.layers[1]
+    assert np.allclose(unit_sq_norms(L), (L.params["W"] ** 2).sum(1) + L.params["b"] ** 2)
+
+
+# ---------------------------------------------------------------------------------------------------------- 2
+def test_expectation_is_affine_in_each_theta():
+    m, X, y, _ = tiny()
+    for i in gated_layers(m):
+        th = m.layers[i].theta
+        for j in range(th.size):
+            t0 = th[j]
+            vals = []
+            for t in (t0 - 0.1, t0, t0 + 0.1):
+                th[j] = t
+                vals.append(exact_expectation(m, X, y, CE)[0])
+            th[j] = t0
+            assert abs(vals[0] - 2 * vals[1] + vals[2]) < 1e-12      # second difference 0
+            assert abs(vals[2] - vals[0]) > 1e-6                     # …and not trivially constant
+
+
+def test_exact_gradient_matches_finite_difference():
+    m, X, y, _ = tiny()
+    E, grads = exact_expectation(m, X, y, CE)
+    for p, i in enumerate(gated_layers(m)):
+        num = numerical_gradient(lambda: exact_expectation(m, X, y, CE)[0], m.layers[i].theta)
+        assert rel_error(grads[p], num) < 1e-8
+
+
+def test_flip_estimator_mean_equals_exact_gradient():
+    m, X, y, _ = tiny()
+    E, exact = exact_expectation(m, X, y, CE)
+    idx = gated_layers(m)
+    sizes = [m.layers[i].n_units for i in idx]
+    theta = np.concatenate([m.layers[i].theta for i in idx])
+    mean = [np.zeros(s) for s in sizes]
+    for pat in itertools.product([0.0, 1.0], repeat=sum(sizes)):
+        pat = np.array(pat)
+        P = np.prod(np.where(pat == 1, theta, 1 - theta))
+        set_gates(m, [np.tile(g, (X.shape[0], 1)) for g in np.split(pat, np.cumsum(sizes)[:-1])])
+        m.forward(X, True)
+        for p, i in enumerate(idx):
+            mean[p] += P * flip_gradient(m, i, y, CE)
+    for p in range(len(idx)):
+        np.testing.assert_allclose(mean[p], exact[p], rtol=1e-10, atol=1e-13)
+
+
+@given(seed=st.integers(0, 10_000), block=st.sampled_from([1, 2, 1 << 20]), input_gate=st.booleans())
+def test_vectorised_flip_equals_loop_oracle(seed, block, input_gate):
+    m, X, y, rng = tiny(seed, input_gate=input_gate, act="relu")
+    sample_gates(m, X.shape[0], rng)
+    m.forward(X, True)
+    for i in gated_layers(m):
+        fast = flip_gradient(m, i, y, CE, max_elements=block * X.shape[0] * 3)   # block units at a time
+        np.testing.assert_allclose(fast, flip_oracle(m, X, y, CE, i), rtol=1e-9, atol=1e-12)
+
+
+def test_flip_subsample_equals_flip_on_first_samples():
+    m, X, y, rng = tiny(3)
+    sample_gates(m, X.shape[0], rng)
+    m.forward(X, True)
+    sub = flip_gradient(m, 1, y, CE, n_samples=4)
+    xi = [m.layers[i].xi[:4] for i in gated_layers(m)]
+    set_gates(m, xi)
+    m.forward(X[:4], True)
+    np.testing.assert_allclose(sub, flip_gradient(m, 1, y[:4], CE), rtol=1e-12)
+
+
+def test_monte_carlo_means_converge_flip_and_score_unbiased_pathwise_biased():
+    m, X, y, rng = tiny(5)
+    _, exact = exact_expectation(m, X, y, CE)
+    idx = gated_layers(m)
+    K = 3000
+    est = {"flip": [], "score": [], "pathwise": []}
+    for _ in range(K):
+        sample_gates(m, X.shape[0], rng)
+        out = m.forward(X, True)
+        ell = CE.per_sample(out, y)
+        CE.forward(out, y)
+        m.backward(CE.backward())
+        est["flip"].append(np.concatenate([flip_gradient(m, i, y, CE) for i in idx]))
+        est["score"].append(np.concatenate([score_function_gradient(m, i, ell) for i in idx]))
+        est["pathwise"].append(np.concatenate([pathwise_gradient(m, i) for i in idx]))
+    ex = np.concatenate(exact)
+    for name in ("flip", "score"):
+        a = np.array(est[name])
+        se = a.std(0) / np.sqrt(K)
+        assert np.all(np.abs(a.mean(0) - ex) < 5 * se + 1e-12), name
+    assert np.array(est["score"]).std(0).mean() > 2 * np.array(est["flip"]).std(0).mean()   # noisier
+
+
+def test_score_function_is_zero_at_the_bounds():
+    m, X, y, rng = tiny()
+    m.layers[0].theta[:] = [0.0, 1.0, 0.5]
+    sample_gates(m, X.shape[0], rng)
+    out = m.forward(X, True)
+    g = score_function_gradient(m, 0, CE.per_sample(out, y))
+    assert g[0] == 0 and g[1] == 0 and np.isfinite(g).all()
+
+
+# ---------------------------------------------------------------------------------------------------------- 3
+@pytest.mark.parametrize("a,b", [(1.0, 1e-8), (3.0, 0.5)])
+def test_precision_cost_is_stationary_and_minimal_at_lambda_star(a, b):
+    rng = np.random.default_rng(1)
+    theta, sq, n = rng.uniform(0, 1, 7), rng.uniform(0.1, 2, 7), np.full(7, 5.0)
+    lam = optimal_precision(theta, sq, n, a, b)
+    f = lambda t: precision_cost(t, theta, sq, n, 100, a, b)        # noqa: E731
+    h = 1e-6 * lam
+    assert abs((f(lam + h) - f(lam - h)) / (2 * h)) < 1e-9
+    assert f(lam) < f(1.1 * lam) and f(lam) < f(0.9 * lam)
+
+
+def test_lambda_star_is_one_over_mean_square_for_a1_b0():
+    rng = np.random.default_rng(2)
+    layer = GatedDense(6, 4, rng=3, dtype=np.float64)
+    sq, n = unit_sq_norms(layer), np.full(4, 7.0)
+    assert np.isclose(optimal_precision(np.ones(4), sq, n, 1.0, 0.0),
+                      1 / np.mean(np.concatenate([layer.params["W"].ravel(), layer.params["b"]]) ** 2))
+    with pytest.raises(ValueError, match="a − 1"):
+        optimal_precision(np.zeros(4), sq, n, 1.0, 0.0)
+
+
+@given(theta=st.lists(st.floats(0, 1), min_size=1, max_size=6), g=st.floats(-1e3, 1e3), eta=st.floats(0, 10))
+def test_theta_step_stays_in_unit_interval(theta, g, eta):
+    th = np.array(theta)
+    theta_step(th, np.full(th.shape, g), eta)
+    assert np.all((th >= 0) & (th <= 1))
+
+
+# ---------------------------------------------------------------------------------------------------------- 4
+@pytest.mark.parametrize("input_gate", [False, True])
+def test_shrunk_network_equals_full_network_with_binary_gates(input_gate):
+    m, X, y, rng = tiny(7, sizes=(5, 6, 4, 3), input_gate=input_gate, act="relu")
+    for i in gated_layers(m):
+        th = (rng.random(m.layers[i].n_units) < 0.5).astype(float)
+        th[0] = 1.0
+        m.layers[i].theta[:] = th
+    full = forward_with_gates(m, X, [m.layers[i].theta for i in gated_layers(m)])
+    det, ids = to_deterministic(m)
+    Xd = X if ids is None else X[:, ids]
+    np.testing.assert_allclose(det(Xd), full, rtol=0, atol=1e-12)
+    loss_before = CE.forward(m(X), y)
+    n_before = m.n_params()
+    prune(m, eps=0.0)
+    assert CE.forward(m(X), y) == pytest.approx(loss_before, abs=1e-12)
+    assert m.n_params() < n_before
+    assert all(np.all(m.layers[i].theta == 1) for i in gated_layers(m))
+
+
+def test_pruning_keeps_one_unit_and_slices_optimiser_state():
+    m, X, y, rng = tiny(8, sizes=(3, 5, 4, 3))
+    opt = Adam(1e-2)
+    sample_gates(m, X.shape[0], rng)
+    CE.forward(m.forward(X, True), y)
+    m.backward(CE.backward())
+    opt.step(m)
+    m.layers[0].theta[:] = 0.0
+    m.layers[0].theta[3] = 1e-4                          # largest, kept although ≤ ε
+    m1_state = m.layers[1].state["W"]["m"].copy()
+    prune(m, eps=1e-3)
+    assert widths(m) == [1, 4]
+    assert m.layers[0].unit_ids.tolist() == [3]
+    assert m.layers[0].state["W"]["m"].shape == (1, 3)
+    np.testing.assert_array_equal(m.layers[1].state["W"]["m"], m1_state[:, [3]])
+    opt.step(m)                                          # the optimiser still runs on the shrunk net
+
+
+def test_remove_units_rejects_empty():
+    m, *_ = tiny()
+    with pytest.raises(ValueError, match="at least one"):
+        remove_units(m, 0, [])
+
+
+def test_save_load_round_trip_of_pruned_gated_net(tmp_path):
+    m, X, y, rng = tiny(9, sizes=(4, 6, 5, 3), input_gate=True)
+    m.layers[1].theta[[1, 4]] = 0.0
+    m.layers[0].theta[2] = 0.0
+    prune(m, eps=0.0)
+    io.save(tmp_path / "p.npz", m)
+    m2 = io.load(tmp_path / "p.npz")["model"]
+    assert widths(m2) == widths(m)
+    for i in gated_layers(m):
+        np.testing.assert_array_equal(m2.layers[i].theta, m.layers[i].theta)
+        np.testing.assert_array_equal(m2.layers[i].unit_ids, m.layers[i].unit_ids)
+    np.testing.assert_array_equal(m2(X), m(X))
+
+
+# ---------------------------------------------------------------------------------------------------- 5 + toy
+def teacher_student(width, seed=0, epochs=40):
+    from minigrow.experiments.pruning import teacher_student as ts
+    return ts(k=3, width=width, seed=seed, epochs=epochs)
+
+
+def test_params_and_flops_fall_and_teacher_student_finds_k_units():
+    res = teacher_student(12)
+    eps = res["trainer"].history.epochs
+    params = [e["n_params"] for e in eps]
+    macs = [e["macs"] for e in eps]
+    assert all(b <= a for a, b in zip(params, params[1:])) and params[-1] < params[0]
+    assert all(b <= a for a, b in zip(macs, macs[1:])) and macs[-1] < macs[0]
+    assert 3 <= res["final_width"] <= 4
+    assert res["theta_binary_frac"] == 1.0
+    assert res["test_loss"] < 3 * res["noise_var"] + 0.01
+
+
+def test_trainer_estimators_run_and_keep_theta_in_bounds():
+    for est in ("flip", "pathwise", "score"):
+        m, X, y, rng = tiny(10, sizes=(3, 8, 3))
+        for i in gated_layers(m):
+            m.layers[i].theta[:] = 0.9
+        tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=3, rng=0, gamma=0.5, eta_theta=0.5, estimator=est,
+                            warmup_epochs=0, dtype=np.float64, progress=False)
+        tr.fit(X, y, 3)
+        th = m.layers[0].theta
+        assert np.all((th >= 0) & (th <= 1))
+        assert len(tr.history.epochs) == 3 and "widths" in tr.history.epochs[-1]
+
+
+def test_bad_arguments():
+    m, *_ = tiny()
+    with pytest.raises(ValueError, match="estimator"):
+        PruningTrainer(m, estimator="magic")
+    from minigrow.network import mlp
+    with pytest.raises(ValueError, match="gated"):
+        PruningTrainer(mlp([2, 3, 2]))
+    with pytest.raises(ValueError, match="2\\^"):
+        exact_expectation(gated_mlp([2, 20, 2], dtype=np.float64), np.zeros((1, 2)), np.zeros(1, int), CE)
