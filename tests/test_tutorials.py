@@ -1,0 +1,21 @@
+"""Every tutorial runs as a script in quick mode (MINIGROW_QUICK=1) and exits 0."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIALS = sorted((ROOT / "tutorials").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.name for p in TUTORIALS])
+def test_tutorial_runs_in_quick_mode(path):
+    env = dict(os.environ, MINIGROW_QUICK="1", MPLBACKEND="Agg")
+    r = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"{path.name} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+
+
+def test_there_are_tutorials():
+    assert any(p.name.startswith("00_") for p in TUTORIALS)
