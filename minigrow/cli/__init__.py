@@ -19,7 +19,7 @@ import sys
 
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["train", "demo", "insert", "bundles"]
+COMMANDS = ["train", "demo", "insert", "bundles", "prune"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
