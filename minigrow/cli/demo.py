@@ -21,6 +21,7 @@ PARTS = [
     ("core", None, "MLP 784-128-10 on MNIST, hand-written backprop"),
     ("insert", "insert", "SensLI layer insertion on the spirals: FNN [5] and res2 tanh vs no insertion and bigger net"),
     ("bundles", "bundles", "conflicting bundles of a deep plain vs residual MLP on MNIST, then auto-tune"),
+    ("prune", "prune", "variational Bernoulli unit pruning: teacher-student toy and MNIST 784-300-100-10"),
 ]
 
 
