@@ -1,0 +1,255 @@
+"""``python -m minigrow prune``: variational Bernoulli unit pruning during training (our derivation after
+Guenter & Sideris, see :mod:`minigrow.pruning`).
+
+Forms::
+
+    python -m minigrow prune [train] --data mnist --hidden 300,100 --gamma 0.5 …   # one pruning run
+    python -m minigrow prune toy                                                   # teacher-student toy
+    python -m minigrow prune mnist                                                 # the MNIST reproduction
+    python -m minigrow prune grid [--seeds 0,1,2 --scales … --hiddens …]           # the robustness grid
+
+``toy``/``mnist``/``grid`` write docs/results/pruning_<name>.json and docs/figures/pruning_<name>*.png
+(``--out`` changes the folder root).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import (add_data_args, add_run_args, int_list, load_data, nonneg_int, positive_float, positive_int,
+                     write_json)
+
+WHAT = ["train", "toy", "mnist", "grid"]
+
+
+def float_list(text):
+    import argparse
+    try:
+        vals = [float(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,1,2, got {text!r}")
+    if not vals or any(not np.isfinite(v) or v <= 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected positive numbers like 0.5,1,2, got {text!r}")
+    return vals
+
+
+def hidden_list(text):
+    """'300-100,600-200' → [(300, 100), (600, 200)]."""
+    import argparse
+    try:
+        out = [tuple(int(v) for v in part.split("-")) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 300-100,600-200, got {text!r}")
+    if not out or any(len(h) < 1 or min(h) < 1 for h in out):
+        raise argparse.ArgumentTypeError(f"expected widths like 300-100,600-200, got {text!r}")
+    return out
+
+
+def register(sub):
+    from ..experiments.pruning import MNIST_SETTINGS as S
+    p = sub.add_parser("prune", help="variational Bernoulli unit pruning during training",
+                       description="Train a gated MLP whose units are pruned when their keep-probability θ reaches "
+                                   "0 (derivation ours, after Guenter & Sideris). WHAT: train (one run, default), "
+                                   "toy, mnist or grid (the reproductions).")
+    p.add_argument("what", nargs="?", choices=WHAT, default="train")
+    add_data_args(p, default="mnist")
+    p.add_argument("--hidden", type=int_list, default=[300, 100], help="starting hidden widths (default 300,100)")
+    p.add_argument("--activation", choices=["relu", "tanh", "leaky_relu", "sigmoid"], default="relu")
+    p.add_argument("--init-scale", type=positive_float, default=1.0, help="multiplies the initial weights")
+    p.add_argument("--input-gate", action="store_true", help="gate (and prune) the input features too")
+    p.add_argument("--gamma", type=float, default=S["gamma"], help="price per active parameter γ (nats)")
+    p.add_argument("--eta-theta", type=positive_float, default=S["eta_theta"], help="θ step size η_θ")
+    p.add_argument("--estimator", choices=["flip", "pathwise", "score"], default=S["estimator"])
+    p.add_argument("--flip-samples", type=positive_int, default=S["flip_samples"],
+                   help="samples per batch used by the flip estimator")
+    p.add_argument("--warmup", type=nonneg_int, default=S["warmup_epochs"], help="epochs with θ frozen")
+    p.add_argument("--eps", type=float, default=S["eps"], help="pruning threshold ε")
+    p.add_argument("--sigma0", type=positive_float, default=S["sigma0"], help="hyper-prior weight scale σ0")
+    p.add_argument("--strength", type=float, default=S["strength"], help="hyper-prior strength ρ (0 = a=1,b→0)")
+    p.add_argument("--lr", type=positive_float, default=S["lr"])
+    p.add_argument("--epochs", type=nonneg_int, default=None, help=f"default {S['epochs']}")
+    p.add_argument("--batch-size", type=positive_int, default=S["batch_size"])
+    p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="grid: seeds")
+    p.add_argument("--scales", type=float_list, default=[0.5, 1.0, 2.0], help="grid: init scales")
+    p.add_argument("--hiddens", type=hidden_list, default=[(300, 100), (600, 200), (1000, 300)],
+                   help="grid: starting widths, e.g. 300-100,600-200")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
+    add_run_args(p, "runs/prune")
+    p.set_defaults(func=run)
+
+
+def _settings(args):
+    s = dict(gamma=args.gamma, eta_theta=args.eta_theta, estimator=args.estimator, flip_samples=args.flip_samples,
+             warmup_epochs=args.warmup, eps=args.eps, sigma0=args.sigma0, strength=args.strength, lr=args.lr,
+             batch_size=args.batch_size)
+    if args.epochs is not None:
+        s["epochs"] = args.epochs
+    return s
+
+
+def run(args):
+    if args.gamma < 0 or args.strength < 0 or not 0 <= args.eps <= 1:
+        raise ValueError(f"--gamma and --strength must be >= 0 and --eps in [0, 1], got {args.gamma}, "
+                         f"{args.strength}, {args.eps}")
+    return {"train": run_train, "toy": run_toy, "mnist": run_mnist, "grid": run_grid}[args.what](args)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def run_train(args):
+    from ..io import save
+    from ..optim import Adam
+    from ..pruning import PruningTrainer, gated_mlp, widths
+    from ..train import evaluate
+    dtype = np.dtype(args.dtype)
+    d = load_data(args, dtype)
+    n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
+    model = gated_mlp([d.X_train.shape[1], *args.hidden, n_out], args.activation, rng=args.seed, dtype=dtype,
+                      scale=args.init_scale, input_gate=args.input_gate)
+    s = _settings(args)
+    epochs = s.pop("epochs", 20)
+    lr, bs = s.pop("lr"), s.pop("batch_size")
+    tr = PruningTrainer(model, "ce", Adam(lr), batch_size=bs, rng=np.random.default_rng(args.seed),
+                        progress=not args.no_progress, dtype=dtype, **s)
+    tr.fit(d.X_train, d.y_train, epochs, d.X_test, d.y_test)
+    final, ids = tr.finalize()
+    Xte = d.X_test if ids is None else d.X_test[:, ids]
+    _, acc = evaluate(final, "ce", Xte, d.y_test)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "history.json", tr.history.as_dict())
+    save(out / "gated_model.npz", model, optimizer=tr.optimizer, meta={"settings": s})
+    save(out / "model.npz", final, meta={"input_ids": None if ids is None else ids.tolist()})
+    print(final.summary())
+    print(f"final widths {widths(model)}, test error {100 * (1 - acc):.2f} %, parameters {final.n_params():,}")
+    if not args.no_plots:
+        from ..experiments.pruning import plot_theta_trajectories, plot_widths
+        spe = int(np.ceil(d.X_train.shape[0] / bs))
+        plot_theta_trajectories(tr.theta_trace, out / "theta.png", steps_per_epoch=spe)
+        plot_widths([("run", [e["widths"] for e in tr.history.epochs])], out / "widths.png")
+    print(f"wrote {out}/history.json, gated_model.npz, model.npz" + ("" if args.no_plots else ", theta.png, widths.png"))
+    return 0
+
+
+def _out_dirs(args):
+    root = Path("docs") if str(args.out) == "runs/prune" else args.out
+    return root / "results", root / "figures"
+
+
+def run_toy(args):
+    res, fig = _out_dirs(args)
+    out = toy_reproduction(fig, seed=args.seed, quick=args.quick, plots=not args.no_plots)
+    write_json(res / "pruning_toy.json", out)
+    for r in out["runs"]:
+        print(f"teacher k={r['k']}, student width {r['width']} (seed {r['seed']}): final width {r['final_width']}, "
+              f"θ binary {r['theta_binary_frac']:.2f}, test MSE {r['test_loss']:.4f}, {r['seconds']:.1f} s")
+    print(f"wrote {res}/pruning_toy.json")
+    return 0
+
+
+def toy_reproduction(fig_dir, seed=0, quick=False, plots=True, k=3):
+    from ..experiments.pruning import plot_widths, teacher_student
+    mults = (2, 4) if quick else (2, 4, 8)
+    seeds = (seed,) if quick else (seed, seed + 1, seed + 2)
+    runs = []
+    for m in mults:
+        for sd in seeds:
+            r = teacher_student(k=k, width=m * k, seed=sd, epochs=25 if quick else 40)
+            r.pop("trainer")
+            runs.append(r)
+    if plots:
+        plot_widths([(f"width {r['width']} seed {r['seed']}", [[w] for w in r["widths"]]) for r in runs],
+                    Path(fig_dir) / "pruning_toy_widths.png", title=f"teacher-student, teacher k = {k}")
+    return {"command": "python -m minigrow prune toy", "k": k, "runs": runs}
+
+
+def run_mnist(args):
+    from ..experiments.pruning import dense_baseline, mnist_run, plot_error_vs_params, plot_theta_trajectories, \
+        plot_widths
+    res, fig = _out_dirs(args)
+    n_train, n_test = (2000, 1000) if args.quick else (args.n_train, args.n_test)
+    s = _settings(args)
+    if args.quick:
+        s["epochs"] = 3
+        s["warmup_epochs"] = 1
+    r = mnist_run(tuple(args.hidden), seed=args.seed, scale=args.init_scale, n_train=n_train, n_test=n_test,
+                  progress=not args.no_progress, **s)
+    dense = dense_baseline(tuple(args.hidden), seed=args.seed, epochs=r["settings"]["epochs"],
+                           lr=r["settings"]["lr"], batch_size=r["settings"]["batch_size"], n_train=n_train,
+                           n_test=n_test, progress=not args.no_progress)
+    keep = {k: r[k] for k in ("hidden", "seed", "scale", "settings", "n_train", "widths", "test_err",
+                              "theta_binary_frac", "n_params", "macs", "seconds")}
+    keep["history"] = r["history"]
+    keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
+    keep["command"] = "python -m minigrow prune mnist" + (" --quick" if args.quick else "")
+    tag = "_quick" if args.quick else ""
+    if not args.no_plots:
+        spe = int(np.ceil(r["n_train"] / r["settings"]["batch_size"]))
+        plot_theta_trajectories(r["trainer"].theta_trace, fig / f"pruning_mnist_theta{tag}.png", steps_per_epoch=spe,
+                                title="θ trajectories, MNIST 784-300-100-10")
+        plot_widths([("pruned", [e["widths"] for e in r["history"]])], fig / f"pruning_mnist_widths{tag}.png",
+                    title="hidden widths over epochs (MNIST)")
+        plot_error_vs_params([(f"ours {'-'.join(map(str, r['widths']))}", r["n_params"], r["test_err"])],
+                             [(f"dense {'-'.join(map(str, args.hidden))}", dense["n_params"], dense["test_err"])],
+                             fig / f"pruning_mnist_error_vs_params{tag}.png", title="MNIST 784-300-100-10")
+    write_json(res / f"pruning_mnist{tag}.json", keep)
+    print(f"pruned: widths {r['widths']}, test error {100 * r['test_err']:.2f} %, θ binary "
+          f"{r['theta_binary_frac']:.3f}, {r['n_params']:,} parameters, {r['seconds']:.0f} s")
+    print(f"dense : test error {100 * dense['test_err']:.2f} %, {dense['n_params']:,} parameters, "
+          f"{dense['seconds']:.0f} s")
+    return 0
+
+
+def run_grid(args):
+    from ..data import load_mnist
+    from ..experiments.pruning import plot_error_vs_params, plot_widths, robustness_grid
+    res, fig = _out_dirs(args)
+    d = load_mnist(n_train=2000 if args.quick else args.n_train, n_test=1000 if args.quick else args.n_test)
+    s = _settings(args)
+    if args.quick:
+        s["epochs"], s["warmup_epochs"] = 2, 1
+    t0 = time.perf_counter()
+
+    def log(row):
+        print(f"{row['hidden']} scale {row['scale']} seed {row['seed']}: widths {row['widths']}, test error "
+              f"{100 * row['test_err']:.2f} %, θ binary {row['theta_binary_frac']:.3f}, {row['seconds']:.0f} s",
+              flush=True)
+    rows = robustness_grid(tuple(args.seeds), tuple(args.scales), tuple(args.hiddens), data=d, log=log, **s)
+    tag = "_quick" if args.quick else ""
+    out = {"command": "python -m minigrow prune grid " + " ".join(
+        [f"--seeds {','.join(map(str, args.seeds))}", f"--scales {','.join(map(str, args.scales))}",
+         "--hiddens " + ",".join("-".join(map(str, h)) for h in args.hiddens)]
+        + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])),
+        "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}
+    write_json(res / f"pruning_grid{tag}.json", out)
+    if not args.no_plots:
+        plot_widths([(f"{'-'.join(map(str, r['hidden']))} ×{r['scale']} s{r['seed']}", r["widths_per_epoch"])
+                     for r in rows], fig / f"pruning_grid_widths{tag}.png", title="robustness grid: widths")
+        plot_error_vs_params([(f"{'-'.join(map(str, r['hidden']))} ×{r['scale']}", r["n_params"], r["test_err"])
+                              for r in rows], [], fig / f"pruning_grid_error_vs_params{tag}.png",
+                             title="robustness grid: final nets")
+    print(f"wrote {res}/pruning_grid{tag}.json")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def demo(out_dir, seed, quick, progress):
+    """``python -m minigrow demo`` part: the teacher-student toy and a short MNIST pruning run."""
+    from ..experiments.pruning import mnist_run, plot_theta_trajectories, plot_widths
+    out_dir = Path(out_dir)
+    toy = toy_reproduction(out_dir, seed=seed, quick=True, plots=True)
+    plots = ["pruning_toy_widths.png"]
+    finals = sorted({r["final_width"] for r in toy["runs"]})
+    n_train, epochs = (1000, 2) if quick else (6000, 6)
+    r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=2000, progress=progress, epochs=epochs,
+                  warmup_epochs=1, gamma=0.5 * n_train / 60000, eta_theta=0.3, flip_samples=16)
+    spe = int(np.ceil(n_train / 100))
+    plot_theta_trajectories(r["trainer"].theta_trace, out_dir / "pruning_theta.png", steps_per_epoch=spe,
+                            title=f"θ, MNIST {n_train} images")
+    plot_widths([("784-300-100-10", [e["widths"] for e in r["history"]])], out_dir / "pruning_widths.png")
+    plots += ["pruning_theta.png", "pruning_widths.png"]
+    return {"summary": f"toy (teacher k=3): students 6/12 end at widths {finals}; MNIST ({n_train} images, "
+                       f"{epochs} epochs) 300-100 → {'-'.join(map(str, r['widths']))}, test error "
+                       f"{100 * r['test_err']:.2f} %, θ binary {r['theta_binary_frac']:.2f}",
+            "plots": plots, "widths": r["widths"], "test_err": r["test_err"]}
