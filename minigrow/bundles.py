@@ -26,8 +26,9 @@ H(Y | bundle), 0 ≤ H ≤ ln C; whether H > 0 is decided from the integer count
 all pure gets H = 0.0 exactly (the authors' code adds 1e-5 inside the log and clips at 0; we do not).
 
 Computation. Exact equality after quantisation is transitive, so the bundles are a true partition and hashing
-is exact: −0.0 is canonicalised to +0.0 (``q + 0.0``), each contiguous row is viewed as one opaque byte string
-and ``np.unique(…, return_inverse=True)`` groups them in O(N D log N) — no pairwise loop. Bundle ids are then
+is exact: −0.0 is canonicalised to +0.0 (``q + 0.0``), each row gets a 64-bit fingerprint that
+``np.unique(…, return_inverse=True)`` groups in O(N D + N log N), and the grouping is verified row by row (on a
+collision: each contiguous row viewed as one opaque byte string and grouped the same way) — no pairwise loop. Bundle ids are then
 renumbered in order of first appearance (bundle 0 holds sample 0), like the reference loop.
 :func:`bundles_pairwise` is that straightforward reference loop, kept as the test oracle.
 
@@ -136,11 +137,26 @@ def grid_gamma(w_max, lr=1e-3, batch_size=64, dtype=np.float32):
 # Grouping equal rows (hashing) and the statistics (B2), (B3)
 # ----------------------------------------------------------------------------------------------------------------
 
+_MULT = {}
+
+
+def _multipliers(n_words):
+    """Two fixed vectors of odd 32-bit multipliers (a seeded Generator, the same in every run)."""
+    if n_words not in _MULT:
+        g = np.random.default_rng(20210301)
+        _MULT[n_words] = g.integers(1, 2 ** 32, size=(n_words, 2), dtype=np.uint64).astype(np.uint32) | np.uint32(1)
+    return _MULT[n_words]
+
+
 def group_rows(q):
     """Partition the rows of ``q`` by exact (bitwise, after −0.0 → +0.0) equality.
 
-    Each row is viewed as one opaque byte string (a NumPy void scalar) and grouped with ``np.unique``; ids are
-    renumbered in order of first appearance. Returns ``assignment`` (N,) int64 with values 0 … |B|−1.
+    Fast path: each row, read as 32-bit words w, gets a 64-bit fingerprint from two multiply-add hashes
+    (Σ_k w_k m_k mod 2³², two fixed odd multiplier vectors); the fingerprints are grouped with ``np.unique`` and the
+    grouping is then **verified** (every row must equal its group's first row bit for bit). If a fingerprint
+    collision ever merges different rows, the exact path runs instead: each row viewed as one opaque byte string
+    (a NumPy void scalar) and grouped with ``np.unique``. Either way the result is exact.
+    Ids are renumbered in order of first appearance. Returns ``assignment`` (N,) int64 with values 0 … |B|−1.
     """
     q = np.asarray(q)
     if q.ndim == 1:
@@ -152,12 +168,24 @@ def group_rows(q):
     q = np.ascontiguousarray(q)
     if q.shape[1] == 0:
         return np.zeros(q.shape[0], dtype=np.int64)
-    rows = q.view(np.dtype((np.void, q.dtype.itemsize * q.shape[1]))).ravel()
-    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    row_bytes = q.dtype.itemsize * q.shape[1]
+    inverse = None
+    if row_bytes % 4 == 0:
+        words = q.view(np.uint32).reshape(q.shape[0], row_bytes // 4)
+        h = words @ _multipliers(words.shape[1])                     # (N, 2) uint32, arithmetic mod 2³²
+        fp = (h[:, 0].astype(np.uint64) << np.uint64(32)) | h[:, 1].astype(np.uint64)
+        _, first, inv = np.unique(fp, return_index=True, return_inverse=True)   # first occurrences
+        inv = inv.ravel()
+        if np.array_equal(words, words[first[inv]]):                 # verify: no collision merged two rows
+            inverse = inv
+    if inverse is None:
+        rows = q.view(np.dtype((np.void, row_bytes))).ravel()
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
     # renumber: the bundle that appears first gets id 0
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse.ravel()]
+    return rank[inverse]
 
 
 @dataclass

@@ -247,3 +247,20 @@ def test_p5_dead_layer_blocks_all_gradients():
     # a live layer is not reported as dead
     m2 = mlp([2, 8, 8, 3], "relu", init="he", rng=0, dtype=np.float64)
     assert not check_p5_dead_layer(m2, X, y, layer_index=3).holds
+
+
+def test_fingerprint_collisions_fall_back_to_the_exact_path():
+    import minigrow.bundles as B
+    rng = np.random.default_rng(0)
+    q = rng.integers(0, 3, (200, 5)).astype(np.float32)
+    expect = bundles_pairwise(q, np.zeros(200, dtype=int)).assignment
+    saved = B._MULT.get(5)
+    B._MULT[5] = np.zeros((5, 2), dtype=np.uint32)            # every fingerprint collides
+    try:
+        assert np.array_equal(group_rows(q), expect)
+    finally:
+        if saved is None:
+            B._MULT.pop(5)
+        else:
+            B._MULT[5] = saved
+    assert np.array_equal(group_rows(q), expect)

@@ -257,10 +257,8 @@ if QUICK:
                             progress=False)
 else:
     g = EX.depth_width_grid(depths=[5, 20, 50, 75], widths=[10, 25], n_train=5000, n_test=2000, epochs=2,
-                            n_eval=512, progress=False, fig_dir=ROOT / "docs" / "figures")
-    for name in ("grid", "depth", "layers"):                          # keep the full-run figures' names free
-        os.replace(ROOT / "docs" / "figures" / f"bundles_{name}.png",
-                   ROOT / "docs" / "figures" / f"bundles_tutorial_{name}.png")
+                            n_eval=512, progress=False)
+    EX.plot_grid(g, ROOT / "docs" / "figures", prefix="bundles_tutorial_")   # the full run's figures stay
 print(f"H(Y) of the evaluated images = {g['label_entropy_eval']:.3f}, majority share (test) = "
       f"{g['majority_share_test']:.3f}")
 for r in g["runs"]:

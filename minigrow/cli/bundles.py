@@ -4,7 +4,7 @@ Examples::
 
     python -m minigrow bundles measure --arch plain --depth 50 --width 10 --epochs 1
     python -m minigrow bundles measure --model runs/train/model.npz
-    python -m minigrow bundles autotune --counts 50 --widths 25 --epochs 5
+    python -m minigrow bundles autotune --counts 75 --widths 32 --epochs 10
     python -m minigrow bundles autotune --counts 3,12,41,3 --widths 64,32,16,8 --rule all_types
     python -m minigrow bundles lesion --blocks 30 --width 32 --hidden 4
     python -m minigrow bundles reproduce grid          # docs/results/bundles_grid.json + figures
@@ -46,10 +46,10 @@ def register(sub):
     m.set_defaults(func=run_measure)
 
     a = s.add_parser("autotune", help="remove conflicting blocks and restart until training has no conflict")
-    a.add_argument("--counts", type=int_list, default=[50], help="blocks per type, e.g. 3,12,41,3")
-    a.add_argument("--widths", type=int_list, default=[25], help="width of each block type")
+    a.add_argument("--counts", type=int_list, default=[75], help="blocks per type, e.g. 3,12,41,3")
+    a.add_argument("--widths", type=int_list, default=[32], help="width of each block type")
     a.add_argument("--rule", choices=["first_type", "all_types"], default="first_type")
-    a.add_argument("--epochs", type=positive_int, default=5)
+    a.add_argument("--epochs", type=positive_int, default=10)
     a.add_argument("--check-epochs", type=nonneg_int, default=10)
     a.add_argument("--max-rounds", type=positive_int, default=8)
     common(a)

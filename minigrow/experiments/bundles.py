@@ -131,6 +131,7 @@ def plot_grid(res, fig_dir, prefix="bundles_"):
         ax.set_ylabel("width")
         ax.set_title(f"{arch}: test accuracy\n(red box, *: H(a^L) > 0)", fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    fig_dir.mkdir(parents=True, exist_ok=True)
     fig.savefig(fig_dir / f"{prefix}grid.png", dpi=100)
     plt.close(fig)
 
@@ -175,7 +176,7 @@ def savefig_small(fig, path):
     pyplot().close(fig)
 
 
-def autotune_mnist(counts=(50,), widths=(25,), rule="first_type", n_train=10000, n_test=2000, epochs=5,
+def autotune_mnist(counts=(75,), widths=(32,), rule="first_type", n_train=10000, n_test=2000, epochs=10,
                    n_eval=512, max_rounds=8, seed=0, out_dir=None, fig_dir=None, quick=False, progress=True,
                    name="autotune"):
     """Auto-tune a deep plain block network on an MNIST subset (bundles.md §5)."""
