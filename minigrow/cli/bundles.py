@@ -166,7 +166,7 @@ def demo(out_dir, seed, quick, progress):
     from ..plotting import pyplot
     from ..train import Trainer
     n_train, n_test, depth, width, epochs, n_eval = (600, 300, 12, 10, 1, 128) if quick else \
-        (8000, 2000, 40, 16, 2, 512)
+        (20000, 5000, 40, 16, 2, 512)
     d = load_mnist(n_train=n_train, n_test=n_test)
     Xe, ye = d.X_train[:n_eval], d.y_train[:n_eval]
     prof, accs = {}, {}
@@ -188,7 +188,7 @@ def demo(out_dir, seed, quick, progress):
     a2.set_ylabel("H(B^l)")
     a1.legend(fontsize=7)
     savefig_small(fig, Path(out_dir) / "bundles_profile.png")
-    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 3,
+    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 5,
                    n_eval=n_eval, max_rounds=4, seed=seed, n_classes=10)
     last = res.rounds[-1]
     final = f"test acc {last['test_acc']:.3f}" if res.converged else "not converged within 4 rounds"
