@@ -184,9 +184,13 @@ def plot_setting(name, setting, results, path):
         ep = [int(v[2:]) for v in ins]
         fin = [np.array([r["train_loss"][-1] for r in results[v]]) for v in ins]
         base = np.array([r["train_loss"][-1] for r in results["small"]])
-        a2.errorbar(ep, [f.mean() for f in fin], yerr=[f.std() for f in fin], fmt="o-", capsize=3,
-                    label="insert at epoch (mean ± std)")
-        a2.axhline(base.mean(), color="k", ls="--", label="no insertion (mean)")
+        med = np.array([np.median(f) for f in fin])
+        lo = med - np.array([np.quantile(f, 0.25) for f in fin])
+        hi = np.array([np.quantile(f, 0.75) for f in fin]) - med
+        a2.errorbar(ep, med, yerr=[lo, hi], fmt="o-", capsize=3, label="insert at epoch (median, 25-75 %)")
+        a2.plot(ep, [f.mean() for f in fin], "s", color="C1", ms=4, label="insert at epoch (mean)")
+        a2.axhline(np.median(base), color="k", ls="--", label="no insertion (median)")
+        a2.axhline(base.mean(), color="k", ls=":", label="no insertion (mean)")
         a2.set_xlabel("insertion epoch")
         a2.set_ylabel(f"training loss at epoch {results['small'][0]['train_loss'].size}")
         a2.legend(fontsize=7)
@@ -223,6 +227,9 @@ def reproduce(setting, seeds=None, quick=False, out_dir=None, progress=True, plo
                "summary": summarise(results, checkpoints, reference),
                "mean_curves": {k: np.stack([r["train_loss"] for r in v]).mean(0)[::10 if not quick else 1].tolist()
                                for k, v in results.items()},
+               "per_seed": {k: {"final_loss": [float(r["train_loss"][-1]) for r in v],
+                                "test_error": [float(r["test_error"]) for r in v],
+                                "chosen": [r["chosen"] for r in v]} for k, v in results.items()},
                "seconds": time.perf_counter() - t0,
                "command": f"python -m minigrow insert --reproduce {name} --seeds {seeds}" + (" --quick" if quick else "")}
     if name == "D":
