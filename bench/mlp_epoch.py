@@ -6,7 +6,7 @@ and — when PyTorch is importable — for the same network in PyTorch CPU in th
 ``Generator.permutation`` per epoch from the same seed). PyTorch gets as many threads as NumPy's BLAS.
 
     python bench/mlp_epoch.py                 # 3 epochs each (about a minute on 2 cores)
-    python bench/mlp_epoch.py --epochs 5 --threads 1
+    python bench/mlp_epoch.py --epochs 5 --threads 1    # both libraries on one thread (robust on a busy machine)
 
 Not a test: timings depend on the machine and its load (``uptime`` is printed with the figures).
 """
@@ -19,7 +19,21 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+
+def _early_threads(argv):
+    """``--threads N`` must reach OpenBLAS before NumPy is imported (the thread count is fixed at load time)."""
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return None
+
+
+if _early_threads(sys.argv[1:]):
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = _early_threads(sys.argv[1:])
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -97,7 +111,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: NumPy BLAS threads)")
+    p.add_argument("--threads", type=int, default=None, help="threads for NumPy's BLAS and PyTorch (default: the BLAS default, usually the CPU count)")
     p.add_argument("--no-torch", action="store_true")
     args = p.parse_args(argv)
     threads = args.threads or blas_threads()
