@@ -286,6 +286,7 @@ def lesion_study(model, X_eval, y_eval, X_test, y_test, ks=None, repeats=15, rng
     accuracy; also every single-block lesion. Returns a JSON-able dict.
     """
     rng = check_rng("rng", rng)
+    repeats = check_int("repeats", repeats, lo=1)
     y_test = np.asarray(y_test)
     rep = layer_report(model, X_eval, y_eval, lr=lr, batch_size=batch_size, kinds={"branch"})
     flags = [r.conflicting for r in rep]

@@ -50,7 +50,7 @@ import numpy as np
 
 from .layers import Activation, Dense, ResidualBlock, Sequential
 from .losses import log_softmax, softmax
-from .validate import check_array, check_int, check_labels, check_positive
+from .validate import check_array, check_int, check_labels, check_model, check_positive
 
 __all__ = [
     "BundleDivergenceError", "Bundles", "LayerBundles", "PropositionCheck",
@@ -75,6 +75,7 @@ def weight_amplitude(model) -> np.float32:
     One scalar for the whole model, as ``_get_weight_amplitude(model)`` in the authors' code. 0 if the model has
     no trainable parameter.
     """
+    check_model("model", model)
     m = np.float32(0.0)
     for layer, name in model.parameters():
         if name in layer.frozen:
@@ -114,6 +115,7 @@ def quantize(a, w_max, lr=1e-3, batch_size=64, dtype=np.float32):
     a = np.asarray(a)
     if a.ndim < 1 or a.shape[0] < 1:
         raise ValueError(f"a: expected activations of shape (N, …) with N >= 1, got shape {a.shape}")
+    w_max = check_positive("w_max", w_max)
     lr = check_positive("lr", lr)
     batch_size = check_int("batch_size", batch_size, lo=1)
     dt = np.dtype(dtype)
@@ -363,6 +365,7 @@ def hidden_activations(model, X, distinct_rows=False):
     module note), so the exact-equality propositions are checked this way. A generator: one layer's activations
     are alive at a time (apart from the consumer's).
     """
+    check_model("model", model)
     x = np.asarray(X, dtype=model.dtype or np.asarray(X).dtype)
     inv = np.arange(x.shape[0])
     if distinct_rows:
@@ -416,7 +419,11 @@ def layer_report(model, X, y, lr=1e-3, batch_size=64, n_classes=None, grid=True,
     on for ``grid=False``) evaluates the network once per distinct row (:func:`hidden_activations`).
     Returns a list of :class:`LayerBundles`.
     """
+    check_model("model", model)
     X = check_array("X", X, ndim=2, finite=False)
+    n_in = next((lay.params["W"].shape[1] for lay in model.layers if "W" in lay.params), None)
+    if n_in is not None and X.shape[1] != n_in:
+        raise ValueError(f"X: expected {n_in} features per sample (the input width of the model), got {X.shape[1]}")
     y = check_labels("y", y, n_classes=n_classes, n=X.shape[0])
     C = n_classes if n_classes is not None else int(y.max()) + 1
     w_max = weight_amplitude(model)
