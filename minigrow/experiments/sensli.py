@@ -251,3 +251,26 @@ def reproduce(setting, seeds=None, quick=False, out_dir=None, progress=True, plo
         if plots:
             plot_setting(name, s, results, out_dir / "figures" / f"sensli_{name}.png")
     return summary
+
+
+def markdown_table(results_dir=None):
+    """The README table of all settings found in ``<results_dir>`` (default docs/results), from the JSON files:
+    ``python -c "from minigrow.experiments.sensli import markdown_table; print(markdown_table())"``."""
+    import json
+    results_dir = REPO_ROOT / "docs" / "results" if results_dir is None else Path(results_dir)
+    rows = ["| setting | variant | seeds | loss at checkpoints (mean ± std; median) | test error | "
+            "wins vs no insertion (loss, last checkpoint) | MACs per run |",
+            "|---|---|---|---|---|---|---|"]
+    for name in SETTINGS:
+        f = results_dir / f"sensli_{name}.json"
+        if not f.exists():
+            continue
+        r = json.loads(f.read_text())
+        for v, d in r["summary"].items():
+            at = "; ".join(f"e{e}: {x['mean']:.3f} ± {x['std']:.3f} ({x['median']:.3f})" for e, x in d["loss_at"].items())
+            last = list(d["loss_at"])[-1]
+            w = d.get("wins_vs_small", {}).get(last)
+            rows.append(f"| {name} | {v} | {d['n_seeds']} | {at} | {d['test_error']['mean']:.3f} ± "
+                        f"{d['test_error']['std']:.3f} | {'—' if w is None else f'{w:.0%}'} | "
+                        f"{d['train_macs'] + d['sensitivity_macs']:.3g} |")
+    return "\n".join(rows)
