@@ -53,10 +53,13 @@ class SoftmaxCrossEntropy:
     def forward(self, z, y):
         z, y = self._check(z, y)
         n = z.shape[0]
-        logp = log_softmax(z)
-        self.p = np.exp(logp)                 # softmax, kept for backward
+        s = z - z.max(axis=1, keepdims=True)          # shift by the row maximum m: no overflow in exp
+        e = np.exp(s)
+        sum_e = e.sum(axis=1, keepdims=True)
+        self.p = e / sum_e                            # softmax, kept for backward
         self.y = y
-        return float(-logp[np.arange(n), y].mean())
+        # ℓ_n = log Σ_k e^{z_nk} − z_{n,y_n} = log Σ_k e^{s_nk} − s_{n,y_n}
+        return float(np.mean(np.log(sum_e[:, 0]) - s[np.arange(n), y]))
 
     def backward(self):
         n = self.p.shape[0]
