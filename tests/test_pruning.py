@@ -327,3 +327,18 @@ def test_bad_arguments():
         PruningTrainer(mlp([2, 3, 2]))
     with pytest.raises(ValueError, match="2\\^"):
         exact_expectation(gated_mlp([2, 20, 2], dtype=np.float64), np.zeros((1, 2)), np.zeros(1, int), CE)
+
+
+def test_cli_prune_toy_quick_writes_results(tmp_path, capsys):
+    from minigrow.cli import main
+    assert main(["prune", "toy", "--quick", "--out", str(tmp_path), "--no-plots"]) == 0
+    import json
+    res = json.loads((tmp_path / "results" / "pruning_toy.json").read_text())
+    assert {r["width"] for r in res["runs"]} == {6, 12}
+    assert "final width" in capsys.readouterr().out
+
+
+def test_cli_prune_bad_argument_is_one_line_error(capsys):
+    from minigrow.cli import main
+    assert main(["prune", "--gamma", "-1", "--no-plots"]) == 2
+    assert "--gamma" in capsys.readouterr().err

@@ -237,11 +237,14 @@ def run_grid(args):
 def demo(out_dir, seed, quick, progress):
     """``python -m minigrow demo`` part: the teacher-student toy and a short MNIST pruning run."""
     from ..experiments.pruning import mnist_run, plot_theta_trajectories, plot_widths
+    from ..experiments.pruning import teacher_student
     out_dir = Path(out_dir)
-    toy = toy_reproduction(out_dir, seed=seed, quick=True, plots=True)
+    toy = [teacher_student(k=3, width=w, seed=seed, epochs=40) for w in ((12,) if quick else (6, 12, 24))]
+    plot_widths([(f"width {r['width']}", [[w] for w in r["widths"]]) for r in toy],
+                out_dir / "pruning_toy_widths.png", title="teacher-student, teacher k = 3")
     plots = ["pruning_toy_widths.png"]
-    finals = sorted({r["final_width"] for r in toy["runs"]})
-    n_train, epochs = (1000, 2) if quick else (6000, 6)
+    finals = [r["final_width"] for r in toy]
+    n_train, epochs = (500, 2) if quick else (6000, 6)
     r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=2000, progress=progress, epochs=epochs,
                   warmup_epochs=1, gamma=0.5 * n_train / 60000, eta_theta=0.3, flip_samples=16)
     spe = int(np.ceil(n_train / 100))
@@ -249,7 +252,8 @@ def demo(out_dir, seed, quick, progress):
                             title=f"θ, MNIST {n_train} images")
     plot_widths([("784-300-100-10", [e["widths"] for e in r["history"]])], out_dir / "pruning_widths.png")
     plots += ["pruning_theta.png", "pruning_widths.png"]
-    return {"summary": f"toy (teacher k=3): students 6/12 end at widths {finals}; MNIST ({n_train} images, "
+    return {"summary": f"toy (teacher k=3): students {'/'.join(str(r['width']) for r in toy)} end at widths "
+                       f"{finals}; MNIST ({n_train} images, "
                        f"{epochs} epochs) 300-100 → {'-'.join(map(str, r['widths']))}, test error "
                        f"{100 * r['test_err']:.2f} %, θ binary {r['theta_binary_frac']:.2f}",
             "plots": plots, "widths": r["widths"], "test_err": r["test_err"]}

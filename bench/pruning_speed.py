@@ -1,0 +1,96 @@
+"""Benchmark for variational Bernoulli pruning (prints figures; not a test).
+
+1. Wall time of a pruning run vs the dense run of the same net for the same epochs (target ≤ 0.6×).
+2. Cost of the flip estimator per step relative to one ordinary training step (full-width 784-300-100-10).
+3. Inference time of the final pruned net vs the dense net on the MNIST test set.
+
+    python bench/pruning_speed.py                 # 20k MNIST images, 10 epochs
+    python bench/pruning_speed.py --n-train 60000 --epochs 20
+
+Timings on a shared 2-core machine are noisy: the script prints the load average (``uptime``) with them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from minigrow.data import load_mnist                                      # noqa: E402
+from minigrow.experiments.pruning import MNIST_SETTINGS, dense_baseline, mnist_run   # noqa: E402
+from minigrow.losses import SoftmaxCrossEntropy                           # noqa: E402
+from minigrow.pruning import flip_gradient, gated_layers, gated_mlp, sample_gates    # noqa: E402
+
+
+def load():
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def best_of(f, repeat=5, number=10):
+    f()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            f()
+        ts.append((time.perf_counter() - t0) / number)
+    return min(ts)
+
+
+def flip_cost(batch=100, seed=0):
+    rng = np.random.default_rng(seed)
+    m = gated_mlp([784, 300, 100, 10], "relu", rng=seed)
+    X = rng.random((batch, 784)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    L = SoftmaxCrossEntropy()
+
+    def step():
+        sample_gates(m, batch, rng)
+        L.forward(m.forward(X, True), y)
+        m.backward(L.backward(), need_input_grad=False)
+
+    t_step = best_of(step)
+    step()
+    out = {"step_ms": 1e3 * t_step}
+    for ns in (None, 32):
+        t = best_of(lambda: [flip_gradient(m, i, y, L, n_samples=ns) for i in gated_layers(m)])
+        out[f"flip_ms_{ns or batch}"] = 1e3 * t
+        out[f"flip_ratio_{ns or batch}"] = t / t_step
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n-train", type=int, default=20000)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args()
+    print(f"[{load()}]")
+    fc = flip_cost(seed=a.seed)
+    print(f"one training step (784-300-100-10, batch 100): {fc['step_ms']:.1f} ms; flip estimator, all layers: "
+          f"{fc['flip_ms_100']:.1f} ms = {fc['flip_ratio_100']:.2f}× a step (all 100 samples), "
+          f"{fc['flip_ms_32']:.1f} ms = {fc['flip_ratio_32']:.2f}× (32 samples, the default)")
+    d = load_mnist(n_train=a.n_train)
+    gamma = MNIST_SETTINGS["gamma"] * a.n_train / 60000        # same price per unit and sample as at N = 60000
+    print(f"[{load()}]")
+    r = mnist_run((300, 100), seed=a.seed, data=d, epochs=a.epochs, gamma=gamma)
+    dn = dense_baseline((300, 100), seed=a.seed, data=d, epochs=a.epochs)
+    print(f"[{load()}]")
+    print(f"training {a.epochs} epochs on {a.n_train} images: pruned {r['seconds']:.1f} s (widths {r['widths']}, "
+          f"test error {100 * r['test_err']:.2f} %), dense {dn['seconds']:.1f} s (test error "
+          f"{100 * dn['test_err']:.2f} %): ratio {r['seconds'] / dn['seconds']:.2f}")
+    Xte = d.X_test
+    t_p = best_of(lambda: r["model"].predict(Xte), repeat=3, number=2)
+    t_d = best_of(lambda: dn["model"].predict(Xte), repeat=3, number=2)
+    print(f"inference on {Xte.shape[0]} test images: pruned {1e3 * t_p:.1f} ms ({r['n_params']:,} parameters), "
+          f"dense {1e3 * t_d:.1f} ms ({dn['n_params']:,}): ratio {t_p / t_d:.2f}")
+    print(f"[{load()}]")
+
+
+if __name__ == "__main__":
+    main()
