@@ -58,6 +58,8 @@ step ≈ 3F per sample (forward, weight gradients, input gradients).
 from __future__ import annotations
 
 import copy
+import json
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -67,12 +69,14 @@ from .layers import Activation, Dense, ReLU, ResidualBlock, Sequential, activati
 from .losses import get_loss
 from .optim import SGD, Adam, Optimizer, StepLR
 from .train import Trainer, evaluate, iterate_minibatches
-from .validate import check_array, check_choice, check_int, check_nonneg, check_positive, check_rng
+from .validate import (check_array, check_callable, check_choice, check_int, check_model, check_nonneg,
+                       check_positive, check_rng, check_Xy)
 
 __all__ = [
     "Candidate", "Sensitivities", "candidates", "identity_layers", "residual_candidate_block",
     "closed_form_sensitivities", "extended_network", "extended_sensitivities", "scores_from_grads", "select",
-    "insert_candidate", "InsertionRun", "sensli_train", "train_macs_per_sample", "RESIDUAL_W1_SCALE",
+    "insert_candidate", "InsertionRun", "InsertionSchedule", "sensli_train", "train_macs_per_sample",
+    "RESIDUAL_W1_SCALE",
 ]
 
 RESIDUAL_W1_SCALE = 0.8     # W1 = 0.8·I of the virtual residual block (sensli.md §3)
@@ -243,6 +247,27 @@ def _input_grad(layer, dout):
     return layer.backward(dout)          # activations: σ'(z) ⊙ dout (ReLU'(0) = 0)
 
 
+def _widths(model):
+    """(input width, output width) of a Dense-based model, from its first and last Dense layer."""
+    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
+    return (dense[0].in_features, dense[-1].out_features) if dense else (None, None)
+
+
+def _check_data(model, X, y, loss, dtype, xname="X", yname="y"):
+    """X: finite, 2-d, as wide as the model's input, cast to ``dtype``; y: labels in [0, n_out) for the
+    cross-entropy (one per row), else finite targets with one row per sample."""
+    n_in, n_out = _widths(model)
+    if getattr(loss, "name", None) == "ce":
+        return check_Xy(X, y, n_features=n_in, n_classes=n_out, dtype=dtype, xname=xname, yname=yname)
+    X = check_array(xname, X, ndim=2, dtype=dtype)
+    if n_in is not None and X.shape[1] != n_in:
+        raise ValueError(f"{xname}: expected {n_in} features per sample, got {X.shape[1]}")
+    y = check_array(yname, y, dtype=X.dtype)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"{yname}: expected {X.shape[0]} targets (one per sample), got {y.shape[0]}")
+    return X, y
+
+
 def _batches(n, batch_size):
     bs = n if batch_size is None else check_int("batch_size", batch_size, lo=1)
     return [slice(s, min(s + bs, n)) for s in range(0, n, bs)]
@@ -262,12 +287,14 @@ def closed_form_sensitivities(model, X, y, loss="ce", batch_size=None, form="aut
 
     ``free_score=True`` also computes s̄_free for the 'threshold' mode (S7); this needs the weight gradients of
     the existing layers, i.e. an ordinary full backward.
+
+    ``X`` (finite, 2-d, as wide as the model's input) and ``y`` (labels in [0, n_out) for the cross-entropy) are
+    checked at entry; a ValueError names the one that is wrong.
     """
     t0 = time.perf_counter()
     loss = get_loss(loss)
-    if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype == model.dtype):
-        X = check_array("X", X, ndim=2, dtype=model.dtype)
     cands = candidates(model, form)
+    X, y = _check_data(model, X, y, loss, model.dtype)
     at = {c.after: c for c in cands}
     first = min(at)
     n = X.shape[0]
@@ -357,8 +384,8 @@ def extended_sensitivities(model, X, y, loss="ce", batch_size=None, form="auto",
     network (every parameter's gradient is formed; candidates frozen, nothing updated). Slower; the oracle."""
     t0 = time.perf_counter()
     loss = get_loss(loss)
-    X = check_array("X", X, ndim=2, dtype=model.dtype)
     ext, cands, index = extended_network(model, form)
+    X, y = _check_data(model, X, y, loss, model.dtype)
     wname = {c.position: ("W" if c.form == "identity" else "W2") for c in cands}
     G = [np.zeros(c.weight_shape, dtype=np.float64) for c in cands]
     Gb = [np.zeros(c.width, dtype=np.float64) if c.form == "identity" else None for c in cands]
@@ -392,8 +419,8 @@ def select(scores, mode="abs_max", position=None, tau=None, free_score=None):
     ``position``; 'threshold': argmax if max s_p > τ · s̄_free else None (S7).
     """
     mode = check_choice("mode", mode, set(MODES))
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 1 or scores.size == 0:
+    scores = check_array("scores", scores, ndim=1, dtype=np.float64, min_rows=0)   # finite: NaN is an error
+    if scores.size == 0:
         raise ValueError(f"scores: expected a non-empty 1-d array, got shape {scores.shape}")
     if mode == "abs_max":
         return int(np.argmax(scores))
@@ -433,6 +460,7 @@ class InsertionRun:
     test_acc: list = field(default_factory=list)
     insertions: list = field(default_factory=list)
     phases: list = field(default_factory=list)
+    trainer: Trainer | None = field(default=None, repr=False)
 
     @property
     def train_macs(self):
@@ -458,10 +486,161 @@ def _make_optimizer(name, lr, weight_decay):
     return SGD(lr, weight_decay=weight_decay) if name == "sgd" else Adam(lr, weight_decay=weight_decay)
 
 
+class InsertionSchedule:
+    """The insertion loop of sensli.md §5 as the epoch-end callback of ONE :class:`~minigrow.train.Trainer`.
+
+    The trainer runs all Σ_k e_k epochs in one ``fit``; this callback counts the epochs of the current phase k and,
+    when e_k of them are done (a phase boundary),
+
+    1. records the phase (epochs, seconds, multiply-adds, learning rate at its start and end, size) and calls the
+       user's ``callback(run, k)``;
+    2. unless k is the last phase: runs the sensitivity pass (:func:`closed_form_sensitivities`, no updates),
+       selects (:func:`select`) and inserts (:func:`insert_candidate`), recording the scores, positions, chosen
+       position, training loss before/after and the cost of the pass;
+    3. starts phase k+1 with a fresh optimiser — every parameter's optimiser state is forgotten
+       (``Optimizer.reset_state``; the optimiser object only holds hyper-parameters) — at the learning rate
+       η ← ``decrease`` · η_end (η_end = the learning rate at the end of phase k; unchanged when nothing was
+       inserted), and restarts the StepLR from it (``base_lr = η``, position 0), as a new ``StepLR`` would.
+
+    Test loss/accuracy are evaluated every ``test_every`` epochs of a phase (0: only at its end).
+
+    Checkpoints (:mod:`minigrow.checkpoint`): :meth:`state_dict` holds the phase index, the epoch within the phase,
+    the learning rate at the phase start, the records (per-epoch training loss, test loss/accuracy, insertions,
+    phases) and the settings of the schedule; the trainer stores the rest (the grown network, optimiser state and
+    learning rate, StepLR position, RNG, counters, history). The trainer writes its checkpoint after the callbacks,
+    so a checkpoint taken at a phase boundary already holds the inserted layer and the fresh optimiser.
+    """
+
+    state_key = "sensli"
+
+    def __init__(self, epochs, X, y, X_test=None, y_test=None, *, loss, mode="abs_max", position=None, tau=None,
+                 batch_size=None, decrease=1.0, form="auto", normalise=False, fresh_optimizer=True, test_every=0,
+                 progress=False, callback=None, settings=None):
+        self.epochs = list(epochs)
+        self.X, self.y, self.X_test, self.y_test = X, y, X_test, y_test
+        self.loss, self.mode, self.position, self.tau = loss, mode, position, tau
+        self.batch_size, self.decrease, self.form, self.normalise = batch_size, decrease, form, normalise
+        self.fresh_optimizer, self.test_every, self.progress, self.callback = (fresh_optimizer, test_every,
+                                                                              progress, callback)
+        # what must match on resume (JSON-normalised so that it compares equal to what a checkpoint returns)
+        self._settings_json = json.dumps(settings or {}, sort_keys=True)
+        self.settings = json.loads(self._settings_json)
+        self.run = None          # the InsertionRun; its ``trainer`` is the trainer this callback belongs to
+        self.phase, self.in_phase, self.lr_start, self.phase_seconds, self.done = 0, 0, None, 0.0, False
+        self._records_json = None    # cache of the records for state_dict (None: changed since)
+
+    # --- the loop --------------------------------------------------------------------------------------------
+    def start(self, trainer):
+        """Begin phase 0 of a new run (before the first ``fit``); phases of 0 epochs are passed at once."""
+        self._start_phase(trainer, trainer.optimizer.lr)
+        self._boundaries(trainer)
+
+    def __call__(self, trainer):
+        rec = trainer.history.epochs[-1]
+        self.in_phase += 1
+        self.run.train_loss.append(float(rec["train_loss"]))
+        self.phase_seconds += rec["seconds"]
+        if self.X_test is not None and ((self.test_every > 0 and self.in_phase % self.test_every == 0)
+                                        or self.in_phase == self.epochs[self.phase]):
+            t0 = time.perf_counter()
+            tl, ta = evaluate(trainer.model, self.loss, self.X_test, self.y_test)
+            self.run.test_loss.append((trainer.epoch, tl))
+            self.run.test_acc.append((trainer.epoch, ta))
+            self._records_json = None
+            self.phase_seconds += time.perf_counter() - t0
+        self._boundaries(trainer)
+
+    def _boundaries(self, trainer):
+        while not self.done and self.in_phase >= self.epochs[self.phase]:
+            self._end_phase(trainer)
+            if self.phase == len(self.epochs) - 1:
+                self.done = True
+                break
+            lr = self._insert(trainer)
+            self.phase += 1
+            self._start_phase(trainer, lr)
+
+    def _start_phase(self, trainer, lr):
+        """Fresh optimiser at learning rate ``lr`` (sensli.md §5) and a restarted StepLR."""
+        opt = trainer.optimizer
+        if self.fresh_optimizer:
+            Optimizer.reset_state(trainer.model)
+        opt.lr = float(lr)           # a Python float: an np.float64 lr would change float32 updates (NEP 50)
+        if trainer.scheduler is not None:
+            trainer.scheduler.base_lr, trainer.scheduler.last_epoch = opt.lr, 0
+        self.lr_start, self.in_phase, self.phase_seconds = opt.lr, 0, 0.0
+
+    def _end_phase(self, trainer):
+        model, e = trainer.model, self.epochs[self.phase]
+        self.run.phases.append({"phase": self.phase, "epochs": e, "seconds": self.phase_seconds,
+                                "macs": int(e * self.X.shape[0] * train_macs_per_sample(model)),
+                                "lr_start": self.lr_start, "lr_end": trainer.optimizer.lr,
+                                "n_params": int(model.n_params()), "macs_per_sample": int(model.macs())})
+        self._records_json = None
+        if self.callback is not None:
+            self.callback(self.run, self.phase)
+
+    def _insert(self, trainer):
+        """Sensitivity pass, selection, insertion; returns the learning rate of the next phase."""
+        model, lr_end = trainer.model, trainer.optimizer.lr
+        sens = closed_form_sensitivities(model, self.X, self.y, self.loss, self.batch_size, self.form,
+                                         self.normalise, free_score=(self.mode == "threshold"))
+        chosen = select(sens.scores, self.mode, self.position, self.tau, sens.free_score)
+        before = evaluate(model, self.loss, self.X, self.y)[0]
+        if chosen is not None:
+            insert_candidate(model, sens.candidates[chosen])
+        after = evaluate(model, self.loss, self.X, self.y)[0]
+        rec = sens.as_dict()
+        rec.update(epoch=trainer.epoch, chosen=chosen, inserted=chosen is not None, loss_before=before,
+                   loss_after=after, lr_before=lr_end)
+        self.run.insertions.append(rec)
+        self._records_json = None
+        trainer.history.events.append({"event": "insert" if chosen is not None else "no insertion",
+                                       "epoch": trainer.epoch, "chosen": chosen})
+        lr = self.decrease * lr_end if chosen is not None else lr_end
+        if self.progress:
+            print(f"epoch {rec['epoch']}: scores {np.array2string(sens.scores, precision=3)} -> "
+                  f"{'insert at p=' + str(chosen) if chosen is not None else 'no insertion'} "
+                  f"(loss {before:.4f} -> {after:.4f}), lr {lr:.4g}", file=sys.stderr)
+        return lr
+
+    # --- checkpoint protocol ----------------------------------------------------------------------------------
+    def state_dict(self):
+        """``(meta, {})``: position in the schedule, plus the settings and the records as JSON text.
+
+        Settings and records travel as JSON strings because the trainer copies the method state at every epoch start
+        (for the divergence rollback) and a string costs nothing to copy, nested lists of records do. The per-epoch
+        training loss is not stored here: it is the trainer's history (restored before this state)."""
+        if self._records_json is None:
+            r = self.run
+            self._records_json = json.dumps({"test_loss": r.test_loss, "test_acc": r.test_acc,
+                                             "insertions": r.insertions, "phases": r.phases})
+        return {"settings": self._settings_json, "phase": self.phase, "in_phase": self.in_phase,
+                "lr_start": self.lr_start, "phase_seconds": self.phase_seconds, "done": self.done,
+                "records": self._records_json}, {}
+
+    def load_state_dict(self, meta, arrays):
+        saved = json.loads(meta["settings"])
+        for key in sorted(set(saved) | set(self.settings)):
+            if saved.get(key) != self.settings.get(key):
+                raise ValueError(f"{key}: the checkpoint's insertion run used {saved.get(key)!r}, got "
+                                 f"{self.settings.get(key)!r}; resume with the settings of the original run")
+        self.phase, self.in_phase, self.done = int(meta["phase"]), int(meta["in_phase"]), bool(meta["done"])
+        self.lr_start, self.phase_seconds = meta["lr_start"], float(meta["phase_seconds"])
+        rec = json.loads(meta["records"])
+        r = self.run
+        r.train_loss = [float(e["train_loss"]) for e in r.trainer.history.epochs]
+        r.test_loss = [tuple(t) for t in rec["test_loss"]]
+        r.test_acc = [tuple(t) for t in rec["test_acc"]]
+        r.insertions, r.phases = rec["insertions"], rec["phases"]
+        self._records_json = meta["records"]
+
+
 def sensli_train(model, X, y, epochs, X_test=None, y_test=None, *, mode="abs_max", position=None, tau=None,
                  optimizer="sgd", lr=0.1, weight_decay=0.0, batch_size=None, step_size=None, gamma=0.5,
                  decrease=1.0, form="auto", normalise=False, fresh_optimizer=True, test_every=0, rng=0,
-                 progress=False, callback=None):
+                 progress=False, callback=None, checkpoint_dir=None, checkpoint_every=1, resume=None,
+                 checkpoint_meta=None):
     """Train with layer insertions (sensli.md §5); ``model`` is changed in place.
 
     ``epochs = [e_0, e_1, …, e_K]``: train e_0 epochs, insert, train e_1, …, insert, train e_K — K insertions.
@@ -471,74 +650,64 @@ def sensli_train(model, X, y, epochs, X_test=None, y_test=None, *, mode="abs_max
     rate at the end of the phase). ``mode``/``position``/``tau``: selection (:func:`select`); ``mode='none'``
     would be spelled ``epochs=[total]``.
 
+    One :class:`~minigrow.train.Trainer` runs all Σ e_k epochs; the loop of §5 is its epoch-end callback
+    :class:`InsertionSchedule` (``run.trainer`` is the trainer, ``run.trainer.history`` its per-epoch records).
+
     The training loss per epoch is the mean of its step losses (full batch: the loss at the start of the epoch's
     step). ``test_every=0``: test loss/accuracy only at the end of each phase; k > 0: every k epochs.
     ``callback(run, phase)`` is called after every phase (used by the CLI for progress).
+
+    Checkpoints: ``checkpoint_dir`` writes ``epoch-NNNN.npz`` there every ``checkpoint_every`` epochs (the newest
+    two are kept; ``checkpoint_meta`` is a JSON-able dict stored in each). ``resume`` (a checkpoint file, or a
+    folder: its newest checkpoint) continues such a run: call ``sensli_train`` with the same model builder, data and
+    settings plus ``resume=path``; the network (grown), optimiser state, learning rate, StepLR position, RNG,
+    phase position and all records come from the file, and the result is bit-identical to the uninterrupted run
+    (tests/test_sensli.py). Different settings are refused with a ValueError.
     """
+    if isinstance(epochs, (str, bytes)) or not isinstance(epochs, (list, tuple, np.ndarray)) or \
+            np.ndim(epochs) != 1:
+        raise TypeError(f"epochs: expected a list [e_0, …, e_K] of epoch counts (one per phase), got "
+                        f"{type(epochs).__name__} {epochs!r}"[:160])
     epochs = [check_int(f"epochs[{i}]", e, lo=0) for i, e in enumerate(epochs)]
     if not epochs:
         raise ValueError("epochs: expected a list [e_0, …, e_K] of at least one epoch count")
+    check_model("model", model)
     check_choice("mode", mode, set(MODES))
-    check_positive("lr", lr)
-    check_positive("decrease", decrease)
+    lr = check_positive("lr", lr)
+    decrease = check_positive("decrease", decrease)
+    test_every = check_int("test_every", test_every, lo=0)
+    if callback is not None:
+        check_callable("callback", callback)
     rng = check_rng("rng", rng)
     loss = get_loss("ce")
     dtype = model.dtype or np.float32
-    X = check_array("X", X, ndim=2, dtype=dtype)
+    X, y = _check_data(model, X, y, loss, dtype)
+    if (X_test is None) != (y_test is None):
+        raise ValueError(f"X_test, y_test: give both or neither, got X_test={'None' if X_test is None else '…'} "
+                         f"and y_test={'None' if y_test is None else '…'}")
     if X_test is not None:
-        X_test = check_array("X_test", X_test, ndim=2, dtype=dtype)
+        X_test, y_test = _check_data(model, X_test, y_test, loss, dtype, "X_test", "y_test")
     if len(epochs) > 1:
         candidates(model, form)            # refuse an impossible insertion before training, not after
-    run = InsertionRun(model)
-    lr_now = lr
-    opt = None
-    n = X.shape[0]
-    for k, e in enumerate(epochs):
-        if opt is None or fresh_optimizer:
-            opt = _make_optimizer(optimizer, lr_now, weight_decay)
-            if fresh_optimizer:
-                Optimizer.reset_state(model)
-        else:
-            opt.lr = lr_now
-        sched = StepLR(opt, step_size, gamma) if step_size else None
-        tr = Trainer(model, loss, opt, batch_size=batch_size, rng=rng, scheduler=sched, progress=False,
-                     dtype=dtype)
-        lr_start = opt.lr
-        t0 = time.perf_counter()
-        done = 0
-        while done < e:
-            chunk = e - done if test_every <= 0 else min(test_every, e - done)
-            tr.fit(X, y, chunk)
-            done += chunk
-            if X_test is not None and (test_every > 0 or done == e):
-                tl, ta = evaluate(model, loss, X_test, y_test)
-                run.test_loss.append((len(run.train_loss) + done, tl))
-                run.test_acc.append((len(run.train_loss) + done, ta))
-        secs = time.perf_counter() - t0
-        run.train_loss.extend(float(v) for v in tr.history.column("train_loss"))
-        run.phases.append({"phase": k, "epochs": e, "seconds": secs, "macs": int(e * n * train_macs_per_sample(model)),
-                           "lr_start": lr_start, "lr_end": opt.lr, "n_params": model.n_params(),
-                           "macs_per_sample": model.macs()})
-        if callback is not None:
-            callback(run, k)
-        if k == len(epochs) - 1:
-            break
-        # --- sensitivity pass, selection, insertion --------------------------------------------------------
-        sens = closed_form_sensitivities(model, X, y, loss, batch_size, form, normalise,
-                                         free_score=(mode == "threshold"))
-        chosen = select(sens.scores, mode, position, tau, sens.free_score)
-        before = evaluate(model, loss, X, y)[0]
-        if chosen is not None:
-            insert_candidate(model, sens.candidates[chosen])
-        after = evaluate(model, loss, X, y)[0]
-        rec = sens.as_dict()
-        rec.update(epoch=len(run.train_loss), chosen=chosen, inserted=chosen is not None, loss_before=before,
-                   loss_after=after, lr_before=opt.lr)
-        run.insertions.append(rec)
-        lr_now = decrease * opt.lr if chosen is not None else opt.lr
-        if progress:
-            import sys
-            print(f"epoch {rec['epoch']}: scores {np.array2string(sens.scores, precision=3)} -> "
-                  f"{'insert at p=' + str(chosen) if chosen is not None else 'no insertion'} "
-                  f"(loss {before:.4f} -> {after:.4f}), lr {lr_now:.4g}", file=sys.stderr)
-    return run
+    opt = _make_optimizer(optimizer, lr, weight_decay)
+    sched = StepLR(opt, step_size, gamma) if step_size else None
+    settings = dict(epochs=epochs, mode=mode, position=position, tau=tau, optimizer=optimizer, lr=lr,
+                    weight_decay=opt.weight_decay, batch_size=batch_size, step_size=step_size or None,
+                    gamma=float(gamma), decrease=decrease, form=form, normalise=bool(normalise),
+                    fresh_optimizer=bool(fresh_optimizer), test_every=test_every, n_train=int(X.shape[0]),
+                    dtype=str(np.dtype(dtype)))
+    schedule = InsertionSchedule(epochs, X, y, X_test, y_test, loss=loss, mode=mode, position=position, tau=tau,
+                                 batch_size=batch_size, decrease=decrease, form=form, normalise=normalise,
+                                 fresh_optimizer=fresh_optimizer, test_every=test_every, progress=progress,
+                                 callback=callback, settings=settings)
+    trainer = Trainer(model, loss, opt, batch_size=batch_size, rng=rng, scheduler=sched, callbacks=[schedule],
+                      progress=False, dtype=dtype, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                      checkpoint_meta=checkpoint_meta)
+    schedule.run = InsertionRun(model, trainer=trainer)
+    if resume is None:
+        schedule.start(trainer)
+    else:
+        from .checkpoint import resume as _resume
+        _resume(resume, trainer)
+    trainer.fit(X, y, sum(epochs) - trainer.epoch)
+    return schedule.run
