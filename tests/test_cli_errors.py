@@ -41,14 +41,18 @@ def files(tmp_path_factory):
     assert main(["train", "--out", str(d / "run"), "--checkpoint-every", "1", *FAST, "--epochs", "2"]) == 0
     ck = d / "run" / "checkpoints" / "epoch-0002.npz"
     assert ck.exists()
+    assert main(["insert", "--epochs", "2,2", "--out", str(d / "ins"), "--checkpoint-every", "1", "--no-progress",
+                 "--no-plots"]) == 0
+    ick = d / "ins" / "checkpoints" / "epoch-0004.npz"
+    assert ick.exists()
     bad = d / "corrupt.npz"
     bad.write_bytes(ck.read_bytes()[:500])
     regular = d / "a_file"
     regular.write_text("x")
-    return {"ck": ck, "model": d / "run" / "model.npz", "bad": bad, "file": regular, "dir": d}
+    return {"ck": ck, "ick": ick, "model": d / "run" / "model.npz", "bad": bad, "file": regular, "dir": d}
 
 
-# (id, argv (with {ck}, {model}, {bad}, {file}, {tmp} placeholders), needles)
+# (id, argv (with {ck}, {ick} (an insert checkpoint), {model}, {bad}, {file}, {tmp} placeholders), needles)
 CLI_CASES = [
     ("no command", [], ["COMMAND"]),
     ("unknown command", ["fly"], ["invalid choice", "fly"]),
@@ -93,6 +97,27 @@ CLI_CASES = [
     ("insert epochs negative", ["insert", "--epochs", "-1"], ["--epochs"]),
     ("insert lr text", ["insert", "--lr", "x"], ["--lr"]),
     ("insert mode unknown", ["insert", "--mode", "best"], ["--mode", "best"]),
+    ("insert weight decay negative", ["insert", "--weight-decay", "-1"], ["--weight-decay", ">= 0"]),
+    ("insert checkpoint-every negative", ["insert", "--checkpoint-every", "-2"], ["--checkpoint-every"]),
+    ("insert checkpoint-every text", ["insert", "--checkpoint-every", "often"], ["--checkpoint-every", "often"]),
+    ("insert checkpoints with reproduce", ["insert", "--reproduce", "A", "--checkpoint-every", "1"],
+     ["--checkpoint-every", "--reproduce"]),
+    ("insert resume with reproduce", ["insert", "--reproduce", "A", "--resume", "{ick}"], ["--resume", "--reproduce"]),
+    ("insert resume missing file", ["insert", "--resume", "{tmp}/nope.npz", "--out", "{tmp}/o"], ["nope.npz"]),
+    ("insert resume corrupt file", ["insert", "--resume", "{bad}", "--out", "{tmp}/o"], ["corrupt.npz"]),
+    ("insert resume a model file", ["insert", "--resume", "{model}", "--out", "{tmp}/o"], ["not a checkpoint"]),
+    ("insert resume folder without checkpoints", ["insert", "--resume", "{tmp}", "--out", "{tmp}/o"],
+     ["no checkpoint"]),
+    ("insert resume a train checkpoint", ["insert", "--resume", "{ck}", "--out", "{tmp}/o"],
+     ["epoch-0002.npz", "not written by", "insert"]),
+    ("train resume an insert checkpoint", ["train", "--resume", "{ick}", "--out", "{tmp}/o"],
+     ["not written by", "train"]),
+    ("insert resume with a different lr", ["insert", "--resume", "{ick}", "--lr", "0.5", "--out", "{tmp}/o"],
+     ["--lr", "0.5", "drop the flag"]),
+    ("insert resume with other epochs", ["insert", "--resume", "{ick}", "--epochs", "2,3", "--out", "{tmp}/o"],
+     ["--epochs", "[2, 3]"]),
+    ("insert resume with another mode", ["insert", "--resume", "{ick}", "--mode", "abs_min", "--out", "{tmp}/o"],
+     ["--mode", "abs_min"]),
     ("prune gamma negative", ["prune", "--data", "spirals", "--gamma", "-1", "--out", "{tmp}/o", "--no-plots"],
      ["--gamma"]),
     ("prune eps above 1", ["prune", "--data", "spirals", "--eps", "2", "--out", "{tmp}/o", "--no-plots"], ["--eps"]),
@@ -112,7 +137,7 @@ CLI_CASES = [
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
 def test_cli_bad_input(case, files, tmp_path, capsys):
     name, argv, needles = case
-    sub = {"{ck}": files["ck"], "{model}": files["model"], "{bad}": files["bad"], "{file}": files["file"],
+    sub = {"{ck}": files["ck"], "{ick}": files["ick"], "{model}": files["model"], "{bad}": files["bad"], "{file}": files["file"],
            "{tmp}": tmp_path}
     args = []
     for a in argv:

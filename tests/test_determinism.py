@@ -18,6 +18,11 @@ TIMING = ("seconds", "time", "elapsed", "wall", "duration")
 
 
 def _strip(obj):
+    if isinstance(obj, str) and obj.startswith("{"):      # JSON text inside the meta (SensLI's checkpointed records)
+        try:
+            return _strip(json.loads(obj))
+        except ValueError:
+            return obj
     if isinstance(obj, dict):
         return {k: _strip(v) for k, v in obj.items() if not any(t in k.lower() for t in TIMING)}
     if isinstance(obj, list):
@@ -61,6 +66,8 @@ COMMANDS = {
     "insert": ["insert", "--epochs", "15,15", "--no-progress", "--no-plots"],
     "insert_resnet": ["insert", "--arch", "resnet", "--hidden", "3,1", "--epochs", "10,10,10", "--no-progress",
                       "--no-plots"],
+    "insert_checkpoints": ["insert", "--epochs", "4,4", "--checkpoint-every", "2", "--optimizer", "adam", "--lr",
+                           "0.01", "--batch-size", "64", "--step-size", "2", "--no-progress", "--no-plots"],
     "bundles_measure": ["bundles", "measure", "--depth", "2", "--width", "8", "--epochs", "1", "--n-train", "300",
                         "--n-test", "100", "--n-eval", "100", "--no-progress"],
 }

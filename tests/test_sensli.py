@@ -11,7 +11,7 @@ from minigrow.gradcheck import numerical_gradient, rel_error
 from minigrow.layers import Dense, ReLU, ResidualBlock, Sequential
 from minigrow.losses import SoftmaxCrossEntropy
 from minigrow.network import mlp, residual_mlp
-from minigrow.optim import SGD, Adam
+from minigrow.optim import SGD, Adam, Optimizer, StepLR
 from minigrow.train import Trainer
 
 F64 = np.float64
@@ -333,6 +333,132 @@ def test_loop_steplr_and_adam(spirals):
     assert run.insertions[0]["n_batches"] == 5
 
 
+def _phase_by_phase(model, X, y, epochs, lr, decrease, batch_size, step_size, gamma, rng):
+    """sensli.md §5 written out as a loop over phases, a new Trainer, Adam and StepLR per phase — the reference."""
+    losses, chosen = [], []
+    for k, e in enumerate(epochs):
+        opt = Adam(lr, weight_decay=5e-3)
+        Optimizer.reset_state(model)
+        tr = Trainer(model, "ce", opt, batch_size=batch_size, rng=rng, scheduler=StepLR(opt, step_size, gamma),
+                     progress=False, dtype=model.dtype)
+        tr.fit(X, y, e)
+        losses += [float(v) for v in tr.history.column("train_loss")]
+        if k < len(epochs) - 1:
+            sens = S.closed_form_sensitivities(model, X, y, batch_size=batch_size)
+            chosen.append(S.select(sens.scores))
+            S.insert_candidate(model, sens.candidates[chosen[-1]])
+            lr = decrease * opt.lr
+    return losses, chosen
+
+
+@pytest.mark.parametrize("kind", ["fnn", "res"])
+def test_one_trainer_loop_equals_phase_by_phase_loop(kind):
+    """The single-Trainer schedule (InsertionSchedule) reproduces the per-phase loop bit for bit: fresh optimiser
+    state, lr = decrease · lr at the end of the phase, a restarted StepLR, the same minibatch order."""
+    d = two_spirals(rng=0)
+    a = mlp([2, 6, 5, 2], rng=4) if kind == "fnn" else residual_mlp(2, 3, 1, 2, rng=4)
+    b = copy.deepcopy(a)
+    run = S.sensli_train(a, d.X_train, d.y_train, [5, 4, 6], optimizer="adam", lr=0.02, weight_decay=5e-3,
+                         batch_size=64, step_size=2, gamma=0.5, decrease=0.7, rng=np.random.default_rng(9))
+    losses, chosen = _phase_by_phase(b, d.X_train, d.y_train, [5, 4, 6], 0.02, 0.7, 64, 2, 0.5,
+                                     np.random.default_rng(9))
+    assert run.train_loss == losses and [e["chosen"] for e in run.insertions] == chosen
+    assert len(a.layers) == len(b.layers)
+    for la, lb in zip(a.layers, b.layers):
+        for k in la.params:
+            assert la.params[k].tobytes() == lb.params[k].tobytes()
+
+
+# --- checkpoints: an interrupted insertion run resumes bit-identically ------------------------------------------
+
+RESUME_SETUPS = {
+    "fnn_adam_steplr_minibatch": (lambda: mlp([2, 6, 5, 2], rng=2),
+                                  dict(optimizer="adam", lr=0.01, weight_decay=5e-3, batch_size=64, step_size=2,
+                                       gamma=0.5, decrease=0.7, test_every=2)),
+    "res_sgd_fullbatch": (lambda: residual_mlp(2, 3, 1, 2, activation="tanh", rng=2),
+                          dict(optimizer="sgd", lr=0.1, decrease=0.8)),
+}
+EPOCHS = [3, 3, 3]                   # insertions at the ends of epochs 3 and 6
+
+
+class Interrupted(Exception):
+    """Stands for the process being killed right after a checkpoint was written."""
+
+
+def _insertion_run(setup, ckdir=None, resume=None, **over):
+    make, kw = RESUME_SETUPS[setup]
+    d = two_spirals(rng=0)                                  # fresh data, model and Generator: a new process
+    return S.sensli_train(make(), d.X_train, d.y_train, over.pop("epochs", EPOCHS), d.X_test, d.y_test,
+                          rng=np.random.default_rng(5), checkpoint_dir=ckdir, resume=resume, **{**kw, **over})
+
+
+def _interrupt_after(monkeypatch, epoch, exc=Interrupted):
+    import minigrow.checkpoint as ck
+    write = ck.write_epoch_checkpoint
+
+    def write_then_die(trainer):
+        path = write(trainer)
+        if trainer.epoch == epoch:
+            raise exc(str(path))
+        return path
+    monkeypatch.setattr(ck, "write_epoch_checkpoint", write_then_die)
+
+
+def _no_seconds(obj):
+    if isinstance(obj, dict):
+        return {k: _no_seconds(v) for k, v in obj.items() if "seconds" not in k}
+    if isinstance(obj, list):
+        return [_no_seconds(v) for v in obj]
+    return obj
+
+
+def _everything(run):
+    """Architecture, parameters, optimiser state, records, history, RNG and optimiser settings of a run."""
+    layers = [(type(layer).__name__, [(k, v.dtype.str, v.shape, v.tobytes()) for k, v in sorted(layer.params.items())],
+               [(k, s, np.asarray(v).tobytes()) for k, st_ in sorted(layer.state.items()) for s, v in sorted(st_.items())])
+              for layer in run.model.layers]
+    tr = run.trainer
+    return (layers, _no_seconds(run.as_dict()), _no_seconds(tr.history.epochs), tr.history.step_loss,
+            tr.history.events, tr.rng.bit_generator.state, tr.optimizer.config(), (tr.epoch, tr.step))
+
+
+@pytest.mark.parametrize("setup", sorted(RESUME_SETUPS))
+@pytest.mark.parametrize("stop", [2, 3, 4, 6, 8])    # before, at and after the 1st insertion; at the 2nd; after
+def test_insertion_run_resumes_bit_identically(setup, stop, tmp_path, monkeypatch):
+    straight = _insertion_run(setup)
+    assert [e["inserted"] for e in straight.insertions] == [True, True]
+    _interrupt_after(monkeypatch, stop)
+    with pytest.raises(Interrupted):
+        _insertion_run(setup, tmp_path)
+    monkeypatch.undo()
+    path = tmp_path / f"epoch-{stop:04d}.npz"
+    from minigrow.checkpoint import load_checkpoint
+    state = load_checkpoint(path)["checkpoint"]["method"]["sensli"]["meta"]
+    assert (state["phase"], state["in_phase"]) == divmod(stop, 3)
+    n_small = len(RESUME_SETUPS[setup][0]().layers)
+    per = 2 if setup.startswith("fnn") else 1
+    assert len(load_checkpoint(path)["model"].layers) == n_small + per * (stop // 3)   # at 3, 6: already grown
+    resumed = _insertion_run(setup, resume=path)
+    assert _everything(resumed) == _everything(straight)
+
+
+def test_insertion_resume_from_the_folder_and_from_the_end(tmp_path):
+    straight = _insertion_run("res_sgd_fullbatch", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0008.npz", "epoch-0009.npz"]
+    again = _insertion_run("res_sgd_fullbatch", resume=tmp_path)           # the newest: nothing left to train
+    assert _everything(again) == _everything(straight)
+
+
+def test_insertion_resume_refuses_other_settings(tmp_path):
+    _insertion_run("res_sgd_fullbatch", tmp_path)
+    with pytest.raises(ValueError, match="decrease"):
+        _insertion_run("res_sgd_fullbatch", resume=tmp_path, decrease=0.5)
+    with pytest.raises(ValueError, match="epochs"):
+        _insertion_run("res_sgd_fullbatch", resume=tmp_path, epochs=[3, 3, 4])
+    with pytest.raises(ValueError, match="optimizer"):
+        _insertion_run("res_sgd_fullbatch", resume=tmp_path, optimizer="adam")
+
+
 def test_errors(spirals):
     model = mlp([2, 5, 2], rng=0)
     with pytest.raises(ValueError, match="form"):
@@ -368,6 +494,28 @@ def test_cli_insert_runs_and_reports(tmp_path, capsys):
     assert len(h["train_loss"]) == 6 and h["insertions"][0]["loss_before"] == h["insertions"][0]["loss_after"]
     rc = main(["insert", "--arch", "resnet", "--hidden", "3", "--out", str(tmp_path), "--no-progress"])
     assert rc == 2 and "WIDTH,BLOCKS" in capsys.readouterr().err
+
+
+def test_cli_insert_checkpoint_and_resume(tmp_path, monkeypatch, capsys):
+    """``insert --checkpoint-every 1`` interrupted (Ctrl-C) after epoch 4, then ``--resume``: the same files as
+    the uninterrupted run."""
+    import json
+    from minigrow.cli import main
+    argv = ["insert", "--epochs", "3,3,3", "--optimizer", "adam", "--lr", "0.01", "--batch-size", "64",
+            "--step-size", "2", "--decrease", "0.7", "--no-progress", "--no-plots"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    _interrupt_after(monkeypatch, 4, KeyboardInterrupt)
+    assert main([*argv, "--checkpoint-every", "1", "--out", str(tmp_path / "b")]) == 130
+    monkeypatch.undo()
+    assert not (tmp_path / "b" / "model.npz").exists()
+    assert main(["insert", "--resume", str(tmp_path / "b" / "checkpoints"), "--out", str(tmp_path / "b"),
+                 "--no-progress", "--no-plots"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    ha, hb = (json.loads((tmp_path / r / "history.json").read_text()) for r in "ab")
+    assert _no_seconds(ha) == _no_seconds(hb) and len(hb["insertions"]) == 2
+    with np.load(tmp_path / "a" / "model.npz") as fa, np.load(tmp_path / "b" / "model.npz") as fb:
+        assert sorted(fa.files) == sorted(fb.files)
+        assert all(fa[k].tobytes() == fb[k].tobytes() for k in fa.files)
 
 
 def test_reproduce_quick_writes_json(tmp_path):

@@ -7,6 +7,14 @@ Examples::
     python -m minigrow insert --data mnist --n-train 10000 --hidden 50 --epochs 5,5,5 --optimizer adam \\
         --lr 0.01 --weight-decay 5e-3 --batch-size 100 --step-size 5
     python -m minigrow insert --reproduce A --seeds 30          # setting A of sensli.md §6 → docs/
+    python -m minigrow insert --checkpoint-every 50 --out runs/a  # runs/a/checkpoints/epoch-NNNN.npz
+    python -m minigrow insert --resume runs/a/checkpoints --out runs/a   # continue it, bit-identically
+
+``--checkpoint-every N`` writes ``OUT/checkpoints/epoch-NNNN.npz`` (the newest two are kept; a checkpoint at a
+phase boundary already holds the inserted layer); ``--resume PATH`` continues such a run to the end of its
+schedule, bit-identically to an uninterrupted run. The settings of the run come from the checkpoint; a flag that
+contradicts it is an error. A diverging run saves the last finite model to ``OUT/model.npz`` and exits with
+status 3.
 """
 from __future__ import annotations
 
@@ -14,11 +22,18 @@ import sys
 
 import numpy as np
 
+from ..checkpoint import load_checkpoint
 from ..io import save
 from ..network import mlp, residual_mlp
 from ..sensli import MODES, sensli_train
-from .common import (add_data_args, add_run_args, int_list, load_data, nonneg_int, positive_float, positive_int,
-                     write_json)
+from ..train import TrainingDiverged
+from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_float, nonneg_int,
+                     positive_float, positive_int, write_json)
+
+# The settings that define a run: stored in every checkpoint and taken from it on --resume.
+RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "epochs", "optimizer", "lr", "weight_decay",
+            "batch_size", "step_size", "gamma", "decrease", "mode", "position", "tau", "normalise", "form", "seed",
+            "dtype"]
 
 
 def register(sub):
@@ -35,7 +50,7 @@ def register(sub):
                    help="epochs per phase: e0,e1,...; one insertion between phases (default 450,1400)")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     p.add_argument("--lr", type=positive_float, default=0.2)
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=nonneg_float, default=0.0)
     p.add_argument("--batch-size", type=nonneg_int, default=0, help="0 = full batch (default)")
     p.add_argument("--step-size", type=positive_int, default=None, help="StepLR per phase: epochs between decays")
     p.add_argument("--gamma", type=positive_float, default=0.5, help="StepLR factor")
@@ -52,6 +67,7 @@ def register(sub):
     p.add_argument("--seeds", type=positive_int, default=None, help="--reproduce: number of seeds")
     p.add_argument("--quick", action="store_true", help="--reproduce: tiny epochs (seconds), for tests")
     add_run_args(p, "runs/insert")
+    add_checkpoint_args(p)
     p.set_defaults(func=run)
 
 
@@ -79,7 +95,27 @@ def plot_run(run, path, title):
     return savefig(fig, path)
 
 
+def _settings_from_checkpoint(args):
+    """On --resume: the run's settings come from the checkpoint; an explicitly different flag is an error."""
+    from . import build_parser
+    ck = load_checkpoint(args.resume)
+    saved = ck["user"].get("args")
+    if not isinstance(saved, dict) or ck["user"].get("command") != "insert":
+        raise ValueError(f"--resume: {ck['path']} was not written by 'python -m minigrow insert'")
+    defaults = build_parser().parse_args(["insert"])
+    for key in RUN_ARGS:
+        given, default = getattr(args, key), getattr(defaults, key)
+        if given != default and given != saved.get(key):
+            raise ValueError(f"--{key.replace('_', '-')}: the checkpoint's run used {saved.get(key)!r}, got "
+                             f"{given!r}; resuming keeps the original settings (drop the flag)")
+    for key in RUN_ARGS:
+        setattr(args, key, saved[key])
+    return ck["path"]
+
+
 def run(args):
+    if args.reproduce and (args.checkpoint_every or args.resume is not None):
+        raise ValueError("--checkpoint-every/--resume: not available with --reproduce (they apply to one run)")
     if args.reproduce:
         from ..experiments.sensli import reproduce
         out = None if str(args.out) == "runs/insert" else args.out
@@ -87,6 +123,7 @@ def run(args):
                       progress=not args.no_progress, plots=not args.no_plots)
         print_summary(s)
         return 0
+    resume_path = _settings_from_checkpoint(args) if args.resume is not None else None
     if args.mode == "fixed" and args.position is None:
         raise ValueError("--position: --mode fixed needs --position P")
     if args.mode == "threshold" and args.tau is None:
@@ -94,15 +131,24 @@ def run(args):
     dtype = np.dtype(args.dtype)
     d = load_data(args, dtype)
     n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
-    model = build_model(args, d.X_train.shape[1], n_out, dtype)
-    print(model.summary())
-    r = sensli_train(model, d.X_train, d.y_train, args.epochs, d.X_test, d.y_test, mode=args.mode,
-                     position=args.position, tau=args.tau, optimizer=args.optimizer, lr=args.lr,
-                     weight_decay=args.weight_decay, batch_size=args.batch_size or None, step_size=args.step_size,
-                     gamma=args.gamma, decrease=args.decrease, form=args.form, normalise=args.normalise,
-                     rng=np.random.default_rng(args.seed), progress=not args.no_progress)
+    model = build_model(args, d.X_train.shape[1], n_out, dtype)       # on --resume: replaced by the saved layers
+    print(model.summary() if resume_path is None else f"resuming {resume_path}")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        r = sensli_train(model, d.X_train, d.y_train, args.epochs, d.X_test, d.y_test, mode=args.mode,
+                         position=args.position, tau=args.tau, optimizer=args.optimizer, lr=args.lr,
+                         weight_decay=args.weight_decay, batch_size=args.batch_size or None,
+                         step_size=args.step_size, gamma=args.gamma, decrease=args.decrease, form=args.form,
+                         normalise=args.normalise, rng=np.random.default_rng(args.seed),
+                         progress=not args.no_progress,
+                         checkpoint_dir=out / "checkpoints" if args.checkpoint_every else None,
+                         checkpoint_every=max(args.checkpoint_every, 1), resume=resume_path,
+                         checkpoint_meta={"command": "insert", "args": {k: getattr(args, k) for k in RUN_ARGS}})
+    except TrainingDiverged:
+        save(out / "model.npz", model)                                  # the last finite state
+        print(f"wrote the last finite model to {out}/model.npz", flush=True)
+        raise
     write_json(out / "history.json", r.as_dict())
     save(out / "model.npz", model, meta={"sensli": {"epochs": args.epochs, "mode": args.mode}})
     print(model.summary())
