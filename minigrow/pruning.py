@@ -65,8 +65,7 @@ import numpy as np
 from .layers import ACTIVATIONS, Activation, Dense, Layer, Sequential, activation_layer, register_layer
 from .losses import get_loss
 from .train import Trainer, TrainingDiverged
-from .validate import (check_array, check_choice, check_int, check_nonneg, check_positive, check_prob,
-                       check_rng)
+from .validate import check_choice, check_int, check_nonneg, check_prob, check_rng
 
 __all__ = [
     "GatedDense", "InputGate", "gated_mlp", "gated_layers", "weight_layer_after", "unit_sizes",

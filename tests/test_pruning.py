@@ -10,9 +10,9 @@ from hypothesis import given, strategies as st
 
 from minigrow import io
 from minigrow.gradcheck import check_layer, check_network, numerical_gradient, rel_error
-from minigrow.losses import MSE, SoftmaxCrossEntropy
+from minigrow.losses import SoftmaxCrossEntropy
 from minigrow.optim import Adam
-from minigrow.pruning import (GatedDense, InputGate, PruningTrainer, add_prior_weight_grads, exact_expectation,
+from minigrow.pruning import (GatedDense, PruningTrainer, add_prior_weight_grads, exact_expectation,
                               flip_gradient, forward_with_gates, gated_layers, gated_mlp, layer_precisions,
                               optimal_precision, pathwise_gradient, per_sample_losses, precision_cost,
                               prior_cost, prior_theta_grad, prune, remove_units, sample_gates, set_gates,

@@ -19,7 +19,6 @@
 # %%
 import os
 import sys
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +29,9 @@ QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 FIG = ROOT / "docs" / "figures"
 
 from minigrow.losses import SoftmaxCrossEntropy
-from minigrow.pruning import (GatedDense, exact_expectation, flip_gradient, forward_with_gates, gated_layers,
-                              gated_mlp, optimal_precision, pathwise_gradient, per_sample_losses,
-                              precision_cost, sample_gates, score_function_gradient, set_gates, to_deterministic,
-                              unit_sq_norms, unit_sizes)
+from minigrow.pruning import (exact_expectation, flip_gradient, forward_with_gates, gated_layers, gated_mlp,
+                              optimal_precision, pathwise_gradient, precision_cost, sample_gates,
+                              score_function_gradient, to_deterministic, unit_sq_norms, unit_sizes)
 
 CE = SoftmaxCrossEntropy()
 

@@ -35,6 +35,18 @@ def float_list(text):
     return vals
 
 
+def seed_list(text):
+    """'0,1,2' → [0, 1, 2] (argparse type)."""
+    import argparse
+    try:
+        vals = [int(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}")
+    if not vals or min(vals) < 0:
+        raise argparse.ArgumentTypeError(f"expected integers >= 0 like 0,1,2, got {text!r}")
+    return vals
+
+
 def hidden_list(text):
     """'300-100,600-200' → [(300, 100), (600, 200)]."""
     import argparse
@@ -71,11 +83,12 @@ def register(sub):
     p.add_argument("--lr", type=positive_float, default=S["lr"])
     p.add_argument("--epochs", type=nonneg_int, default=None, help=f"default {S['epochs']}")
     p.add_argument("--batch-size", type=positive_int, default=S["batch_size"])
-    p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="grid: seeds")
+    p.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="grid: seeds")
     p.add_argument("--scales", type=float_list, default=[0.5, 1.0, 2.0], help="grid: init scales")
     p.add_argument("--hiddens", type=hidden_list, default=[(300, 100), (600, 200), (1000, 300)],
                    help="grid: starting widths, e.g. 300-100,600-200")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
+    p.add_argument("--tag", default="", help="grid: suffix of the result and figure names (pruning_grid<TAG>.json)")
     add_run_args(p, "runs/prune")
     p.set_defaults(func=run)
 
@@ -216,11 +229,14 @@ def run_grid(args):
               f"{100 * row['test_err']:.2f} %, θ binary {row['theta_binary_frac']:.3f}, {row['seconds']:.0f} s",
               flush=True)
     rows = robustness_grid(tuple(args.seeds), tuple(args.scales), tuple(args.hiddens), data=d, log=log, **s)
-    tag = "_quick" if args.quick else ""
+    tag = ("_quick" if args.quick else "") + args.tag
     out = {"command": "python -m minigrow prune grid " + " ".join(
         [f"--seeds {','.join(map(str, args.seeds))}", f"--scales {','.join(map(str, args.scales))}",
          "--hiddens " + ",".join("-".join(map(str, h)) for h in args.hiddens)]
-        + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])),
+        + [f"--n-train {args.n_train}" if args.n_train else "", f"--gamma {args.gamma}", f"--eta-theta {args.eta_theta}",
+           f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}"]
+        + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])
+        + ([f"--tag {args.tag}"] if args.tag else [])),
         "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}
     write_json(res / f"pruning_grid{tag}.json", out)
     if not args.no_plots:

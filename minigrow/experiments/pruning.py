@@ -8,7 +8,6 @@ The method is our derivation from the papers' stated principles (see :mod:`minig
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -57,7 +56,7 @@ def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, se
 
 # --------------------------------------------------------------------------------------------------------------
 # MNIST. Settings found by the tuning reported in docs/pruning.md.
-MNIST_SETTINGS = dict(gamma=0.5, eta_theta=0.1, warmup_epochs=2, epochs=20, lr=1e-3, batch_size=100,
+MNIST_SETTINGS = dict(gamma=0.2, eta_theta=0.5, warmup_epochs=2, epochs=20, lr=1e-3, batch_size=100,
                       sigma0=0.5, strength=1.0, eps=1e-3, flip_samples=32, estimator="flip")
 
 
