@@ -505,10 +505,11 @@ class InsertionSchedule:
     Test loss/accuracy are evaluated every ``test_every`` epochs of a phase (0: only at its end).
 
     Checkpoints (:mod:`minigrow.checkpoint`): :meth:`state_dict` holds the phase index, the epoch within the phase,
-    the learning rate at the phase start, the records (per-epoch training loss, test loss/accuracy, insertions,
-    phases) and the settings of the schedule; the trainer stores the rest (the grown network, optimiser state and
-    learning rate, StepLR position, RNG, counters, history). The trainer writes its checkpoint after the callbacks,
-    so a checkpoint taken at a phase boundary already holds the inserted layer and the fresh optimiser.
+    the learning rate at the phase start, the records (test loss/accuracy, insertions, phases) and the settings of
+    the schedule; the trainer stores the rest (the grown network, optimiser state and learning rate, StepLR
+    position, RNG, counters, and the history, which gives back the per-epoch training loss). The trainer writes its
+    checkpoint after the callbacks, so a checkpoint taken at a phase boundary already holds the inserted layer and
+    the fresh optimiser.
     """
 
     state_key = "sensli"
