@@ -791,6 +791,7 @@ class PruningTrainer(Trainer):
         rec["flops_epoch"] = 6 * rec["macs"] * trainer.n_train   # ≈ forward + backward of this epoch
         rec["n_params_after"] = model.n_params()
         rec["theta_binary_frac"] = float(np.mean((allth == 0) | (allth == 1)))
+        rec["theta_near_binary_frac"] = float(np.mean(np.minimum(allth, 1 - allth) <= 0.05))
         rec["theta_hist"] = [np.histogram(t, bins=10, range=(0, 1))[0].tolist() for t in thetas]
         rec["lams"] = [float(trainer.lams[i]) for i in sorted(trainer.lams)]
         if "test_acc" in rec:

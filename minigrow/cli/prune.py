@@ -192,7 +192,7 @@ def run_mnist(args):
                            lr=r["settings"]["lr"], batch_size=r["settings"]["batch_size"], n_train=n_train,
                            n_test=n_test, progress=not args.no_progress)
     keep = {k: r[k] for k in ("hidden", "seed", "scale", "settings", "n_train", "widths", "test_err",
-                              "theta_binary_frac", "n_params", "macs", "seconds")}
+                              "theta_binary_frac", "theta_near_binary_frac", "n_params", "macs", "seconds")}
     keep["history"] = r["history"]
     keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
     keep["command"] = "python -m minigrow prune mnist" + (" --quick" if args.quick else "")

@@ -80,7 +80,8 @@ def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, p
     hist = [{k: v for k, v in e.items()} for e in tr.history.epochs]
     return {"hidden": list(hidden), "seed": seed, "scale": scale, "settings": s,
             "n_train": int(d.X_train.shape[0]), "widths": widths(model), "test_err": 1 - acc,
-            "theta_binary_frac": float(np.mean((th == 0) | (th == 1))), "n_params": final.n_params(),
+            "theta_binary_frac": float(np.mean((th == 0) | (th == 1))),
+            "theta_near_binary_frac": float(np.mean(np.minimum(th, 1 - th) <= 0.05)), "n_params": final.n_params(),
             "macs": final.macs(), "seconds": seconds, "history": hist,
             "theta_trace": [(int(s_), int(p), ids.tolist(), t.tolist()) for s_, p, ids, t in tr.theta_trace],
             "model": final, "trainer": tr}
@@ -109,7 +110,7 @@ def robustness_grid(seeds=(0, 1, 2), scales=(0.5, 1.0, 2.0), hiddens=((300, 100)
             for sd in seeds:
                 r = mnist_run(h, seed=sd, scale=sc, data=d, progress=progress, **overrides)
                 row = {k: r[k] for k in ("hidden", "seed", "scale", "widths", "test_err", "theta_binary_frac",
-                                         "n_params", "seconds")}
+                                         "theta_near_binary_frac", "n_params", "seconds")}
                 row["widths_per_epoch"] = [e["widths"] for e in r["history"]]
                 rows.append(row)
                 if log is not None:
