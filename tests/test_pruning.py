@@ -288,7 +288,7 @@ def test_save_load_round_trip_of_pruned_gated_net(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- 5 + toy
-def teacher_student(width, seed=0, epochs=40):
+def teacher_student(width, seed=0, epochs=80):
     from minigrow.experiments.pruning import teacher_student as ts
     return ts(k=3, width=width, seed=seed, epochs=epochs)
 

@@ -199,7 +199,7 @@ from minigrow.experiments.pruning import plot_theta_trajectories, plot_widths, t
 
 toy = []
 for width in ((12,) if QUICK else (6, 12, 24)):
-    r = teacher_student(k=3, width=width, seed=0, epochs=25 if QUICK else 40)
+    r = teacher_student(k=3, width=width, seed=0, epochs=40 if QUICK else 80)
     toy.append(r)
     print(f"student width {width:>2}: final width {r['final_width']}, θ binary {r['theta_binary_frac']:.2f}, "
           f"test MSE {r['test_loss']:.4f} (noise variance {r['noise_var']:.4f}), {r['seconds']:.1f} s")
@@ -219,9 +219,12 @@ if not QUICK:
 # optimiser state) gives the same outputs exactly, and every later epoch is cheaper.
 
 # %%
-det, _ = to_deterministic(toy[0]["trainer"].model)
-Xt = rng.standard_normal((5, 6))
 gm = toy[0]["trainer"].model
+print("θ of the student:", [np.round(gm.layers[i].theta, 3) for i in gated_layers(gm)])
+for i in gated_layers(gm):      # any θ still inside (0, 1) is rounded, as to_deterministic does (θ ≥ ½ → 1)
+    gm.layers[i].theta[:] = np.round(gm.layers[i].theta)
+det, _ = to_deterministic(gm)
+Xt = rng.standard_normal((5, 6))
 full = forward_with_gates(gm, Xt, [gm.layers[i].theta for i in gated_layers(gm)])
 print("max |shrunk − gated(ξ = θ)| =", np.abs(det(Xt) - full).max())
 print(det.summary())

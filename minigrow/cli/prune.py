@@ -168,7 +168,7 @@ def toy_reproduction(fig_dir, seed=0, quick=False, plots=True, k=3):
     runs = []
     for m in mults:
         for sd in seeds:
-            r = teacher_student(k=k, width=m * k, seed=sd, epochs=25 if quick else 40)
+            r = teacher_student(k=k, width=m * k, seed=sd, epochs=40 if quick else 80)
             r.pop("trainer")
             runs.append(r)
     if plots:
@@ -255,7 +255,7 @@ def demo(out_dir, seed, quick, progress):
     from ..experiments.pruning import mnist_run, plot_theta_trajectories, plot_widths
     from ..experiments.pruning import teacher_student
     out_dir = Path(out_dir)
-    toy = [teacher_student(k=3, width=w, seed=seed, epochs=40) for w in ((12,) if quick else (6, 12, 24))]
+    toy = [teacher_student(k=3, width=w, seed=seed) for w in ((12,) if quick else (6, 12, 24))]
     plot_widths([(f"width {r['width']}", [[w] for w in r["widths"]]) for r in toy],
                 out_dir / "pruning_toy_widths.png", title="teacher-student, teacher k = 3")
     plots = ["pruning_toy_widths.png"]

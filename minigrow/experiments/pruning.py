@@ -32,7 +32,7 @@ def ref_params(w):
 
 
 # --------------------------------------------------------------------------------------------------------------
-def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, seed=0, epochs=40, gamma=1.0,
+def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, seed=0, epochs=80, gamma=0.5,
                     eta_theta=2.0, warmup_epochs=5, lr=1e-2, batch_size=100, estimator="flip"):
     """Teacher tanh MLP d-k-1 (He init), noisy targets y = teacher(x) + noise·ε; a gated student d-width-1 trained
     with MSE should end with k units and θ ∈ {0, 1}. float64, fast (about a second)."""
