@@ -69,6 +69,7 @@ def main():
     p.add_argument("--n-train", type=int, default=20000)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prune-every", type=int, default=None, help="also prune every N steps (default: epoch ends)")
     a = p.parse_args()
     print(f"[{load()}]")
     fc = flip_cost(seed=a.seed)
@@ -76,9 +77,12 @@ def main():
           f"{fc['flip_ms_100']:.1f} ms = {fc['flip_ratio_100']:.2f}× a step (all 100 samples), "
           f"{fc['flip_ms_32']:.1f} ms = {fc['flip_ratio_32']:.2f}× (32 samples, the default)")
     d = load_mnist(n_train=a.n_train)
-    gamma = MNIST_SETTINGS["gamma"] * a.n_train / 60000        # same price per unit and sample as at N = 60000
-    print(f"[{load()}]")
-    r = mnist_run((300, 100), seed=a.seed, data=d, epochs=a.epochs, gamma=gamma)
+    # Same price per unit and sample as at N = 60000, and the same θ movement per epoch (fewer steps per epoch).
+    gamma = MNIST_SETTINGS["gamma"] * a.n_train / 60000
+    eta = MNIST_SETTINGS["eta_theta"] * 60000 / a.n_train
+    print(f"[{load()}] pruning run: γ = {gamma:.4f}, η_θ = {eta:.2f}, other settings as MNIST_SETTINGS")
+    r = mnist_run((300, 100), seed=a.seed, data=d, epochs=a.epochs, gamma=gamma, eta_theta=eta,
+                  prune_every=a.prune_every)
     dn = dense_baseline((300, 100), seed=a.seed, data=d, epochs=a.epochs)
     print(f"[{load()}]")
     print(f"training {a.epochs} epochs on {a.n_train} images: pruned {r['seconds']:.1f} s (widths {r['widths']}, "

@@ -697,12 +697,13 @@ class PruningTrainer(Trainer):
     record_every : record every θ (with unit ids) every this many steps, for trajectories
     max_elements : block size budget of :func:`flip_gradient`
     flip_samples : the flip estimator uses only this many samples of each batch (None = all)
+    prune_every : also prune every this many steps inside an epoch (after the warm-up); None = epoch ends only
     Other arguments as :class:`minigrow.train.Trainer`.
     """
 
     def __init__(self, model, loss="ce", optimizer=None, batch_size=100, rng=0, gamma=1.0, eta_theta=0.1,
                  estimator="flip", warmup_epochs=1, eps=1e-3, a=1.0, b=1e-8, sigma0=None, strength=0.0, n_train=None, record_every=50,
-                 max_elements=1 << 23, flip_samples=None, min_units=1, scheduler=None, callbacks=(), progress=True,
+                 max_elements=1 << 23, flip_samples=None, min_units=1, prune_every=None, scheduler=None, callbacks=(), progress=True,
                  dtype=np.float32):
         if not gated_layers(model):
             raise ValueError("model: expected a network with gated layers (see gated_mlp)")
@@ -718,6 +719,7 @@ class PruningTrainer(Trainer):
         self.max_elements = check_int("max_elements", max_elements, lo=1)
         self.min_units = check_int("min_units", min_units, lo=1)
         self.flip_samples = None if flip_samples is None else check_int("flip_samples", flip_samples, lo=1)
+        self.prune_every = None if prune_every is None else check_int("prune_every", prune_every, lo=1)
         self.sigma0, self.strength = sigma0, check_nonneg("strength", strength)
         self.hyper = hyper_prior(model, sigma0, self.strength, self.a, self.b)   # fixed at the start
         self.lams = layer_precisions(model, self.hyper)
@@ -764,6 +766,12 @@ class PruningTrainer(Trainer):
             for i, g in grads.items():
                 theta_step(model.layers[i].theta, g, self.eta_theta)
         self.optimizer.step(model)                                                # 5. W step
+        if self.prune_every and self.theta_active and (self.step + 1) % self.prune_every == 0:
+            removed = prune(model, self.eps, self.min_units)                      # (optional) prune now
+            if removed:
+                self.history.events.append({"epoch": self.epoch, "step": self.step, "event": "prune",
+                                            "removed": {str(k): v for k, v in removed.items()},
+                                            "widths": widths(model)})
         if (self.step + 1) % self.record_every == 0:
             self._record_theta()
         return loss
@@ -779,7 +787,7 @@ class PruningTrainer(Trainer):
         model = trainer.model
         rec = trainer.history.epochs[-1]
         removed = {}
-        if trainer.epoch > trainer.warmup_epochs:
+        if trainer.epoch > trainer.warmup_epochs:                 # θ has moved for at least one epoch
             removed = prune(model, trainer.eps, trainer.min_units)
             if removed:
                 trainer.history.events.append({"epoch": trainer.epoch, "step": trainer.step, "event": "prune",

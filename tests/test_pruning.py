@@ -342,3 +342,12 @@ def test_cli_prune_bad_argument_is_one_line_error(capsys):
     from minigrow.cli import main
     assert main(["prune", "--gamma", "-1", "--no-plots"]) == 2
     assert "--gamma" in capsys.readouterr().err
+
+
+def test_prune_every_removes_units_inside_an_epoch():
+    m, X, y, rng = tiny(11, sizes=(3, 8, 3))
+    tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=3, rng=0, gamma=50.0, eta_theta=5.0, warmup_epochs=0,
+                        prune_every=1, dtype=np.float64, progress=False)
+    tr.fit(X, y, 1)
+    steps = [e["step"] for e in tr.history.events if e["event"] == "prune"]
+    assert steps and min(steps) < 2            # pruned during the first epoch (3 steps), not only at its end

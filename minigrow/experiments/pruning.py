@@ -57,7 +57,7 @@ def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, se
 # --------------------------------------------------------------------------------------------------------------
 # MNIST. Settings found by the tuning reported in docs/pruning.md.
 MNIST_SETTINGS = dict(gamma=0.2, eta_theta=0.5, warmup_epochs=2, epochs=20, lr=1e-3, batch_size=100,
-                      sigma0=0.5, strength=1.0, eps=1e-3, flip_samples=32, estimator="flip")
+                      sigma0=0.5, strength=1.0, eps=1e-3, flip_samples=32, estimator="flip", prune_every=None)
 
 
 def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, progress=False, data=None,
@@ -70,7 +70,7 @@ def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, p
     tr = PruningTrainer(model, "ce", Adam(s["lr"]), batch_size=s["batch_size"], rng=seed, gamma=s["gamma"],
                         eta_theta=s["eta_theta"], estimator=s["estimator"], warmup_epochs=s["warmup_epochs"],
                         eps=s["eps"], sigma0=s["sigma0"], strength=s["strength"], flip_samples=s["flip_samples"],
-                        progress=progress)
+                        prune_every=s["prune_every"], progress=progress)
     t0 = time.perf_counter()
     tr.fit(d.X_train, d.y_train, s["epochs"], d.X_test, d.y_test)
     seconds = time.perf_counter() - t0
