@@ -115,7 +115,7 @@ def run_train(args):
     from ..optim import Adam
     from ..pruning import PruningTrainer, gated_mlp, widths
     from ..train import evaluate
-    dtype = np.dtype(args.dtype)
+    dtype = np.dtype(args.dtype).type
     d = load_data(args, dtype)
     n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
     model = gated_mlp([d.X_train.shape[1], *args.hidden, n_out], args.activation, rng=args.seed, dtype=dtype,
@@ -260,9 +260,10 @@ def demo(out_dir, seed, quick, progress):
                 out_dir / "pruning_toy_widths.png", title="teacher-student, teacher k = 3")
     plots = ["pruning_toy_widths.png"]
     finals = [r["final_width"] for r in toy]
-    n_train, epochs = (500, 2) if quick else (6000, 6)
-    r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=2000, progress=progress, epochs=epochs,
-                  warmup_epochs=1, gamma=0.5 * n_train / 60000, eta_theta=0.3, flip_samples=16)
+    n_train, epochs = (500, 2) if quick else (20000, 8)
+    # Same price per unit and sample and the same θ movement per epoch as MNIST_SETTINGS at N = 60000.
+    r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=10000, progress=progress, epochs=epochs,
+                  warmup_epochs=1, gamma=0.2 * n_train / 60000, eta_theta=0.5 * 60000 / n_train, prune_every=20)
     spe = int(np.ceil(n_train / 100))
     plot_theta_trajectories(r["trainer"].theta_trace, out_dir / "pruning_theta.png", steps_per_epoch=spe,
                             title=f"θ, MNIST {n_train} images")
