@@ -100,6 +100,7 @@ class Optimizer:
 
     def step(self, model):
         hyper = self.hyper()
+        lr = float(self.lr)      # a NumPy float64 lr would upcast float32 updates
         for layer, name in model.parameters():
             if name in layer.frozen:
                 continue
@@ -107,7 +108,7 @@ class Optimizer:
             if state is None:
                 state = layer.state[name] = {}
             w = layer.params[name]
-            type(self).rule(w, layer.grads[name], state, self.lr, buf=self._buffer(w), **hyper)
+            type(self).rule(w, layer.grads[name], state, lr, buf=self._buffer(w), **hyper)
 
     @staticmethod
     def reset_state(model):
