@@ -113,7 +113,8 @@ def plot_grid(res, fig_dir, prefix="bundles_"):
     cfg = res["config"]
     depths, widths, archs = cfg["depths"], cfg["widths"], cfg["archs"]
     look = {(r["arch"], r["depth"], r["width"]): r for r in res["runs"]}
-    fig, axes = plt.subplots(1, len(archs), figsize=(4.2 * len(archs), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(archs), figsize=(4.8 * len(archs), 3.8), squeeze=False,
+                             layout="constrained")
     for ax, arch in zip(axes[0], archs):
         acc = np.array([[look[(arch, dd, w)]["test_acc"] for dd in depths] for w in widths])
         im = ax.imshow(acc, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
@@ -130,7 +131,7 @@ def plot_grid(res, fig_dir, prefix="bundles_"):
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel("width")
         ax.set_title(f"{arch}: test accuracy\n(red box, *: H(a^L) > 0)", fontsize=9)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="test accuracy")
     fig_dir.mkdir(parents=True, exist_ok=True)
     fig.savefig(fig_dir / f"{prefix}grid.png", dpi=100)
     plt.close(fig)
