@@ -400,7 +400,10 @@ def add_prior_weight_grads(model, lams, n_train):
 # ==============================================================================================================
 
 def sample_gates(model, batch, rng):
-    """Draw ξ^l_{nj} ~ Bernoulli(θ^l_j), one independent draw per sample n, for every gated layer; sets ``xi``."""
+    """Draw ξ^l_{nj} ~ Bernoulli(θ^l_j), one independent draw per sample n, for every gated layer; sets ``xi``.
+    ``rng``: a numpy Generator or an int seed."""
+    rng = check_rng("rng", rng)
+    batch = check_int("batch", batch, lo=1)
     for i in gated_layers(model):
         layer = model.layers[i]
         layer.xi = (rng.random((batch, layer.n_units)) < layer.theta).astype(layer.dtype_for_gate)
@@ -560,7 +563,8 @@ def score_function_gradient(model, i, per_sample_loss):
 
 
 def theta_step(theta, grad, eta):
-    """Projected gradient step θ ← clip(θ − η ĝ, 0, 1) (in place; returns θ)."""
+    """Projected gradient step θ ← clip(θ − η ĝ, 0, 1) (in place; returns θ). ``eta`` ≥ 0."""
+    eta = check_nonneg("eta", eta)
     theta -= eta * grad
     np.clip(theta, 0.0, 1.0, out=theta)
     return theta
@@ -605,9 +609,21 @@ def remove_units(model, i, keep):
     """Keep only units ``keep`` of gated layer ``i``: rows of W^l and b^l (with their optimiser state), θ, unit
     ids, and column j of the next Dense layer's W (and its state)."""
     layer = model.layers[i]
-    keep = np.sort(np.asarray(keep, dtype=np.int64))
+    if not isinstance(layer, _Gated):
+        raise ValueError(f"i: layer {i} ({type(layer).__name__}) is not a gated layer; gated layers are "
+                         f"{gated_layers(model)}")
+    raw = np.asarray(keep)
+    if raw.ndim != 1 or (raw.size and not np.issubdtype(raw.dtype, np.integer)):
+        raise ValueError(f"keep: expected a 1-d list of integer unit indices, got {keep!r}")
+    keep = np.sort(raw.astype(np.int64))
     if keep.size < 1:
-        raise ValueError(f"remove_units: layer {i} must keep at least one unit")
+        raise ValueError(f"keep: layer {i} must keep at least one unit, got an empty list")
+    if keep[0] < 0 or keep[-1] >= layer.n_units:
+        raise ValueError(f"keep: expected unit indices in [0, {layer.n_units}) for layer {i}, got "
+                         f"{keep[(keep < 0) | (keep >= layer.n_units)].tolist()}")
+    if np.any(np.diff(keep) == 0):
+        raise ValueError(f"keep: expected distinct unit indices, got duplicates "
+                         f"{np.unique(keep[1:][np.diff(keep) == 0]).tolist()}")
     nxt = model.layers[weight_layer_after(model, i)]
     layer.remove_outputs(keep)
     nxt.remove_inputs(keep)
@@ -637,6 +653,7 @@ def to_deterministic(model, threshold=0.5):
     feeds only the kept inputs). Returns ``(Sequential, input_ids or None)``. For θ ∈ {0, 1} the outputs equal
     those of the gated network with ξ = θ."""
     import copy
+    threshold = check_prob("threshold", threshold)
     m = copy.deepcopy(model)
     for i in gated_layers(m):
         layer = m.layers[i]
@@ -698,16 +715,22 @@ class PruningTrainer(Trainer):
     max_elements : block size budget of :func:`flip_gradient`
     flip_samples : the flip estimator uses only this many samples of each batch (None = all)
     prune_every : also prune every this many steps inside an epoch (after the warm-up); None = epoch ends only
+    checkpoint_dir, checkpoint_every, checkpoint_keep, rollback, checkpoint_meta : as :class:`~minigrow.train.Trainer`;
+        the method state (N, the hyper-prior, the θ trace) is in :meth:`state_dict`, θ and unit ids are saved
+        with the gated layers, so :func:`minigrow.checkpoint.resume` continues a pruning run bit-identically
     Other arguments as :class:`minigrow.train.Trainer`.
     """
 
     def __init__(self, model, loss="ce", optimizer=None, batch_size=100, rng=0, gamma=1.0, eta_theta=0.1,
                  estimator="flip", warmup_epochs=1, eps=1e-3, a=1.0, b=1e-8, sigma0=None, strength=0.0, n_train=None, record_every=50,
                  max_elements=1 << 23, flip_samples=None, min_units=1, prune_every=None, scheduler=None, callbacks=(), progress=True,
-                 dtype=np.float32):
-        if not gated_layers(model):
+                 dtype=np.float32, checkpoint_dir=None, checkpoint_every=1, checkpoint_keep=2, rollback=True,
+                 checkpoint_meta=None):
+        if not isinstance(model, Sequential) or not gated_layers(model):
             raise ValueError("model: expected a network with gated layers (see gated_mlp)")
-        super().__init__(model, loss, optimizer, batch_size, rng, scheduler, callbacks, progress, dtype)
+        super().__init__(model, loss, optimizer, batch_size, rng, scheduler, callbacks, progress, dtype,
+                         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                         checkpoint_keep=checkpoint_keep, rollback=rollback, checkpoint_meta=checkpoint_meta)
         self.gamma = check_nonneg("gamma", gamma)
         self.eta_theta = check_nonneg("eta_theta", eta_theta)
         self.estimator = check_choice("estimator", estimator, set(ESTIMATORS))
@@ -726,6 +749,31 @@ class PruningTrainer(Trainer):
         self.theta_trace = []       # (step, gated-layer position, unit ids, θ copy)
         self.callbacks.insert(0, PruningTrainer._epoch_end)
         self._record_theta()
+
+    # --- method state for checkpoints and the divergence rollback (minigrow.checkpoint) -------------------------
+    def state_dict(self):
+        """``(json, arrays)``: N, the per-layer hyper-prior (fixed at the start, so it cannot be recomputed from a
+        pruned net) and the θ trace. θ and unit ids live on the gated layers and are saved with the model."""
+        tr = self.theta_trace
+        meta = {"n_train": self.n_train, "hyper": {str(i): [float(a), float(b)] for i, (a, b) in self.hyper.items()}}
+        arrays = {"trace_step": np.array([t[0] for t in tr], dtype=np.int64),
+                  "trace_pos": np.array([t[1] for t in tr], dtype=np.int64),
+                  "trace_len": np.array([len(t[3]) for t in tr], dtype=np.int64),
+                  "trace_ids": np.concatenate([t[2] for t in tr]).astype(np.int64) if tr else np.zeros(0, np.int64),
+                  "trace_theta": np.concatenate([t[3] for t in tr]) if tr else np.zeros(0)}
+        return meta, arrays
+
+    def load_state_dict(self, meta, arrays):
+        self.n_train = None if meta["n_train"] is None else int(meta["n_train"])
+        self.hyper = {int(k): (float(v[0]), float(v[1])) for k, v in meta["hyper"].items()}
+        ends = np.cumsum(arrays["trace_len"])
+        starts = ends - arrays["trace_len"]
+        ids, th = np.asarray(arrays["trace_ids"]), np.asarray(arrays["trace_theta"], dtype=np.float64)
+        if ends.size and ends[-1] != ids.size:
+            raise ValueError(f"theta trace: lengths sum to {int(ends[-1])}, got {ids.size} entries")
+        self.theta_trace = [(int(st), int(p), ids[a:b].copy(), th[a:b].copy()) for st, p, a, b in
+                            zip(arrays["trace_step"], arrays["trace_pos"], starts, ends)]
+        self.lams = layer_precisions(self.model, self.hyper)
 
     @property
     def theta_active(self):

@@ -45,14 +45,18 @@ def files(tmp_path_factory):
                  "--no-plots"]) == 0
     ick = d / "ins" / "checkpoints" / "epoch-0004.npz"
     assert ick.exists()
+    assert main(["prune", "--data", "spirals", "--hidden", "8,8", "--epochs", "2", "--warmup", "1", "--out",
+                 str(d / "prn"), "--checkpoint-every", "1", "--no-progress", "--no-plots"]) == 0
+    pck = d / "prn" / "checkpoints" / "epoch-0002.npz"
+    assert pck.exists()
     bad = d / "corrupt.npz"
     bad.write_bytes(ck.read_bytes()[:500])
     regular = d / "a_file"
     regular.write_text("x")
-    return {"ck": ck, "ick": ick, "model": d / "run" / "model.npz", "bad": bad, "file": regular, "dir": d}
+    return {"ck": ck, "ick": ick, "pck": pck, "model": d / "run" / "model.npz", "bad": bad, "file": regular, "dir": d}
 
 
-# (id, argv (with {ck}, {ick} (an insert checkpoint), {model}, {bad}, {file}, {tmp} placeholders), needles)
+# (id, argv (with {ck}, {ick} (an insert checkpoint), {pck} (a prune checkpoint), {model}, {bad}, {file}, {tmp} placeholders), needles)
 CLI_CASES = [
     ("no command", [], ["COMMAND"]),
     ("unknown command", ["fly"], ["invalid choice", "fly"]),
@@ -125,6 +129,23 @@ CLI_CASES = [
     ("prune estimator unknown", ["prune", "--estimator", "x"], ["--estimator"]),
     ("prune hidden zero", ["prune", "--hidden", "0"], ["--hidden"]),
     ("prune epochs negative", ["prune", "--epochs", "-2"], ["--epochs"]),
+    ("prune checkpoint-every negative", ["prune", "--checkpoint-every", "-1"], ["--checkpoint-every"]),
+    ("prune checkpoint-every text", ["prune", "--checkpoint-every", "often"], ["--checkpoint-every"]),
+    ("prune mnist with checkpoint-every", ["prune", "mnist", "--checkpoint-every", "1"], ["--checkpoint-every"]),
+    ("prune toy with resume", ["prune", "toy", "--resume", "{pck}"], ["--resume"]),
+    ("prune resume missing file", ["prune", "--resume", "{tmp}/nope.npz", "--out", "{tmp}/o"], ["nope.npz"]),
+    ("prune resume corrupt file", ["prune", "--resume", "{bad}", "--out", "{tmp}/o"], ["corrupt.npz"]),
+    ("prune resume a model file", ["prune", "--resume", "{model}", "--out", "{tmp}/o"], ["not a checkpoint"]),
+    ("prune resume folder without checkpoints", ["prune", "--resume", "{tmp}", "--out", "{tmp}/o"],
+     ["no checkpoint"]),
+    ("prune resume a train checkpoint", ["prune", "--resume", "{ck}", "--out", "{tmp}/o"], ["--resume", "prune"]),
+    ("train resume a prune checkpoint", ["train", "--resume", "{pck}", "--out", "{tmp}/o"], ["--resume", "train"]),
+    ("prune resume with a different gamma", ["prune", "--resume", "{pck}", "--gamma", "0.7", "--out", "{tmp}/o"],
+     ["--gamma", "0.7"]),
+    ("prune resume with other widths", ["prune", "--resume", "{pck}", "--hidden", "4,4", "--out", "{tmp}/o"],
+     ["--hidden"]),
+    ("prune resume fewer epochs than done", ["prune", "--resume", "{pck}", "--epochs", "1", "--out", "{tmp}/o"],
+     ["--epochs", "2"]),
     ("bundles no action", ["bundles"], ["ACTION"]),
     ("bundles measure depth text", ["bundles", "measure", "--depth", "deep"], ["--depth"]),
     ("bundles measure missing model", ["bundles", "measure", "--model", "{tmp}/none.npz", "--out", "{tmp}/o"],
@@ -137,7 +158,7 @@ CLI_CASES = [
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
 def test_cli_bad_input(case, files, tmp_path, capsys):
     name, argv, needles = case
-    sub = {"{ck}": files["ck"], "{ick}": files["ick"], "{model}": files["model"], "{bad}": files["bad"], "{file}": files["file"],
+    sub = {"{ck}": files["ck"], "{ick}": files["ick"], "{pck}": files["pck"], "{model}": files["model"], "{bad}": files["bad"], "{file}": files["file"],
            "{tmp}": tmp_path}
     args = []
     for a in argv:

@@ -351,3 +351,12 @@ def test_prune_every_removes_units_inside_an_epoch():
     tr.fit(X, y, 1)
     steps = [e["step"] for e in tr.history.events if e["event"] == "prune"]
     assert steps and min(steps) < 2            # pruned during the first epoch (3 steps), not only at its end
+
+
+def test_sample_gates_accepts_int_seed_or_generator():
+    from minigrow.pruning import gated_mlp, sample_gates
+    m = gated_mlp([3, 5, 4, 2], rng=0, theta0=0.5)
+    a = sample_gates(m, 7, 3)
+    b = sample_gates(m, 7, np.random.default_rng(3))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert 0 < sum(float(x.sum()) for x in a) < 7 * 9          # θ = ½: some gates on, some off

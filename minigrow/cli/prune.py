@@ -18,10 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (add_data_args, add_run_args, int_list, load_data, nonneg_int, positive_float, positive_int,
-                     write_json)
+from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_int,
+                     positive_float, positive_int, write_json)
 
 WHAT = ["train", "toy", "mnist", "grid"]
+
+# The settings that define a `prune train` run: stored in every checkpoint and taken from it on --resume.
+RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "gamma", "eta_theta",
+            "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "lr", "batch_size", "seed", "dtype"]
 
 
 def float_list(text):
@@ -90,6 +94,7 @@ def register(sub):
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     p.add_argument("--tag", default="", help="grid: suffix of the result and figure names (pruning_grid<TAG>.json)")
     add_run_args(p, "runs/prune")
+    add_checkpoint_args(p)
     p.set_defaults(func=run)
 
 
@@ -106,7 +111,33 @@ def run(args):
     if args.gamma < 0 or args.strength < 0 or not 0 <= args.eps <= 1:
         raise ValueError(f"--gamma and --strength must be >= 0 and --eps in [0, 1], got {args.gamma}, "
                          f"{args.strength}, {args.eps}")
+    if args.what != "train" and (args.checkpoint_every or args.resume is not None):
+        raise ValueError(f"--checkpoint-every/--resume: only for one run ('prune train'), not for 'prune {args.what}'")
     return {"train": run_train, "toy": run_toy, "mnist": run_mnist, "grid": run_grid}[args.what](args)
+
+
+def _settings_from_checkpoint(args):
+    """On --resume: the run's settings come from the checkpoint; an explicitly different flag is an error."""
+    from ..checkpoint import load_checkpoint
+    from . import build_parser
+    ck = load_checkpoint(args.resume)
+    saved = ck["user"].get("args")
+    if not isinstance(saved, dict) or ck["user"].get("command") != "prune":
+        raise ValueError(f"--resume: {ck['path']} was not written by 'python -m minigrow prune'")
+    defaults = build_parser().parse_args(["prune"])
+    for key in RUN_ARGS:
+        given, default = getattr(args, key), getattr(defaults, key)
+        if given != default and given != saved.get(key):
+            raise ValueError(f"--{key.replace('_', '-')}: the checkpoint's run used {saved.get(key)!r}, got "
+                             f"{given!r}; resuming keeps the original settings (drop the flag)")
+    for key in RUN_ARGS:
+        setattr(args, key, saved[key])
+    if args.epochs is None:
+        args.epochs = saved.get("epochs")
+    if args.epochs is not None and args.epochs < ck["checkpoint"]["epoch"]:
+        raise ValueError(f"--epochs: the checkpoint has already trained {ck['checkpoint']['epoch']} epochs, got "
+                         f"--epochs {args.epochs} (the total to reach)")
+    return ck["path"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -115,6 +146,8 @@ def run_train(args):
     from ..optim import Adam
     from ..pruning import PruningTrainer, gated_mlp, widths
     from ..train import evaluate
+    from ..checkpoint import resume
+    resume_path = _settings_from_checkpoint(args) if args.resume is not None else None
     dtype = np.dtype(args.dtype).type
     d = load_data(args, dtype)
     n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
@@ -123,9 +156,17 @@ def run_train(args):
     s = _settings(args)
     epochs = s.pop("epochs", 20)
     lr, bs = s.pop("lr"), s.pop("batch_size")
+    ckdir = args.out / "checkpoints" if args.checkpoint_every else None
+    meta = {"command": "prune", "args": {**{k: getattr(args, k) for k in RUN_ARGS}, "epochs": epochs}}
+    # built as for the original run (same hyper-prior); on --resume the saved (pruned) state replaces it
     tr = PruningTrainer(model, "ce", Adam(lr), batch_size=bs, rng=np.random.default_rng(args.seed),
-                        progress=not args.no_progress, dtype=dtype, **s)
-    tr.fit(d.X_train, d.y_train, epochs, d.X_test, d.y_test)
+                        progress=not args.no_progress, dtype=dtype, checkpoint_dir=ckdir,
+                        checkpoint_every=max(args.checkpoint_every, 1), checkpoint_meta=meta, **s)
+    if resume_path is not None:
+        resume(resume_path, tr)
+        tr.checkpoint_dir, tr.checkpoint_every, tr.checkpoint_meta = ckdir, max(args.checkpoint_every, 1), meta
+        print(f"resumed {resume_path} at epoch {tr.epoch}")
+    tr.fit(d.X_train, d.y_train, epochs - tr.epoch, d.X_test, d.y_test)
     final, ids = tr.finalize()
     Xte = d.X_test if ids is None else d.X_test[:, ids]
     _, acc = evaluate(final, "ce", Xte, d.y_test)
