@@ -22,61 +22,30 @@ def int_list(text):
     return vals
 
 
-def positive_float(text):
+def _number_type(convert, ok, want, doc):
+    """An argparse type: ``convert`` the text, then require ``ok(value)`` (else "expected {want}")."""
     import argparse
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not np.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return v
+    kind = "an integer" if convert is int else "a number"
+
+    def parse(text):
+        try:
+            v = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
+        return v
+
+    parse.__doc__ = doc
+    return parse
 
 
-def positive_int(text):
-    import argparse
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return v
-
-
-def nonneg_float(text):
-    """A finite number >= 0 (argparse type), e.g. --weight-decay."""
-    import argparse
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not np.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return v
-
-
-def unit_float(text):
-    """A number in [0, 1) (argparse type), e.g. --momentum."""
-    import argparse
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not (0 <= v < 1):
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return v
-
-
-def nonneg_int(text):
-    import argparse
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
+positive_float = _number_type(float, lambda v: np.isfinite(v) and v > 0, "a number > 0", "a finite number > 0")
+nonneg_float = _number_type(float, lambda v: np.isfinite(v) and v >= 0, "a finite number >= 0",
+                            "a finite number >= 0, e.g. --weight-decay")
+unit_float = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)", "a number in [0, 1), e.g. --momentum")
+positive_int = _number_type(int, lambda v: v >= 1, "an integer >= 1", "an integer >= 1")
+nonneg_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "an integer >= 0")
 
 
 def add_data_args(p, default="spirals"):
@@ -144,3 +113,26 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
+
+
+def settings_from_checkpoint(args, command, run_args):
+    """On ``--resume``: load the checkpoint and take the run's settings (``run_args``) from it.
+
+    A flag given explicitly with a value other than the checkpoint's is an error: resuming keeps the original
+    settings. Returns the loaded checkpoint (``minigrow.checkpoint.load_checkpoint``).
+    """
+    from ..checkpoint import load_checkpoint
+    from . import build_parser
+    ck = load_checkpoint(args.resume)
+    saved = ck["user"].get("args")
+    if not isinstance(saved, dict) or ck["user"].get("command") != command:
+        raise ValueError(f"--resume: {ck['path']} was not written by 'python -m minigrow {command}'")
+    defaults = build_parser().parse_args([command])
+    for key in run_args:
+        given, default = getattr(args, key), getattr(defaults, key)
+        if given != default and given != saved.get(key):
+            raise ValueError(f"--{key.replace('_', '-')}: the checkpoint's run used {saved.get(key)!r}, got "
+                             f"{given!r}; resuming keeps the original settings (drop the flag)")
+    for key in run_args:
+        setattr(args, key, saved[key])
+    return ck

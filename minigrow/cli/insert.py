@@ -22,13 +22,12 @@ import sys
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint
 from ..io import save
 from ..network import mlp, residual_mlp
 from ..sensli import MODES, sensli_train
 from ..train import TrainingDiverged
 from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_float, nonneg_int,
-                     positive_float, positive_int, write_json)
+                     positive_float, positive_int, settings_from_checkpoint, write_json)
 
 # The settings that define a run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "epochs", "optimizer", "lr", "weight_decay",
@@ -97,19 +96,7 @@ def plot_run(run, path, title):
 
 def _settings_from_checkpoint(args):
     """On --resume: the run's settings come from the checkpoint; an explicitly different flag is an error."""
-    from . import build_parser
-    ck = load_checkpoint(args.resume)
-    saved = ck["user"].get("args")
-    if not isinstance(saved, dict) or ck["user"].get("command") != "insert":
-        raise ValueError(f"--resume: {ck['path']} was not written by 'python -m minigrow insert'")
-    defaults = build_parser().parse_args(["insert"])
-    for key in RUN_ARGS:
-        given, default = getattr(args, key), getattr(defaults, key)
-        if given != default and given != saved.get(key):
-            raise ValueError(f"--{key.replace('_', '-')}: the checkpoint's run used {saved.get(key)!r}, got "
-                             f"{given!r}; resuming keeps the original settings (drop the flag)")
-    for key in RUN_ARGS:
-        setattr(args, key, saved[key])
+    ck = settings_from_checkpoint(args, "insert", RUN_ARGS)
     return ck["path"]
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint, resume
+from ..checkpoint import resume
 from ..io import save
 from ..network import mlp, residual_mlp
 from ..optim import SGD, Adam, StepLR
 from ..train import Trainer, TrainingDiverged
 from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_float,
-                     nonneg_int, positive_float, positive_int, unit_float, write_json)
+                     nonneg_int, positive_float, positive_int, settings_from_checkpoint, unit_float, write_json)
 
 # The settings that define a run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "init", "optimizer", "lr", "momentum",
@@ -63,19 +63,7 @@ def make_optimizer(args):
 
 def _settings_from_checkpoint(args):
     """On --resume: the run's settings come from the checkpoint; an explicitly different flag is an error."""
-    from . import build_parser
-    ck = load_checkpoint(args.resume)
-    saved = ck["user"].get("args")
-    if not isinstance(saved, dict) or ck["user"].get("command") != "train":
-        raise ValueError(f"--resume: {ck['path']} was not written by 'python -m minigrow train'")
-    defaults = build_parser().parse_args(["train"])
-    for key in RUN_ARGS:
-        given, default = getattr(args, key), getattr(defaults, key)
-        if given != default and given != saved.get(key):
-            raise ValueError(f"--{key.replace('_', '-')}: the checkpoint's run used {saved.get(key)!r}, got "
-                             f"{given!r}; resuming keeps the original settings (drop the flag)")
-    for key in RUN_ARGS:
-        setattr(args, key, saved[key])
+    ck = settings_from_checkpoint(args, "train", RUN_ARGS)
     if args.epochs < ck["checkpoint"]["epoch"]:
         raise ValueError(f"--epochs: the checkpoint has already trained {ck['checkpoint']['epoch']} epochs, got "
                          f"--epochs {args.epochs} (the total to reach)")
