@@ -69,7 +69,7 @@ from .validate import check_choice, check_int, check_nonneg, check_prob, check_r
 
 __all__ = [
     "GatedDense", "InputGate", "gated_mlp", "gated_layers", "weight_layer_after", "unit_sizes",
-    "unit_sq_norms", "optimal_precision", "precision_cost", "prior_cost", "prior_theta_grad",
+    "unit_sq_norms", "price_sizes", "PRICES", "optimal_precision", "precision_cost", "prior_cost", "prior_theta_grad",
     "add_prior_weight_grads", "hyper_prior", "layer_precisions", "sample_gates", "set_gates",
     "forward_with_gates", "per_sample_losses",
     "flip_gradient", "pathwise_gradient", "score_function_gradient", "theta_step", "exact_expectation",
@@ -363,26 +363,74 @@ def layer_precisions(model, a=1.0, b=1e-8):
     return out
 
 
-def prior_cost(model, lams, gamma, n_train):
-    r"""The prior part of eq. C: (1/N) Σ_l Σ_j θ_j ((λ_l/2)‖w_j‖² + γ n_j) over gated layers, plus
-    (1/N) Σ (λ_l/2)‖w_j‖² for the ungated (output) layer."""
+PRICES = ("incoming", "params")
+
+
+def _theta_in(model, k):
+    """θ of the units feeding weight layer ``k`` (the gated layer just below it; ones if ungated)."""
+    for m in range(k - 1, -1, -1):
+        layer = model.layers[m]
+        if isinstance(layer, _Gated):
+            return layer.theta
+        if isinstance(layer, Dense):
+            return np.ones(layer.out_features)
+    return np.ones(model.layers[k].in_features)
+
+
+def price_sizes(model, i, price="incoming"):
+    r"""The number of parameters unit j of gated layer ``i`` is charged γ for (∂/∂θ_j of the price term).
+
+    * ``"incoming"`` (pruning.md §2): n_j = fan_in + 1, the unit's incoming weights and bias
+      (:func:`unit_sizes`). Price term γ Σ_j θ_j n_j.
+    * ``"params"`` (**ours**): γ × the *expected number of active parameters*, a weight being active when both
+      units it connects are kept and a bias when its unit is kept:
+
+      .. math::  P(θ) = Σ_l \big( Σ_k θ^{l}_k \big) \big( Σ_j θ^{l-1}_j \big) + Σ_l Σ_k θ^{l}_k      (eq. P)
+
+      (θ = 1 for ungated inputs and outputs). P is again affine in each θ_j, so the vertex property holds, and at
+      a vertex γP is γ × the parameter count of the pruned net. Its derivative charges unit j for *everything that
+      vanishes with it*: ∂P/∂θ^l_j = Σ_i θ^{l−1}_i + 1 + Σ_k θ^{l+1}_k (incoming weights, bias, outgoing column).
+      With "incoming" the outgoing column is charged only to the units above, so once layer l − 1 is small a unit
+      of layer l looks almost free although removing it also removes its column in W^{l+1}.
+    """
+    price = check_choice("price", price, set(PRICES))
+    layer = model.layers[i]
+    if price == "incoming":
+        return unit_sizes(model, i)
+    nxt = weight_layer_after(model, i)
+    out = float(np.sum(_theta_of(model.layers[nxt])))
+    if isinstance(layer, InputGate):
+        return np.full(layer.n_units, out)
+    return np.full(layer.n_units, float(np.sum(_theta_in(model, i))) + int(layer.bias) + out)
+
+
+def prior_cost(model, lams, gamma, n_train, price="incoming"):
+    r"""The prior part of eq. C: (1/N) [Σ_l Σ_j θ_j (λ_l/2)‖w_j‖² over every weight layer (θ = 1 if ungated) plus
+    the price: γ Σ_j θ_j n_j over the gated units (``price="incoming"``), or γ P(θ) of eq. P
+    (``price="params"``, ours; see :func:`price_sizes`)]."""
+    price = check_choice("price", price, set(PRICES))
     total = 0.0
     for i in weight_layers(model):
         layer = model.layers[i]
         th = _theta_of(layer)
-        price = gamma * unit_sizes(model, i) if isinstance(layer, _Gated) else 0.0
-        total += float(np.sum(th * (0.5 * lams[i] * unit_sq_norms(layer) + price)))
-    for i in gated_layers(model):
-        if isinstance(model.layers[i], InputGate):
-            total += float(np.sum(model.layers[i].theta * gamma * unit_sizes(model, i)))
+        total += float(np.sum(th * 0.5 * lams[i] * unit_sq_norms(layer)))
+        if price == "params":
+            total += gamma * float(np.sum(th)) * (float(np.sum(_theta_in(model, i))) + int(layer.bias))
+        elif isinstance(layer, _Gated):
+            total += gamma * float(np.sum(th * unit_sizes(model, i)))
+    if price == "incoming":
+        for i in gated_layers(model):
+            if isinstance(model.layers[i], InputGate):
+                total += float(np.sum(model.layers[i].theta * gamma * unit_sizes(model, i)))
     return total / n_train
 
 
-def prior_theta_grad(model, i, lams, gamma, n_train):
-    r"""p_j / N with p_j = (λ_l/2)‖w_j‖² + γ n_j: the prior part of ∂C/∂θ_j for the units of gated layer ``i``."""
+def prior_theta_grad(model, i, lams, gamma, n_train, price="incoming"):
+    r"""p_j / N with p_j = (λ_l/2)‖w_j‖² + γ n_j: the prior part of ∂C/∂θ_j for the units of gated layer ``i``
+    (n_j from :func:`price_sizes`: fan_in + 1, or with ``price="params"`` everything that vanishes with the unit)."""
     layer = model.layers[i]
     lam = lams.get(i, 0.0)
-    return (0.5 * lam * unit_sq_norms(layer) + gamma * unit_sizes(model, i)) / n_train
+    return (0.5 * lam * unit_sq_norms(layer) + gamma * price_sizes(model, i, price)) / n_train
 
 
 def add_prior_weight_grads(model, lams, n_train):
@@ -705,6 +753,8 @@ class PruningTrainer(Trainer):
     ----------
     n_train : N, the training-set size of the (1/N) scaling (default: taken from ``fit``'s X)
     gamma : γ, price per active parameter (nats)
+    price : 'incoming' (n_j = fan_in + 1, pruning.md) | 'params' (γ × expected number of active parameters,
+        eq. P, ours: a unit also pays for its outgoing column); see :func:`price_sizes`
     eta_theta : η_θ, step size of the projected θ step
     estimator : 'flip' (default) | 'pathwise' | 'score'
     warmup_epochs : epochs with θ frozen (no θ steps, no pruning)
@@ -715,6 +765,10 @@ class PruningTrainer(Trainer):
     max_elements : block size budget of :func:`flip_gradient`
     flip_samples : the flip estimator uses only this many samples of each batch (None = all)
     prune_every : also prune every this many steps inside an epoch (after the warm-up); None = epoch ends only
+    theta_every : K — average the θ-gradient estimates of K steps and take one projected step of size K·η_θ with
+        the mean (same mean drift per epoch, √K less noise; the last group of an epoch is flushed at its end).
+        K = 1 (default) is the plain step-by-step rule. Ours, to let θ settle exactly on {0, 1}
+        (:meth:`fit_schedule` uses K = steps per epoch in its final "polish" epochs)
     checkpoint_dir, checkpoint_every, checkpoint_keep, rollback, checkpoint_meta : as :class:`~minigrow.train.Trainer`;
         the method state (N, the hyper-prior, the θ trace) is in :meth:`state_dict`, θ and unit ids are saved
         with the gated layers, so :func:`minigrow.checkpoint.resume` continues a pruning run bit-identically
@@ -722,10 +776,10 @@ class PruningTrainer(Trainer):
     """
 
     def __init__(self, model, loss="ce", optimizer=None, batch_size=100, rng=0, gamma=1.0, eta_theta=0.1,
-                 estimator="flip", warmup_epochs=1, eps=1e-3, a=1.0, b=1e-8, sigma0=None, strength=0.0, n_train=None, record_every=50,
+                 estimator="flip", warmup_epochs=1, eps=1e-3, price="incoming", a=1.0, b=1e-8, sigma0=None, strength=0.0, n_train=None, record_every=50,
                  max_elements=1 << 23, flip_samples=None, min_units=1, prune_every=None, scheduler=None, callbacks=(), progress=True,
                  dtype=np.float32, checkpoint_dir=None, checkpoint_every=1, checkpoint_keep=2, rollback=True,
-                 checkpoint_meta=None):
+                 checkpoint_meta=None, theta_every=1):
         if not isinstance(model, Sequential) or not gated_layers(model):
             raise ValueError("model: expected a network with gated layers (see gated_mlp)")
         super().__init__(model, loss, optimizer, batch_size, rng, scheduler, callbacks, progress, dtype,
@@ -734,6 +788,7 @@ class PruningTrainer(Trainer):
         self.gamma = check_nonneg("gamma", gamma)
         self.eta_theta = check_nonneg("eta_theta", eta_theta)
         self.estimator = check_choice("estimator", estimator, set(ESTIMATORS))
+        self.price = check_choice("price", price, set(PRICES))
         self.warmup_epochs = check_int("warmup_epochs", warmup_epochs, lo=0)
         self.eps = check_prob("eps", eps)
         self.a, self.b = float(a), check_nonneg("b", b)
@@ -743,6 +798,8 @@ class PruningTrainer(Trainer):
         self.min_units = check_int("min_units", min_units, lo=1)
         self.flip_samples = None if flip_samples is None else check_int("flip_samples", flip_samples, lo=1)
         self.prune_every = None if prune_every is None else check_int("prune_every", prune_every, lo=1)
+        self.theta_every = check_int("theta_every", theta_every, lo=1)
+        self._gacc, self._gcount = {}, 0
         self.sigma0, self.strength = sigma0, check_nonneg("strength", strength)
         self.hyper = hyper_prior(model, sigma0, self.strength, self.a, self.b)   # fixed at the start
         self.lams = layer_precisions(model, self.hyper)
@@ -753,9 +810,10 @@ class PruningTrainer(Trainer):
     # --- method state for checkpoints and the divergence rollback (minigrow.checkpoint) -------------------------
     def state_dict(self):
         """``(json, arrays)``: N, the per-layer hyper-prior (fixed at the start, so it cannot be recomputed from a
-        pruned net) and the θ trace. θ and unit ids live on the gated layers and are saved with the model."""
+        pruned net), ``theta_every`` (changed by :meth:`fit_schedule`) and the θ trace. θ and unit ids live on the gated layers and are saved with the model."""
         tr = self.theta_trace
-        meta = {"n_train": self.n_train, "hyper": {str(i): [float(a), float(b)] for i, (a, b) in self.hyper.items()}}
+        meta = {"n_train": self.n_train, "hyper": {str(i): [float(a), float(b)] for i, (a, b) in self.hyper.items()},
+                "theta_every": self.theta_every}
         arrays = {"trace_step": np.array([t[0] for t in tr], dtype=np.int64),
                   "trace_pos": np.array([t[1] for t in tr], dtype=np.int64),
                   "trace_len": np.array([len(t[3]) for t in tr], dtype=np.int64),
@@ -766,6 +824,8 @@ class PruningTrainer(Trainer):
     def load_state_dict(self, meta, arrays):
         self.n_train = None if meta["n_train"] is None else int(meta["n_train"])
         self.hyper = {int(k): (float(v[0]), float(v[1])) for k, v in meta["hyper"].items()}
+        self.theta_every = int(meta.get("theta_every", 1))
+        self._gacc, self._gcount = {}, 0          # checkpoints and rollbacks are taken at epoch ends: nothing pending
         ends = np.cumsum(arrays["trace_len"])
         starts = ends - arrays["trace_len"]
         ids, th = np.asarray(arrays["trace_ids"]), np.asarray(arrays["trace_theta"], dtype=np.float64)
@@ -809,12 +869,21 @@ class PruningTrainer(Trainer):
         model.backward(self.loss.backward(), need_input_grad=False)
         add_prior_weight_grads(model, self.lams, N)                               # 3. prior on W
         if self.theta_active and self.eta_theta > 0:                               # 4. θ step
-            grads = {i: self.theta_gradient(i, yb, ell) + prior_theta_grad(model, i, self.lams, self.gamma, N)
+            grads = {i: self.theta_gradient(i, yb, ell) + prior_theta_grad(model, i, self.lams, self.gamma, N,
+                                                                           self.price)
                      for i in gated_layers(model)}
-            for i, g in grads.items():
-                theta_step(model.layers[i].theta, g, self.eta_theta)
+            if self.theta_every == 1:
+                for i, g in grads.items():
+                    theta_step(model.layers[i].theta, g, self.eta_theta)
+            else:
+                for i, g in grads.items():
+                    self._gacc[i] = self._gacc.get(i, 0.0) + g
+                self._gcount += 1
+                if self._gcount >= self.theta_every:
+                    self.flush_theta()
         self.optimizer.step(model)                                                # 5. W step
         if self.prune_every and self.theta_active and (self.step + 1) % self.prune_every == 0:
+            self.flush_theta()
             removed = prune(model, self.eps, self.min_units)                      # (optional) prune now
             if removed:
                 self.history.events.append({"epoch": self.epoch, "step": self.step, "event": "prune",
@@ -824,17 +893,41 @@ class PruningTrainer(Trainer):
             self._record_theta()
         return loss
 
+    def flush_theta(self):
+        """Apply the accumulated θ-gradients (``theta_every`` > 1): θ ← clip(θ − c·η_θ · mean of the c estimates)."""
+        c = self._gcount
+        if c:
+            for i, gsum in self._gacc.items():
+                theta_step(self.model.layers[i].theta, gsum / c, self.eta_theta * c)
+        self._gacc, self._gcount = {}, 0
+
+    def fit_schedule(self, X, y, epochs, polish_epochs=0, X_test=None, y_test=None, eval_train=False):
+        """Train up to ``epochs`` epochs in all (continuing from ``self.epoch``, so a resumed trainer finishes the
+        same schedule); the last ``polish_epochs`` of them take one θ step per epoch with the epoch's mean
+        θ-gradient (``theta_every`` = steps per epoch; ours, see the class docstring), so that θ settles on {0, 1}."""
+        epochs = check_int("epochs", epochs, lo=0)
+        polish_epochs = check_int("polish_epochs", polish_epochs, lo=0)
+        main = max(0, epochs - polish_epochs)
+        if self.epoch < main:
+            self.fit(X, y, main - self.epoch, X_test, y_test, eval_train)
+        if self.epoch < epochs:
+            n = int(np.asarray(X).shape[0])
+            self.theta_every = n if self.batch_size is None else int(np.ceil(n / self.batch_size))
+            self.fit(X, y, epochs - self.epoch, X_test, y_test, eval_train)
+        return self.history
+
     def cost(self, X, y):
         """C(W, θ) of eq. C with the expectation replaced by the mean gate (cheap monitor, exact for θ ∈ {0,1})."""
         out = self.model.predict_logits(X)
         data = float(np.mean(self.loss.per_sample(out, y)))
-        return data + prior_cost(self.model, self.lams, self.gamma, self.n_train)
+        return data + prior_cost(self.model, self.lams, self.gamma, self.n_train, self.price)
 
     @staticmethod
     def _epoch_end(trainer):
         model = trainer.model
         rec = trainer.history.epochs[-1]
         removed = {}
+        trainer.flush_theta()
         if trainer.epoch > trainer.warmup_epochs:                 # θ has moved for at least one epoch
             removed = prune(model, trainer.eps, trainer.min_units)
             if removed:

@@ -81,20 +81,39 @@ def test_pathwise_quantity_is_derivative_wrt_shared_gate():
         assert rel_error(g, num.sum(axis=0)) < 1e-7
 
 
-def test_prior_gradients_by_finite_differences():
+@pytest.mark.parametrize("price", ["incoming", "params"])
+def test_prior_gradients_by_finite_differences(price):
     m, X, y, rng = tiny()
     N, gamma = 50, 0.7
+    for i in gated_layers(m):
+        m.layers[i].theta[:] = rng.uniform(0.1, 0.9, m.layers[i].n_units)
     lams = layer_precisions(m)
-    f = lambda: prior_cost(m, lams, gamma, N)                      # noqa: E731
+    f = lambda: prior_cost(m, lams, gamma, N, price)               # noqa: E731
     for i in gated_layers(m):
         num = numerical_gradient(f, m.layers[i].theta)
-        assert rel_error(prior_theta_grad(m, i, lams, gamma, N), num) < 1e-8
+        assert rel_error(prior_theta_grad(m, i, lams, gamma, N, price), num) < 1e-8
     for layer in m.layers:
         layer.zero_grad()
     add_prior_weight_grads(m, lams, N)
     for layer in m.layers:
         for k, p in layer.params.items():
             assert rel_error(layer.grads[k], numerical_gradient(f, p)) < 1e-7
+
+
+def test_price_params_counts_every_parameter_of_the_pruned_net():
+    """price="params" (ours): at θ ∈ {0, 1}, γ P(θ) = γ × parameters of the deterministic net, and a unit is charged
+    for its incoming weights, bias and outgoing column."""
+    from minigrow.pruning import price_sizes
+    m = gated_mlp([6, 5, 4, 3], rng=0, dtype=np.float64)
+    assert price_sizes(m, 0, "params").tolist() == [6 + 1 + 4] * 5
+    assert price_sizes(m, 1, "params").tolist() == [5 + 1 + 3] * 4
+    assert price_sizes(m, 1, "incoming").tolist() == [6] * 4
+    m.layers[0].theta[:] = [1, 0, 1, 1, 0]
+    m.layers[1].theta[:] = [0, 1, 1, 1]
+    zero = {i: 0.0 for i in range(len(m.layers))}
+    final, _ = to_deterministic(m)
+    assert prior_cost(m, zero, 1.0, 1, "params") == pytest.approx(final.n_params())
+    assert price_sizes(m, 1, "params").tolist() == [3 + 1 + 3] * 4
 
 
 def test_unit_sizes_and_norms():

@@ -25,7 +25,8 @@ WHAT = ["train", "toy", "mnist", "grid"]
 
 # The settings that define a `prune train` run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "gamma", "eta_theta",
-            "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "lr", "batch_size", "seed", "dtype"]
+            "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "lr", "batch_size", "seed", "dtype",
+            "price", "lr_step", "lr_decay", "polish"]
 
 
 def float_list(text):
@@ -84,7 +85,15 @@ def register(sub):
     p.add_argument("--eps", type=float, default=S["eps"], help="pruning threshold ε")
     p.add_argument("--sigma0", type=positive_float, default=S["sigma0"], help="hyper-prior weight scale σ0")
     p.add_argument("--strength", type=float, default=S["strength"], help="hyper-prior strength ρ (0 = a=1,b→0)")
+    p.add_argument("--price", choices=["incoming", "params"], default=S["price"],
+                   help="what a unit pays γ for: 'incoming' weights + bias (pruning.md) or 'params' = everything "
+                        "that vanishes with it, incl. its outgoing column (ours)")
+    p.add_argument("--polish", type=nonneg_int, default=S["polish_epochs"],
+                   help="last N epochs take one θ step per epoch with the epoch's mean θ-gradient (ours)")
     p.add_argument("--lr", type=positive_float, default=S["lr"])
+    p.add_argument("--lr-step", type=nonneg_int, default=S["lr_step"], help="StepLR on the weights: epochs between "
+                   "decays (0 = constant lr)")
+    p.add_argument("--lr-decay", type=positive_float, default=S["lr_decay"], help="StepLR factor")
     p.add_argument("--epochs", type=nonneg_int, default=None, help=f"default {S['epochs']}")
     p.add_argument("--batch-size", type=positive_int, default=S["batch_size"])
     p.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="grid: seeds")
@@ -101,7 +110,8 @@ def register(sub):
 def _settings(args):
     s = dict(gamma=args.gamma, eta_theta=args.eta_theta, estimator=args.estimator, flip_samples=args.flip_samples,
              warmup_epochs=args.warmup, eps=args.eps, sigma0=args.sigma0, strength=args.strength, lr=args.lr,
-             batch_size=args.batch_size)
+             batch_size=args.batch_size, price=args.price, lr_step=args.lr_step or None, lr_decay=args.lr_decay,
+             polish_epochs=args.polish)
     if args.epochs is not None:
         s["epochs"] = args.epochs
     return s
@@ -143,7 +153,7 @@ def _settings_from_checkpoint(args):
 # ----------------------------------------------------------------------------------------------------------------
 def run_train(args):
     from ..io import save
-    from ..optim import Adam
+    from ..optim import Adam, StepLR
     from ..pruning import PruningTrainer, gated_mlp, widths
     from ..train import evaluate
     from ..checkpoint import resume
@@ -156,17 +166,20 @@ def run_train(args):
     s = _settings(args)
     epochs = s.pop("epochs", 20)
     lr, bs = s.pop("lr"), s.pop("batch_size")
+    lr_step, lr_decay, polish = s.pop("lr_step"), s.pop("lr_decay"), s.pop("polish_epochs")
     ckdir = args.out / "checkpoints" if args.checkpoint_every else None
     meta = {"command": "prune", "args": {**{k: getattr(args, k) for k in RUN_ARGS}, "epochs": epochs}}
     # built as for the original run (same hyper-prior); on --resume the saved (pruned) state replaces it
-    tr = PruningTrainer(model, "ce", Adam(lr), batch_size=bs, rng=np.random.default_rng(args.seed),
+    opt = Adam(lr)
+    tr = PruningTrainer(model, "ce", opt, batch_size=bs, rng=np.random.default_rng(args.seed),
+                        scheduler=StepLR(opt, lr_step, lr_decay) if lr_step else None,
                         progress=not args.no_progress, dtype=dtype, checkpoint_dir=ckdir,
                         checkpoint_every=max(args.checkpoint_every, 1), checkpoint_meta=meta, **s)
     if resume_path is not None:
         resume(resume_path, tr)
         tr.checkpoint_dir, tr.checkpoint_every, tr.checkpoint_meta = ckdir, max(args.checkpoint_every, 1), meta
         print(f"resumed {resume_path} at epoch {tr.epoch}")
-    tr.fit(d.X_train, d.y_train, epochs - tr.epoch, d.X_test, d.y_test)
+    tr.fit_schedule(d.X_train, d.y_train, epochs, polish, d.X_test, d.y_test)
     final, ids = tr.finalize()
     Xte = d.X_test if ids is None else d.X_test[:, ids]
     _, acc = evaluate(final, "ce", Xte, d.y_test)
@@ -231,7 +244,8 @@ def run_mnist(args):
                   progress=not args.no_progress, **s)
     dense = dense_baseline(tuple(args.hidden), seed=args.seed, epochs=r["settings"]["epochs"],
                            lr=r["settings"]["lr"], batch_size=r["settings"]["batch_size"], n_train=n_train,
-                           n_test=n_test, progress=not args.no_progress)
+                           n_test=n_test, progress=not args.no_progress, lr_step=r["settings"]["lr_step"],
+                           lr_decay=r["settings"]["lr_decay"])
     keep = {k: r[k] for k in ("hidden", "seed", "scale", "settings", "n_train", "widths", "test_err",
                               "theta_binary_frac", "theta_near_binary_frac", "n_params", "macs", "seconds")}
     keep["history"] = r["history"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data import load_mnist
 from ..network import mlp
-from ..optim import Adam
+from ..optim import Adam, StepLR
 from ..pruning import PruningTrainer, gated_layers, gated_mlp, widths
 from ..train import Trainer, evaluate
 
@@ -57,7 +57,8 @@ def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, se
 # --------------------------------------------------------------------------------------------------------------
 # MNIST. Settings found by the tuning reported in docs/pruning.md.
 MNIST_SETTINGS = dict(gamma=0.2, eta_theta=0.5, warmup_epochs=2, epochs=20, lr=1e-3, batch_size=100,
-                      sigma0=0.5, strength=1.0, eps=1e-3, flip_samples=32, estimator="flip", prune_every=None)
+                      sigma0=0.5, strength=1.0, eps=1e-3, flip_samples=32, estimator="flip", prune_every=None,
+                      price="incoming", lr_step=None, lr_decay=0.3, polish_epochs=0)
 
 
 def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, progress=False, data=None,
@@ -67,12 +68,15 @@ def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, p
     s = {**MNIST_SETTINGS, **overrides}
     d = data if data is not None else load_mnist(n_train=n_train, n_test=n_test)
     model = gated_mlp([784, *hidden, 10], "relu", rng=seed, scale=scale)
-    tr = PruningTrainer(model, "ce", Adam(s["lr"]), batch_size=s["batch_size"], rng=seed, gamma=s["gamma"],
+    opt = Adam(s["lr"])
+    sched = StepLR(opt, s["lr_step"], s["lr_decay"]) if s.get("lr_step") else None
+    tr = PruningTrainer(model, "ce", opt, batch_size=s["batch_size"], rng=seed, gamma=s["gamma"],
                         eta_theta=s["eta_theta"], estimator=s["estimator"], warmup_epochs=s["warmup_epochs"],
                         eps=s["eps"], sigma0=s["sigma0"], strength=s["strength"], flip_samples=s["flip_samples"],
-                        prune_every=s["prune_every"], progress=progress)
+                        prune_every=s["prune_every"], price=s.get("price", "incoming"), scheduler=sched,
+                        progress=progress)
     t0 = time.perf_counter()
-    tr.fit(d.X_train, d.y_train, s["epochs"], d.X_test, d.y_test)
+    tr.fit_schedule(d.X_train, d.y_train, s["epochs"], s.get("polish_epochs", 0), d.X_test, d.y_test)
     seconds = time.perf_counter() - t0
     th = np.concatenate([model.layers[i].theta for i in gated_layers(model)])
     final, _ = tr.finalize()
@@ -88,11 +92,14 @@ def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, p
 
 
 def dense_baseline(hidden=(300, 100), seed=0, epochs=20, lr=1e-3, batch_size=100, n_train=None, n_test=None,
-                   data=None, progress=False):
-    """The same net without gates or prior, same optimiser and epochs (the comparison for error and wall time)."""
+                   data=None, progress=False, lr_step=None, lr_decay=0.3):
+    """The same net without gates or prior, same optimiser, learning-rate schedule and epochs (the comparison for
+    error and wall time)."""
     d = data if data is not None else load_mnist(n_train=n_train, n_test=n_test)
     model = mlp([784, *hidden, 10], "relu", rng=seed)
-    tr = Trainer(model, "ce", Adam(lr), batch_size=batch_size, rng=seed, progress=progress)
+    opt = Adam(lr)
+    tr = Trainer(model, "ce", opt, batch_size=batch_size, rng=seed, progress=progress,
+                 scheduler=StepLR(opt, lr_step, lr_decay) if lr_step else None)
     t0 = time.perf_counter()
     tr.fit(d.X_train, d.y_train, epochs, d.X_test, d.y_test)
     return {"hidden": list(hidden), "seed": seed, "test_err": 1 - tr.history.epochs[-1]["test_acc"],
