@@ -65,7 +65,7 @@ import numpy as np
 from .layers import ACTIVATIONS, Activation, Dense, Layer, Sequential, activation_layer, register_layer
 from .losses import get_loss
 from .train import Trainer, TrainingDiverged
-from .validate import check_choice, check_int, check_nonneg, check_prob, check_rng
+from .validate import check_bool, check_choice, check_int, check_nonneg, check_prob, check_rng
 
 __all__ = [
     "GatedDense", "InputGate", "gated_mlp", "gated_layers", "weight_layer_after", "unit_sizes",
@@ -772,6 +772,12 @@ class PruningTrainer(Trainer):
     checkpoint_dir, checkpoint_every, checkpoint_keep, rollback, checkpoint_meta : as :class:`~minigrow.train.Trainer`;
         the method state (N, the hyper-prior, the θ trace) is in :meth:`state_dict`, θ and unit ids are saved
         with the gated layers, so :func:`minigrow.checkpoint.resume` continues a pruning run bit-identically
+    precondition : divide each unit's θ-gradient by its price rate γ n_j / N before the step (ours). A positive
+        diagonal scaling: the sign of every component, hence the fixed points (vertices) of the projected dynamics,
+        is unchanged, but a useless unit (Δ_j = 0) now falls by η_θ per step in *every* layer. Without it a unit's
+        fall rate is η_θ γ n_j / N, which is ~30× slower in a layer whose units have few parameters (layer 2 of
+        784-300-100-10 once layer 1 is pruned) than in layer 1. With it, η_θ is a per-step rate (≈ 1/steps per
+        epoch for "1 → 0 in about one epoch").
     Other arguments as :class:`minigrow.train.Trainer`.
     """
 
@@ -779,7 +785,7 @@ class PruningTrainer(Trainer):
                  estimator="flip", warmup_epochs=1, eps=1e-3, price="incoming", a=1.0, b=1e-8, sigma0=None, strength=0.0, n_train=None, record_every=50,
                  max_elements=1 << 23, flip_samples=None, min_units=1, prune_every=None, scheduler=None, callbacks=(), progress=True,
                  dtype=np.float32, checkpoint_dir=None, checkpoint_every=1, checkpoint_keep=2, rollback=True,
-                 checkpoint_meta=None, theta_every=1):
+                 checkpoint_meta=None, theta_every=1, precondition=False):
         if not isinstance(model, Sequential) or not gated_layers(model):
             raise ValueError("model: expected a network with gated layers (see gated_mlp)")
         super().__init__(model, loss, optimizer, batch_size, rng, scheduler, callbacks, progress, dtype,
@@ -799,6 +805,7 @@ class PruningTrainer(Trainer):
         self.flip_samples = None if flip_samples is None else check_int("flip_samples", flip_samples, lo=1)
         self.prune_every = None if prune_every is None else check_int("prune_every", prune_every, lo=1)
         self.theta_every = check_int("theta_every", theta_every, lo=1)
+        self.precondition = check_bool("precondition", precondition)
         self._gacc, self._gcount = {}, 0
         self.sigma0, self.strength = sigma0, check_nonneg("strength", strength)
         self.hyper = hyper_prior(model, sigma0, self.strength, self.a, self.b)   # fixed at the start
@@ -872,6 +879,8 @@ class PruningTrainer(Trainer):
             grads = {i: self.theta_gradient(i, yb, ell) + prior_theta_grad(model, i, self.lams, self.gamma, N,
                                                                            self.price)
                      for i in gated_layers(model)}
+            if self.precondition and self.gamma > 0:                              # ĝ_j / (γ n_j / N), ours
+                grads = {i: g * (N / (self.gamma * price_sizes(model, i, self.price))) for i, g in grads.items()}
             if self.theta_every == 1:
                 for i, g in grads.items():
                     theta_step(model.layers[i].theta, g, self.eta_theta)

@@ -534,7 +534,8 @@ def test_prune_cli_interrupted_and_resumed_gives_identical_files(tmp_path, capsy
     pytest.importorskip("minigrow.pruning")
     from minigrow.cli import main
     base = ["prune", "--data", "spirals", "--hidden", "16,16", "--warmup", "1", "--gamma", "1", "--eta-theta", "2",
-            "--batch-size", "50", "--no-plots", "--no-progress", "--lr-step", "2", "--polish", "3"]
+            "--batch-size", "50", "--no-plots", "--no-progress", "--lr-step", "2", "--polish", "3", "--price",
+            "incoming", "--no-precondition"]
     assert main(base + ["--epochs", "6", "--out", str(tmp_path / "a"), "--checkpoint-every", "2"]) == 0
     ck = tmp_path / "a" / "checkpoints" / "epoch-0004.npz"       # as if the run had been killed after epoch 4
     assert ck.exists()

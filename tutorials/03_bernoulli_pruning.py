@@ -67,6 +67,17 @@ print("θ:", [np.round(net.layers[i].theta, 3) for i in gated_layers(net)])
 # free energy is a sum over the $N$ training samples plus one KL term; dividing by $N$ gives a per-sample cost
 # whose prior part carries $1/N$. Getting this wrong by a factor $N$ prunes everything (price too high) or nothing.
 #
+# **Two readings of "a price per active parameter" (the second is ours).** The method note charges unit $j$ for
+# its *incoming* weights and bias, $n_j=\text{fan-in}+1$ (`price="incoming"`). But removing unit $j$ also removes
+# its *outgoing* column $W^{l+1}[:,j]$. Charging $\gamma$ for the **expected number of active parameters** — a
+# weight is active when both units it connects are kept, a bias when its unit is kept,
+# $$P(\theta)=\sum_l\Big(\sum_k\theta^l_k\Big)\Big(\sum_j\theta^{l-1}_j\Big)+\sum_l\sum_k\theta^l_k
+#   \qquad(\theta=1\text{ for ungated inputs/outputs}),$$
+# gives $\partial P/\partial\theta^l_j=\sum_i\theta^{l-1}_i+1+\sum_k\theta^{l+1}_k$: incoming weights, bias and
+# outgoing column (`price="params"`, used for the MNIST runs). $P$ is again affine in each $\theta_j$, so the
+# vertex argument of §4 still holds, and at a vertex $\gamma P$ is exactly $\gamma\times$ the parameter count of the
+# pruned net (tested in `tests/test_pruning.py`).
+#
 # ## 3. Why binary gates make the expectation affine in each $\theta_j$
 #
 # $\xi_j$ takes two values, so for any function $f$:
@@ -191,6 +202,19 @@ print("exact ∂E/∂θ:", np.round(exact, 4))
 # loss rises by less than the price) drifts down at a rate bounded away from zero and hits 0 in finite time; a
 # unit that matters ($-\Delta_j>p_j/N$) climbs to 1 and stays there (the clip). Nothing stays inside — unless the
 # price is tiny compared with the noise of $\hat g$, when redundant $\theta$ wander.
+
+# Two additions of ours, used for MNIST (both leave the fixed points — the vertices — unchanged):
+#
+# * **Preconditioning** (`precondition=True`): the step uses $\hat g_j/(\gamma n_j/N)$. A positive diagonal
+#   scaling keeps the sign of every component, so the same units go up or down; but the speed of a useless unit
+#   ($\Delta_j=0$) becomes $\eta_\theta$ per step in every layer. Without it the speed is $\eta_\theta\gamma n_j/N$:
+#   on MNIST, once layer 1 is pruned to ~30 units a layer-2 unit pays for ~40 parameters against ~900 for a
+#   layer-1 unit, so a dead layer-2 unit needed ~25 epochs to reach 0 and sat at $\theta\in(0,1)$ at the end.
+# * **Polish epochs** (`fit_schedule(..., polish_epochs=k)`, `theta_every`): in the last $k$ epochs the
+#   estimates of a whole epoch are averaged and one projected step of size (steps per epoch)$\cdot\eta_\theta$ is
+#   taken per epoch. Same mean drift, $\sqrt{\text{steps}}$ times less noise, so $\theta$ settles exactly on
+#   $\{0,1\}$ instead of jittering just below 1. We report the fraction of $\theta$ exactly in $\{0,1\}$ *before*
+#   any rounding.
 #
 # Teacher-student toy: a tanh teacher with $k=3$ hidden units, students of width 12 (and 24 in full mode).
 
@@ -241,9 +265,9 @@ import json  # noqa: E402
 
 res_file = ROOT / "docs" / "results" / "pruning_mnist.json"
 if QUICK or not res_file.exists():
-    from minigrow.experiments.pruning import mnist_run
-    r = mnist_run((300, 100), n_train=500, n_test=500, epochs=2, warmup_epochs=1, gamma=0.005, eta_theta=0.3,
-                  flip_samples=8)
+    from minigrow.experiments.pruning import OLD_SETTINGS, mnist_run
+    r = mnist_run((300, 100), n_train=500, n_test=500, **dict(OLD_SETTINGS, epochs=2, warmup_epochs=1, gamma=0.005,
+                                                              eta_theta=0.3, flip_samples=8))
     print(f"tiny MNIST run (500 images, 2 epochs): widths {r['widths']}, test error {100 * r['test_err']:.1f} %")
 else:
     r = json.loads(res_file.read_text())

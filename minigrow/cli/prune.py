@@ -13,6 +13,7 @@ Forms::
 """
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ WHAT = ["train", "toy", "mnist", "grid"]
 # The settings that define a `prune train` run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "gamma", "eta_theta",
             "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "lr", "batch_size", "seed", "dtype",
-            "price", "lr_step", "lr_decay", "polish"]
+            "price", "lr_step", "lr_decay", "polish", "precondition"]
 
 
 def float_list(text):
@@ -88,6 +89,9 @@ def register(sub):
     p.add_argument("--price", choices=["incoming", "params"], default=S["price"],
                    help="what a unit pays γ for: 'incoming' weights + bias (pruning.md) or 'params' = everything "
                         "that vanishes with it, incl. its outgoing column (ours)")
+    p.add_argument("--precondition", action=argparse.BooleanOptionalAction, default=S["precondition"],
+                   help="divide each θ-gradient by the unit's price rate γ n_j/N, so η_θ is a per-step fall rate "
+                        "of a useless unit in every layer (ours)")
     p.add_argument("--polish", type=nonneg_int, default=S["polish_epochs"],
                    help="last N epochs take one θ step per epoch with the epoch's mean θ-gradient (ours)")
     p.add_argument("--lr", type=positive_float, default=S["lr"])
@@ -111,7 +115,7 @@ def _settings(args):
     s = dict(gamma=args.gamma, eta_theta=args.eta_theta, estimator=args.estimator, flip_samples=args.flip_samples,
              warmup_epochs=args.warmup, eps=args.eps, sigma0=args.sigma0, strength=args.strength, lr=args.lr,
              batch_size=args.batch_size, price=args.price, lr_step=args.lr_step or None, lr_decay=args.lr_decay,
-             polish_epochs=args.polish)
+             polish_epochs=args.polish, precondition=args.precondition)
     if args.epochs is not None:
         s["epochs"] = args.epochs
     return s
@@ -289,7 +293,9 @@ def run_grid(args):
         [f"--seeds {','.join(map(str, args.seeds))}", f"--scales {','.join(map(str, args.scales))}",
          "--hiddens " + ",".join("-".join(map(str, h)) for h in args.hiddens)]
         + [f"--n-train {args.n_train}" if args.n_train else "", f"--gamma {args.gamma}", f"--eta-theta {args.eta_theta}",
-           f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}"]
+           f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}", f"--price {args.price}",
+           "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
+           f"--lr-step {args.lr_step or 0}"]
         + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])
         + ([f"--tag {args.tag}"] if args.tag else [])),
         "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}
@@ -307,7 +313,7 @@ def run_grid(args):
 # ----------------------------------------------------------------------------------------------------------------
 def demo(out_dir, seed, quick, progress):
     """``python -m minigrow demo`` part: the teacher-student toy and a short MNIST pruning run."""
-    from ..experiments.pruning import mnist_run, plot_theta_trajectories, plot_widths
+    from ..experiments.pruning import OLD_SETTINGS, mnist_run, plot_theta_trajectories, plot_widths
     from ..experiments.pruning import teacher_student
     out_dir = Path(out_dir)
     toy = [teacher_student(k=3, width=w, seed=seed) for w in ((12,) if quick else (6, 12, 24))]
@@ -316,9 +322,11 @@ def demo(out_dir, seed, quick, progress):
     plots = ["pruning_toy_widths.png"]
     finals = [r["final_width"] for r in toy]
     n_train, epochs = (500, 2) if quick else (20000, 8)
-    # Same price per unit and sample and the same θ movement per epoch as MNIST_SETTINGS at N = 60000.
-    r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=10000, progress=progress, epochs=epochs,
-                  warmup_epochs=1, gamma=0.2 * n_train / 60000, eta_theta=0.5 * 60000 / n_train, prune_every=20)
+    # The earlier step-by-step settings (OLD_SETTINGS: no polish epochs, a short run), with the same price per unit
+    # and sample and the same θ movement per epoch as at N = 60000.
+    r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=10000, progress=progress,
+                  **dict(OLD_SETTINGS, epochs=epochs, warmup_epochs=1, gamma=0.2 * n_train / 60000,
+                         eta_theta=0.5 * 60000 / n_train, prune_every=20))
     spe = int(np.ceil(n_train / 100))
     plot_theta_trajectories(r["trainer"].theta_trace, out_dir / "pruning_theta.png", steps_per_epoch=spe,
                             title=f"θ, MNIST {n_train} images")
