@@ -7,6 +7,7 @@ Forms::
     python -m minigrow prune toy                                                   # teacher-student toy
     python -m minigrow prune mnist                                                 # the MNIST reproduction
     python -m minigrow prune grid [--seeds 0,1,2 --scales … --hiddens …]           # the robustness grid
+    python -m minigrow prune tradeoff [--gammas 0.03,0.05,0.1,0.2]                 # error vs widths across γ
 
 ``toy``/``mnist``/``grid`` write docs/results/pruning_<name>.json and docs/figures/pruning_<name>*.png
 (``--out`` changes the folder root).
@@ -22,7 +23,7 @@ import numpy as np
 from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_int,
                      positive_float, positive_int, write_json)
 
-WHAT = ["train", "toy", "mnist", "grid"]
+WHAT = ["train", "toy", "mnist", "grid", "tradeoff"]
 
 # The settings that define a `prune train` run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "gamma", "eta_theta",
@@ -104,6 +105,7 @@ def register(sub):
     p.add_argument("--scales", type=float_list, default=[0.5, 1.0, 2.0], help="grid: init scales")
     p.add_argument("--hiddens", type=hidden_list, default=[(300, 100), (600, 200), (1000, 300)],
                    help="grid: starting widths, e.g. 300-100,600-200")
+    p.add_argument("--gammas", type=float_list, default=[0.03, 0.05, 0.1, 0.2], help="tradeoff: the prices γ")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     p.add_argument("--tag", default="", help="grid: suffix of the result and figure names (pruning_grid<TAG>.json)")
     add_run_args(p, "runs/prune")
@@ -127,7 +129,8 @@ def run(args):
                          f"{args.strength}, {args.eps}")
     if args.what != "train" and (args.checkpoint_every or args.resume is not None):
         raise ValueError(f"--checkpoint-every/--resume: only for one run ('prune train'), not for 'prune {args.what}'")
-    return {"train": run_train, "toy": run_toy, "mnist": run_mnist, "grid": run_grid}[args.what](args)
+    return {"train": run_train, "toy": run_toy, "mnist": run_mnist, "grid": run_grid,
+            "tradeoff": run_tradeoff}[args.what](args)
 
 
 def _settings_from_checkpoint(args):
@@ -307,6 +310,37 @@ def run_grid(args):
                               for r in rows], [], fig / f"pruning_grid_error_vs_params{tag}.png",
                              title="robustness grid: final nets")
     print(f"wrote {res}/pruning_grid{tag}.json")
+    return 0
+
+
+def run_tradeoff(args):
+    """One MNIST pruning run per γ (other settings as given, default MNIST_SETTINGS): error vs kept widths."""
+    from ..data import load_mnist
+    from ..experiments.pruning import mnist_run, plot_error_vs_params
+    res, fig = _out_dirs(args)
+    d = load_mnist(n_train=2000 if args.quick else args.n_train, n_test=1000 if args.quick else args.n_test)
+    s = _settings(args)
+    if args.quick:
+        s["epochs"], s["warmup_epochs"], s["polish_epochs"] = 3, 1, 1
+    rows = []
+    for g in args.gammas:
+        r = mnist_run(tuple(args.hidden), seed=args.seed, data=d, progress=not args.no_progress, **{**s, "gamma": g})
+        row = {k: r[k] for k in ("widths", "test_err", "theta_binary_frac", "n_params", "seconds")}
+        row["gamma"] = g
+        rows.append(row)
+        print(f"γ {g}: widths {row['widths']}, test error {100 * row['test_err']:.2f} %, θ binary "
+              f"{row['theta_binary_frac']:.3f}, {row['n_params']:,} parameters, {row['seconds']:.0f} s", flush=True)
+    tag = ("_quick" if args.quick else "") + args.tag
+    out = {"command": "python -m minigrow prune tradeoff --gammas " + ",".join(map(str, args.gammas))
+           + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else ""),
+           "settings": {k: v for k, v in s.items() if k != "gamma"}, "seed": args.seed,
+           "n_train": int(d.X_train.shape[0]), "rows": rows}
+    write_json(res / f"pruning_mnist_tradeoff{tag}.json", out)
+    if not args.no_plots:
+        plot_error_vs_params([(f"ours γ={r['gamma']}: {'-'.join(map(str, r['widths']))}", r["n_params"],
+                               r["test_err"]) for r in rows], [], fig / f"pruning_mnist_tradeoff{tag}.png",
+                             title="MNIST 784-300-100-10: error vs kept parameters across γ")
+    print(f"wrote {res}/pruning_mnist_tradeoff{tag}.json")
     return 0
 
 
