@@ -55,6 +55,15 @@ Gradients (pruning.md §3)
 * Pruning: a unit whose θ_j ≤ ε after the warm-up is removed *physically* (row of W^l, b^l, column of W^{l+1},
   θ_j, optimiser state; :func:`remove_units`), at least one unit per layer is kept, so each epoch gets cheaper.
   At the end the units left get gate 1 (θ ≥ ½) and the gates disappear (:func:`to_deterministic`).
+
+Additions of ours beyond that derivation (used for the MNIST defaults, docs/pruning.md)
+-------------------------------------------------------------------------------------
+* ``price="params"`` (:func:`price_sizes`): γ × the expected number of active parameters (eq. P), so a unit also
+  pays for its outgoing column — everything that vanishes with it. Still affine in each θ_j.
+* ``precondition=True``: the θ step uses ĝ_j / (γ n_j / N) — a positive diagonal scaling (same signs, same
+  vertices) under which a useless unit falls at the same rate η_θ per step in every layer.
+* ``theta_every`` / :meth:`PruningTrainer.fit_schedule` "polish" epochs: one projected step per epoch with the
+  epoch's mean θ-gradient (√K less noise), so θ settles exactly on {0, 1}.
 """
 from __future__ import annotations
 
