@@ -5,7 +5,7 @@ the same epoch as a hand-written NumPy loop (the floor a library can reach), and
 (minigrow's U(±1/√fan_in) draw, copied), the same optimiser and the same minibatch order (one
 ``Generator.permutation`` per epoch from the same seed). PyTorch gets as many threads as NumPy's BLAS.
 
-    python bench/mlp_epoch.py                 # 3 epochs each (about a minute on 2 cores)
+    python bench/mlp_epoch.py                 # 3 rounds × 3 epochs per library, each run in a fresh process (~1 min)
     python bench/mlp_epoch.py --epochs 5 --threads 1    # both libraries on one thread (robust on a busy machine)
 
 Not a test: timings depend on the machine and its load (``uptime`` is printed with the figures). The CPU time
@@ -53,6 +53,12 @@ def blas_threads():
         if os.environ.get(var):
             return int(os.environ[var])
     return os.cpu_count() or 1
+
+
+def init_weights(seed):
+    """The initial (W, b) of every Dense layer: minigrow's U(±1/√fan_in) draw, shared by all three runs."""
+    model = mlp(SIZES, "relu", init="torch", rng=seed, dtype=np.float32)
+    return [(layer.params["W"].copy(), layer.params["b"].copy()) for layer in model.layers if "W" in layer.params]
 
 
 def run_minigrow(d, epochs, seed, batch_size):
@@ -163,6 +169,21 @@ def run_torch(d, epochs, seed, batch_size, init, threads):
     return times, acc
 
 
+def _measure(name, d, args, threads):
+    """Run one library in this process; returns (median wall s/epoch, median CPU s/epoch, test acc, extra)."""
+    init = init_weights(args.seed)
+    if name == "minigrow":
+        t, acc, _, dtypes = run_minigrow(d, args.epochs, args.seed, args.batch_size)
+        extra = f"parameter/state dtypes {sorted(dtypes)}"
+    elif name == "hand":
+        t, acc, extra = run_hand_numpy(d, args.epochs, args.seed, args.batch_size, init), float("nan"), ""
+    else:
+        import torch
+        t, acc = run_torch(d, args.epochs, args.seed, args.batch_size, init, threads)
+        extra = f"torch {torch.__version__}"
+    return float(np.median([x[0] for x in t])), float(np.median([x[1] for x in t])), acc, extra, t
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=3)
@@ -170,40 +191,59 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=None, help="threads for NumPy's BLAS and PyTorch (default: the BLAS default, usually the CPU count)")
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternate the libraries this many times, each in a fresh process (default 3); the "
+                        "figures are medians over rounds. A fresh process per run keeps one library's idle "
+                        "threads from slowing the other")
+    p.add_argument("--only", choices=["minigrow", "hand", "torch"], default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     threads = args.threads or blas_threads()
 
     d = load_mnist(dtype=np.float32)
+    if args.only:                        # a child process: one library, one machine-readable line
+        wall, cpu, acc, extra, t = _measure(args.only, d, args, threads)
+        print(f"RESULT {args.only} {wall:.6f} {cpu:.6f} {acc:.6f} " + " ".join(f"{x[0]:.3f}" for x in t)
+              + f" | {extra}")
+        return
+
     print(f"MNIST {d.X_train.shape[0]} train / {d.X_test.shape[0]} test, net {SIZES} ReLU, Adam lr 1e-3, "
-          f"batch {args.batch_size}, float32, seed {args.seed}, {args.epochs} epochs, BLAS threads {threads}")
+          f"batch {args.batch_size}, float32, seed {args.seed}, {args.epochs} epochs, BLAS threads {threads}, "
+          f"{args.rounds} rounds (a fresh process per library and round)")
     print("load before:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
-
-    t_mg, acc_mg, init, dtypes = run_minigrow(d, args.epochs, args.seed, args.batch_size)
-    wall_mg, cpu_mg = (float(np.median([t[i] for t in t_mg])) for i in (0, 1))
-    print(f"minigrow: epoch wall seconds {', '.join(f'{t[0]:.2f}' for t in t_mg)}  median {wall_mg:.2f} s "
-          f"(CPU {cpu_mg:.2f} s); test accuracy after {args.epochs} epochs {100 * acc_mg:.2f} %  "
-          f"(parameter/state dtypes {sorted(dtypes)})")
-
-    t_h = run_hand_numpy(d, args.epochs, args.seed, args.batch_size, init)
-    wall_h, cpu_h = (float(np.median([t[i] for t in t_h])) for i in (0, 1))
-    print(f"hand-written NumPy loop: epoch wall seconds {', '.join(f'{t[0]:.2f}' for t in t_h)}  median "
-          f"{wall_h:.2f} s (CPU {cpu_h:.2f} s); minigrow / hand loop: wall {wall_mg / wall_h:.2f}, "
-          f"CPU {cpu_mg / cpu_h:.2f}")
-
+    names = ["minigrow", "hand"]
     if not args.no_torch:
         try:
-            import torch
+            import importlib.util
+            if importlib.util.find_spec("torch") is None:
+                raise ImportError
+            names.append("torch")
         except ImportError:
-            torch = None
             print("torch: not installed, no comparison")
-        if torch is not None:
-            t_pt, acc_pt = run_torch(d, args.epochs, args.seed, args.batch_size, init, threads)
-            wall_pt, cpu_pt = (float(np.median([t[i] for t in t_pt])) for i in (0, 1))
-            print(f"torch {torch.__version__} CPU ({threads} threads): epoch wall seconds "
-                  f"{', '.join(f'{t[0]:.2f}' for t in t_pt)}  median {wall_pt:.2f} s (CPU {cpu_pt:.2f} s); "
-                  f"test accuracy {100 * acc_pt:.2f} %")
-            print(f"ratio minigrow / torch, median epoch wall time: {wall_mg / wall_pt:.2f}   (target <= 0.75); "
-                  f"CPU time: {cpu_mg / cpu_pt:.2f};  hand-written NumPy loop / torch: wall {wall_h / wall_pt:.2f}")
+    res = {n: [] for n in names}
+    for r in range(args.rounds):
+        for n in names:
+            cmd = [sys.executable, __file__, "--only", n, "--epochs", str(args.epochs), "--seed", str(args.seed),
+                   "--batch-size", str(args.batch_size), "--threads", str(threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+            head, extra = line.split(" | ", 1)
+            f = head.split()
+            res[n].append((float(f[2]), float(f[3]), float(f[4]), extra))
+            print(f"  round {r + 1} {n:<8} median epoch {float(f[2]):.2f} s (CPU {float(f[3]):.2f} s)  "
+                  f"epochs: {' '.join(f[5:])}")
+    med = {n: (float(np.median([x[0] for x in v])), float(np.median([x[1] for x in v])), v[-1][2], v[-1][3])
+           for n, v in res.items()}
+    print(f"minigrow: {med['minigrow'][0]:.2f} s/epoch (CPU {med['minigrow'][1]:.2f} s); test accuracy after "
+          f"{args.epochs} epochs {100 * med['minigrow'][2]:.2f} %  ({med['minigrow'][3]})")
+    print(f"hand-written NumPy loop: {med['hand'][0]:.2f} s/epoch (CPU {med['hand'][1]:.2f} s); minigrow / hand "
+          f"loop: wall {med['minigrow'][0] / med['hand'][0]:.2f}")
+    if "torch" in med:
+        print(f"{med['torch'][3]} CPU ({threads} threads): {med['torch'][0]:.2f} s/epoch (CPU {med['torch'][1]:.2f} s); "
+              f"test accuracy {100 * med['torch'][2]:.2f} %")
+        ratios = [a[0] / b[0] for a, b in zip(res["minigrow"], res["torch"])]
+        print(f"ratio minigrow / torch, median epoch wall time: {med['minigrow'][0] / med['torch'][0]:.2f} "
+              f"(per round: {', '.join(f'{x:.2f}' for x in ratios)}; target <= 0.75); "
+              f"hand-written NumPy loop / torch: {med['hand'][0] / med['torch'][0]:.2f}")
     print("load after: ", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
