@@ -4,7 +4,7 @@
 2. Cost of the flip estimator per step relative to one ordinary training step (full-width 784-300-100-10).
 3. Inference time of the final pruned net vs the dense net on the MNIST test set.
 
-    python bench/pruning_speed.py                 # 20k MNIST images, 10 epochs
+    python bench/pruning_speed.py                 # 20k MNIST images, 10 epochs (MNIST_SETTINGS scaled to N)
     python bench/pruning_speed.py --n-train 60000 --epochs 20
 
 Timings on a shared 2-core machine are noisy: the script prints the load average (``uptime``) with them.
@@ -75,15 +75,17 @@ def main():
     fc = flip_cost(seed=a.seed)
     print(f"one training step (784-300-100-10, batch 100): {fc['step_ms']:.1f} ms; flip estimator, all layers: "
           f"{fc['flip_ms_100']:.1f} ms = {fc['flip_ratio_100']:.2f}× a step (all 100 samples), "
-          f"{fc['flip_ms_32']:.1f} ms = {fc['flip_ratio_32']:.2f}× (32 samples, the default)")
+          f"{fc['flip_ms_32']:.1f} ms = {fc['flip_ratio_32']:.2f}× (32 samples; MNIST_SETTINGS use "
+          f"{MNIST_SETTINGS['flip_samples']})")
     d = load_mnist(n_train=a.n_train)
     # Same price per unit and sample as at N = 60000, and the same θ movement per epoch (fewer steps per epoch).
     gamma = MNIST_SETTINGS["gamma"] * a.n_train / 60000
     eta = MNIST_SETTINGS["eta_theta"] * 60000 / a.n_train
-    print(f"[{load()}] pruning run: γ = {gamma:.4f}, η_θ = {eta:.2f}, other settings as MNIST_SETTINGS")
+    print(f"[{load()}] pruning run: γ = {gamma:.4f}, η_θ = {eta:.4g}, other settings as MNIST_SETTINGS")
     r = mnist_run((300, 100), seed=a.seed, data=d, epochs=a.epochs, gamma=gamma, eta_theta=eta,
                   prune_every=a.prune_every)
-    dn = dense_baseline((300, 100), seed=a.seed, data=d, epochs=a.epochs)
+    dn = dense_baseline((300, 100), seed=a.seed, data=d, epochs=a.epochs, lr_step=MNIST_SETTINGS["lr_step"],
+                        lr_decay=MNIST_SETTINGS["lr_decay"])
     print(f"[{load()}]")
     print(f"training {a.epochs} epochs on {a.n_train} images: pruned {r['seconds']:.1f} s (widths {r['widths']}, "
           f"test error {100 * r['test_err']:.2f} %), dense {dn['seconds']:.1f} s (test error "
