@@ -347,7 +347,7 @@ def run_tradeoff(args):
 # ----------------------------------------------------------------------------------------------------------------
 def demo(out_dir, seed, quick, progress):
     """``python -m minigrow demo`` part: the teacher-student toy and a short MNIST pruning run."""
-    from ..experiments.pruning import OLD_SETTINGS, mnist_run, plot_theta_trajectories, plot_widths
+    from ..experiments.pruning import MNIST_SETTINGS, OLD_SETTINGS, mnist_run, plot_theta_trajectories, plot_widths
     from ..experiments.pruning import teacher_student
     out_dir = Path(out_dir)
     toy = [teacher_student(k=3, width=w, seed=seed) for w in ((12,) if quick else (6, 12, 24))]
@@ -355,12 +355,17 @@ def demo(out_dir, seed, quick, progress):
                 out_dir / "pruning_toy_widths.png", title="teacher-student, teacher k = 3")
     plots = ["pruning_toy_widths.png"]
     finals = [r["final_width"] for r in toy]
-    n_train, epochs = (500, 2) if quick else (20000, 8)
-    # The earlier step-by-step settings (OLD_SETTINGS: no polish epochs, a short run), with the same price per unit
-    # and sample and the same θ movement per epoch as at N = 60000.
-    r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=10000, progress=progress,
-                  **dict(OLD_SETTINGS, epochs=epochs, warmup_epochs=1, gamma=0.2 * n_train / 60000,
-                         eta_theta=0.5 * 60000 / n_train, prune_every=20))
+    if quick:
+        # A few seconds for the tests: the earlier step-by-step settings (OLD_SETTINGS) on 500 images, with the same
+        # price per unit and sample and the same θ movement per epoch as at N = 60000.
+        n_train, epochs = 500, 2
+        settings = dict(OLD_SETTINGS, epochs=epochs, warmup_epochs=1, gamma=0.2 * n_train / 60000,
+                        eta_theta=0.5 * 60000 / n_train, prune_every=20)
+    else:
+        # The headline run of docs/pruning.md (``python -m minigrow prune mnist``), ~70 s on 2 cores.
+        n_train, epochs = 60000, MNIST_SETTINGS["epochs"]
+        settings = dict(MNIST_SETTINGS)
+    r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=10000, progress=progress, **settings)
     spe = int(np.ceil(n_train / 100))
     plot_theta_trajectories(r["trainer"].theta_trace, out_dir / "pruning_theta.png", steps_per_epoch=spe,
                             title=f"θ, MNIST {n_train} images")
