@@ -5,7 +5,7 @@ binary gate ξ_j ~ Bernoulli(θ_j); the weights have Gaussian (scale-mixture) pr
 the optimal prior parameters closed-form and every solution deterministic (θ ∈ {0, 1}); training is projected SGD
 with efficient gradient estimators; a unit is removed when θ_j reaches 0. The paper bodies and code were not
 available to us. The cost, the gradients, the closed-form precision λ*, the estimators and the update below are
-**our derivation** from those principles (``/work/shared/methods/pruning.md`` §2–3, tutorial 03); they have every
+**our derivation** from those principles (``docs/methods/pruning.md`` §2–3, tutorial 03); they have every
 property the abstracts claim, but they are not claimed to be the papers' exact equations.
 
 The model (pruning.md §2)

@@ -1,7 +1,7 @@
 r"""Sensitivity-based layer insertion (SensLI) for ReLU feed-forward and residual networks.
 
 Kreis, Herberg, Köhne, Schiela, Herzog, "Sensitivity-Based Layer Insertion for Residual and Feedforward Neural
-Networks", arXiv 2311.15995 (2023; v2 2025 "SensLI"). Method note: ``/work/shared/methods/sensli.md``; tutorial
+Networks", arXiv 2311.15995 (2023; v2 2025 "SensLI"). Method note: ``docs/methods/sensli.md``; tutorial
 ``tutorials/01_sensli.py``. Everything below was written from the method note (which was worked out from the
 abstract and the authors' code; the paper body was not available) — the closed forms (eqs. S4, S5) are *derived*
 there and checked numerically here against the explicit extended network, not quoted from the paper.
