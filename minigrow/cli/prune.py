@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_int,
-                     positive_float, positive_int, write_json)
+                     positive_float, positive_int, settings_from_checkpoint, write_json)
 
 WHAT = ["train", "toy", "mnist", "grid", "tradeoff"]
 
@@ -135,20 +135,8 @@ def run(args):
 
 def _settings_from_checkpoint(args):
     """On --resume: the run's settings come from the checkpoint; an explicitly different flag is an error."""
-    from ..checkpoint import load_checkpoint
-    from . import build_parser
-    ck = load_checkpoint(args.resume)
-    saved = ck["user"].get("args")
-    if not isinstance(saved, dict) or ck["user"].get("command") != "prune":
-        raise ValueError(f"--resume: {ck['path']} was not written by 'python -m minigrow prune'")
-    defaults = build_parser().parse_args(["prune"])
-    for key in RUN_ARGS:
-        given, default = getattr(args, key), getattr(defaults, key)
-        if given != default and given != saved.get(key):
-            raise ValueError(f"--{key.replace('_', '-')}: the checkpoint's run used {saved.get(key)!r}, got "
-                             f"{given!r}; resuming keeps the original settings (drop the flag)")
-    for key in RUN_ARGS:
-        setattr(args, key, saved[key])
+    ck = settings_from_checkpoint(args, "prune", RUN_ARGS)
+    saved = ck["user"]["args"]
     if args.epochs is None:
         args.epochs = saved.get("epochs")
     if args.epochs is not None and args.epochs < ck["checkpoint"]["epoch"]:
