@@ -57,11 +57,11 @@ def _digest(arrays: dict) -> str:
     return h.hexdigest()
 
 
-def _to_jsonable(x):
+def to_jsonable(x):
     if isinstance(x, dict):
-        return {str(k): _to_jsonable(v) for k, v in x.items()}
+        return {str(k): to_jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_to_jsonable(v) for v in x]
+        return [to_jsonable(v) for v in x]
     if isinstance(x, np.integer):
         return int(x)
     if isinstance(x, np.floating):
@@ -95,8 +95,8 @@ def save(path, model, optimizer=None, meta=None, arrays=None):
         name = type(layer).__name__
         if LAYER_TYPES.get(name) is not type(layer):
             raise TypeError(f"layers[{i}]: {name} is not a registered layer type (use @register_layer)")
-        layers_meta.append({"type": name, "config": _to_jsonable(layer.config()),
-                            "frozen": sorted(layer.frozen), "extra": _to_jsonable(_layer_extra(layer))})
+        layers_meta.append({"type": name, "config": to_jsonable(layer.config()),
+                            "frozen": sorted(layer.frozen), "extra": to_jsonable(_layer_extra(layer))})
         for k, v in layer.params.items():
             out[f"layers/{i}/params/{k}"] = v
         if optimizer is not None:
@@ -113,8 +113,8 @@ def save(path, model, optimizer=None, meta=None, arrays=None):
         if np.asarray(v).dtype.kind not in "biufU":
             raise TypeError(f"{k}: expected a numeric or string array, got dtype {np.asarray(v).dtype} "
                             f"(object arrays cannot be saved without pickle)")
-    doc = {"layers": layers_meta, "optimizer": None if optimizer is None else _to_jsonable(optimizer.config()),
-           "meta": _to_jsonable(meta or {})}
+    doc = {"layers": layers_meta, "optimizer": None if optimizer is None else to_jsonable(optimizer.config()),
+           "meta": to_jsonable(meta or {})}
     try:
         text = json.dumps(doc)
     except (TypeError, ValueError) as exc:

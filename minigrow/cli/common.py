@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_fashion_mnist, load_mnist, two_spirals
+from ..io import to_jsonable
 
 
 def int_list(text):
@@ -92,18 +93,10 @@ def load_data(args, dtype=np.float32):
 def write_json(path, obj):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1, default=_json_default))
+    path.write_text(json.dumps(to_jsonable(obj), indent=1))
     return path
 
 
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 class Timer:
