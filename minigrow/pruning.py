@@ -166,11 +166,7 @@ class GatedDense(Dense, _Gated):
         return self._f(z, self.alpha)
 
     def forward(self, x, train=True):
-        self.x = x
-        z = x @ self.params["W"].T
-        if self.bias:
-            z += self.params["b"]
-        self.z = z
+        self.z = z = super().forward(x, train)                              # Z = X Wᵀ + b (Dense)
         self.a = self.act(z)
         self.g = self.gate(train)
         return self.a * self.g

@@ -264,12 +264,17 @@ def run_mnist(args):
     return 0
 
 
-def run_grid(args):
+def _mnist_and_settings(args):
+    """The MNIST subset for a multi-run command (2 000 / 1 000 images with --quick) and the run settings."""
     from ..data import load_mnist
+    d = load_mnist(n_train=2000 if args.quick else args.n_train, n_test=1000 if args.quick else args.n_test)
+    return d, _settings(args)
+
+
+def run_grid(args):
     from ..experiments.pruning import plot_error_vs_params, plot_widths, robustness_grid
     res, fig = _out_dirs(args)
-    d = load_mnist(n_train=2000 if args.quick else args.n_train, n_test=1000 if args.quick else args.n_test)
-    s = _settings(args)
+    d, s = _mnist_and_settings(args)
     if args.quick:
         s["epochs"], s["warmup_epochs"] = 2, 1
     t0 = time.perf_counter()
@@ -303,11 +308,9 @@ def run_grid(args):
 
 def run_tradeoff(args):
     """One MNIST pruning run per γ (other settings as given, default MNIST_SETTINGS): error vs kept widths."""
-    from ..data import load_mnist
     from ..experiments.pruning import mnist_run, plot_error_vs_params
     res, fig = _out_dirs(args)
-    d = load_mnist(n_train=2000 if args.quick else args.n_train, n_test=1000 if args.quick else args.n_test)
-    s = _settings(args)
+    d, s = _mnist_and_settings(args)
     if args.quick:
         s["epochs"], s["warmup_epochs"], s["polish_epochs"] = 3, 1, 1
     rows = []
