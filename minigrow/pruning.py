@@ -82,10 +82,10 @@ __all__ = [
     "add_prior_weight_grads", "hyper_prior", "layer_precisions", "sample_gates", "set_gates",
     "forward_with_gates", "per_sample_losses",
     "flip_gradient", "pathwise_gradient", "score_function_gradient", "theta_step", "exact_expectation",
-    "remove_units", "prune", "to_deterministic", "widths", "PruningTrainer", "ESTIMATORS",
+    "remove_units", "prune", "to_deterministic", "widths", "PruningTrainer", "ESTIMATORS", "flip_cv_gradient",
 ]
 
-ESTIMATORS = ("flip", "pathwise", "score")
+ESTIMATORS = ("flip", "flip_cv", "pathwise", "score")
 
 
 # ==============================================================================================================
@@ -103,6 +103,7 @@ class _Gated:
         self.unit_ids = np.arange(n)
         self.xi = None
         self.gate_grad = None
+        self.gate_dout = None
 
     def gate(self, train):
         """The multiplier used in forward: the sampled ξ in training (when set), else the mean gate θ
@@ -172,6 +173,7 @@ class GatedDense(Dense, _Gated):
         return self.a * self.g
 
     def backward(self, dout, need_input_grad=True):
+        self.gate_dout = dout                                                # G (per sample, for flip_cv_gradient)
         self.gate_grad = (dout * self.a).sum(axis=0)                         # Σ_n G_nj A_nj
         da = dout * self.g                                                   # ∂L/∂A = Ξ ⊙ G
         dz = self._df(self.z, self.a, da, self.alpha)                        # δ = φ'(Z) ⊙ ∂L/∂A
@@ -224,6 +226,7 @@ class InputGate(Layer, _Gated):
         return x * self.g
 
     def backward(self, dout, need_input_grad=True):
+        self.gate_dout = dout
         self.gate_grad = (dout * self.a).sum(axis=0)
         return dout * self.g if need_input_grad else None
 
@@ -297,8 +300,8 @@ def unit_sq_norms(layer):
     """‖w_j‖² = Σ_k W_jk² + b_j² for every output unit j of a Dense layer (0 for an input gate)."""
     if isinstance(layer, InputGate):
         return np.zeros(layer.n_units)
-    W = layer.params["W"].astype(np.float64)
-    s = np.einsum("jk,jk->j", W, W)
+    W = layer.params["W"]                      # summed in the layer's dtype (float32: relative error ~1e-6, and
+    s = np.einsum("jk,jk->j", W, W).astype(np.float64)   # no float64 copy of W on every step)
     if layer.bias:
         s = s + layer.params["b"].astype(np.float64) ** 2
     return s
@@ -430,12 +433,14 @@ def prior_cost(model, lams, gamma, n_train, price="incoming"):
     return total / n_train
 
 
-def prior_theta_grad(model, i, lams, gamma, n_train, price="incoming"):
+def prior_theta_grad(model, i, lams, gamma, n_train, price="incoming", sizes=None):
     r"""p_j / N with p_j = (λ_l/2)‖w_j‖² + γ n_j: the prior part of ∂C/∂θ_j for the units of gated layer ``i``
-    (n_j from :func:`price_sizes`: fan_in + 1, or with ``price="params"`` everything that vanishes with the unit)."""
+    (n_j from :func:`price_sizes`: fan_in + 1, or with ``price="params"`` everything that vanishes with the unit;
+    ``sizes``: n_j already computed)."""
     layer = model.layers[i]
     lam = lams.get(i, 0.0)
-    return (0.5 * lam * unit_sq_norms(layer) + gamma * price_sizes(model, i, price)) / n_train
+    n = price_sizes(model, i, price) if sizes is None else sizes
+    return (0.5 * lam * unit_sq_norms(layer) + gamma * n) / n_train
 
 
 def add_prior_weight_grads(model, lams, n_train):
@@ -455,11 +460,14 @@ def add_prior_weight_grads(model, lams, n_train):
 def sample_gates(model, batch, rng):
     """Draw ξ^l_{nj} ~ Bernoulli(θ^l_j), one independent draw per sample n, for every gated layer; sets ``xi``.
     ``rng``: a numpy Generator or an int seed."""
-    rng = check_rng("rng", rng)
-    batch = check_int("batch", batch, lo=1)
+    return _sample_gates(model, check_int("batch", batch, lo=1), check_rng("rng", rng))
+
+
+def _sample_gates(model, batch, rng):
     for i in gated_layers(model):
         layer = model.layers[i]
-        layer.xi = (rng.random((batch, layer.n_units)) < layer.theta).astype(layer.dtype_for_gate)
+        u = rng.random((batch, layer.n_units), dtype=np.float32)    # float32 uniforms: half the cost of float64
+        layer.xi = (u < layer.theta).astype(layer.dtype_for_gate)
     return [model.layers[i].xi for i in gated_layers(model)]
 
 
@@ -517,7 +525,7 @@ def per_sample_losses(loss, out, y):
 # θ-gradient estimators (pruning.md §3) — the data part Δ_j of eq. gθ
 # ==============================================================================================================
 
-def flip_gradient(model, i, y, loss, max_elements=1 << 23, n_samples=None):
+def flip_gradient(model, i, y, loss, max_elements=1 << 23, n_samples=None, per_sample=False):
     r"""Exact flip estimator of Δ_j = ∂/∂θ_j E_ξ[mean_n ℓ_n] for the units of gated layer ``i`` (unbiased).
 
     Uses the gates ξ and activations cached by the last ``model.forward(X, train=True)``. For sample n and unit j it
@@ -535,7 +543,8 @@ def flip_gradient(model, i, y, loss, max_elements=1 << 23, n_samples=None):
     processed in blocks of c units (c = max_elements // (B · widest)), still vectorised within each block.
 
     ``n_samples``: use only the first that many samples of the batch (the batch is a random draw, so the estimate
-    stays unbiased; cost falls proportionally, variance rises).
+    stays unbiased; cost falls proportionally, variance rises). ``per_sample=True`` returns the (S, h_l) array of
+    per-sample differences ℓ_n(ξ_nj=1) − ℓ_n(ξ_nj=0) instead of their mean.
     """
     loss = get_loss(loss)
     layers = model.layers
@@ -564,7 +573,7 @@ def flip_gradient(model, i, y, loss, max_elements=1 << 23, n_samples=None):
                                        if isinstance(layers[m], Dense)])
     c = max(1, min(h, int(max_elements // max(1, B * widest))))
     WT = nxt.params["W"].T                                           # (h_l, h_{l+1}); column j of W is row j here
-    delta = np.empty(h, dtype=np.float64)
+    delta = np.empty((B, h) if per_sample else h, dtype=np.float64)
     for j0 in range(0, h, c):
         j1 = min(h, j0 + c)
         zf = z_next[:, None, :] + s[:, j0:j1, None] * WT[None, j0:j1, :]   # (B, c, h_{l+1}) rank-one updates
@@ -572,8 +581,44 @@ def flip_gradient(model, i, y, loss, max_elements=1 << 23, n_samples=None):
                                             for m, v in gates_above.items()}, pre=True)
         l_flip = per_sample_losses(loss, out, y)                     # (B, c)
         d = (1 - 2 * xi[:, j0:j1]) * (l_flip - l_cur[:, None])      # ℓ(ξ=1) − ℓ(ξ=0) per sample and unit
-        delta[j0:j1] = d.astype(np.float64).mean(axis=0)
+        if per_sample:
+            delta[:, j0:j1] = d
+        else:
+            delta[j0:j1] = d.astype(np.float64).mean(axis=0)
     return delta
+
+
+def flip_cv_gradient(model, i, y, loss, n_samples, max_elements=1 << 23, weight=1.0):
+    r"""Flip estimator with the pathwise estimator as a control variate (ours): unbiased like the flip estimator,
+    at the cost of flipping only S = ``n_samples`` samples of the batch.
+
+    Per sample, the pathwise quantity d^{path}_{nj} = (∂ℓ_n/∂ã_nj) a_nj is the first-order (linearised) version of
+    the flip difference d^{flip}_{nj} = ℓ_n(ξ_nj=1) − ℓ_n(ξ_nj=0), and it comes free with backprop for all B
+    samples. Estimate its mean on the whole batch and correct its bias with the flip on S samples:
+
+    .. math::  \hat Δ^{cv}_j = rac1B Σ_{n ≤ B} d^{path}_{nj} + rac1S Σ_{n ≤ S} (d^{flip}_{nj} − d^{path}_{nj})
+
+    E[Δ̂^cv] = E[d^path] + E[d^flip] − E[d^path] = Δ_j (the first S samples of a random batch are a random
+    sample). Its variance is Var(d^path)/B + Var(d^flip − d^path)/S (+ covariance): small when the linearisation
+    is good, which is the point. S = B gives the flip estimator exactly (up to rounding).
+
+    ``weight`` multiplies the correction term. :class:`PruningTrainer` with ``cv_every = M`` computes the correction
+    on every M-th batch only, with weight M, and uses the plain pathwise estimate on the others: each estimate
+    alone is then biased, but the sum over any M consecutive steps is unbiased (the correction's expectation is
+    counted once per M steps), so the mean drift of θ is the exact one. Cheap because the correction's variance
+    is small.
+
+    Needs the cached activations and gates of the last ``model.forward(X, train=True)`` and the upstream gradients
+    of the last backward pass (``gate_dout``), both for the same batch.
+    """
+    g = model.layers[i]
+    if g.gate_dout is None or g.gate_grad is None or g.gate_dout.shape != g.a.shape:
+        raise ValueError("flip_cv_gradient: run model.forward(X, True) and a backward pass on the same batch first")
+    B = g.a.shape[0]
+    S = min(int(n_samples), B)
+    d_flip = flip_gradient(model, i, y, loss, max_elements, S, per_sample=True)           # (S, h)
+    d_path = B * (g.gate_dout[:S] * g.a[:S]).astype(np.float64)                          # ∂ℓ_n/∂ã_nj · a_nj
+    return pathwise_gradient(model, i) + weight * (d_flip - d_path).mean(axis=0)
 
 
 def _forward_from(layers, k, z, gates, pre):
@@ -761,7 +806,8 @@ class PruningTrainer(Trainer):
     price : 'incoming' (n_j = fan_in + 1, pruning.md) | 'params' (γ × expected number of active parameters,
         eq. P, ours: a unit also pays for its outgoing column); see :func:`price_sizes`
     eta_theta : η_θ, step size of the projected θ step
-    estimator : 'flip' (default) | 'pathwise' | 'score'
+    estimator : 'flip' (default) | 'flip_cv' (flip on ``flip_samples`` samples + pathwise control variate on the
+        whole batch, :func:`flip_cv_gradient`; ours) | 'pathwise' | 'score'
     warmup_epochs : epochs with θ frozen (no θ steps, no pruning)
     eps : pruning threshold ε
     a, b : Gamma(a, b) hyper-prior of the precisions (a = 1, b → 0: λ* = 1 / mean square of the active weights)
@@ -774,6 +820,13 @@ class PruningTrainer(Trainer):
         the mean (same mean drift per epoch, √K less noise; the last group of an epoch is flushed at its end).
         K = 1 (default) is the plain step-by-step rule. Ours, to let θ settle exactly on {0, 1}
         (:meth:`fit_schedule` uses K = steps per epoch in its final "polish" epochs)
+    estimate_every : M — compute the θ-gradient estimate only on every M-th batch (global step ≡ 0 mod M) and let
+        it stand for the M steps it covers: a step of size M·η_θ (or weight M in a ``theta_every`` average). Same
+        mean drift per epoch, 1/M of the estimator's cost, √M more noise per epoch. Ours, for speed: the flip
+        estimator costs several ordinary steps (bench/pruning_speed.py). M = 1 (default): every batch.
+    cv_every : with ``estimator="flip_cv"``: compute the flip correction of :func:`flip_cv_gradient` on every
+        cv_every-th batch only (weighted by cv_every) and use the pathwise estimate on the batches between
+        (ours; unbiased over every cv_every consecutive steps, see :func:`flip_cv_gradient`).
     checkpoint_dir, checkpoint_every, checkpoint_keep, rollback, checkpoint_meta : as :class:`~minigrow.train.Trainer`;
         the method state (N, the hyper-prior, the θ trace) is in :meth:`state_dict`, θ and unit ids are saved
         with the gated layers, so :func:`minigrow.checkpoint.resume` continues a pruning run bit-identically
@@ -790,7 +843,7 @@ class PruningTrainer(Trainer):
                  estimator="flip", warmup_epochs=1, eps=1e-3, price="incoming", a=1.0, b=1e-8, sigma0=None, strength=0.0, n_train=None, record_every=50,
                  max_elements=1 << 23, flip_samples=None, min_units=1, prune_every=None, scheduler=None, callbacks=(), progress=True,
                  dtype=np.float32, checkpoint_dir=None, checkpoint_every=1, checkpoint_keep=2, rollback=True,
-                 checkpoint_meta=None, theta_every=1, precondition=False):
+                 checkpoint_meta=None, theta_every=1, precondition=False, estimate_every=1, cv_every=1):
         if not isinstance(model, Sequential) or not gated_layers(model):
             raise ValueError("model: expected a network with gated layers (see gated_mlp)")
         super().__init__(model, loss, optimizer, batch_size, rng, scheduler, callbacks, progress, dtype,
@@ -810,6 +863,8 @@ class PruningTrainer(Trainer):
         self.flip_samples = None if flip_samples is None else check_int("flip_samples", flip_samples, lo=1)
         self.prune_every = None if prune_every is None else check_int("prune_every", prune_every, lo=1)
         self.theta_every = check_int("theta_every", theta_every, lo=1)
+        self.estimate_every = check_int("estimate_every", estimate_every, lo=1)
+        self.cv_every = check_int("cv_every", cv_every, lo=1)
         self.precondition = check_bool("precondition", precondition)
         self._gacc, self._gcount = {}, 0
         self.sigma0, self.strength = sigma0, check_nonneg("strength", strength)
@@ -865,6 +920,12 @@ class PruningTrainer(Trainer):
         """Δ̂_j by ``self.estimator`` for gated layer ``i`` (after forward and backward of the batch)."""
         if self.estimator == "flip":
             return flip_gradient(self.model, i, yb, self.loss, self.max_elements, self.flip_samples)
+        if self.estimator == "flip_cv":
+            M = self.cv_every
+            if self.step % M:                                   # between corrections: the pathwise estimate
+                return pathwise_gradient(self.model, i)
+            return flip_cv_gradient(self.model, i, yb, self.loss, self.flip_samples or len(yb), self.max_elements,
+                                    weight=M)
         if self.estimator == "pathwise":
             return pathwise_gradient(self.model, i)
         return score_function_gradient(self.model, i, ell)
@@ -872,29 +933,35 @@ class PruningTrainer(Trainer):
     def train_step(self, xb, yb):
         model, N = self.model, self.n_train
         self.lams = layer_precisions(model, self.hyper)                           # 1. λ*
-        sample_gates(model, xb.shape[0], self.rng)                                # 2. ξ ~ Bernoulli(θ)
+        _sample_gates(model, xb.shape[0], self.rng)                               # 2. ξ ~ Bernoulli(θ)
         out = model.forward(xb, train=True)
-        ell = self.loss.per_sample(out, yb) if self.estimator == "score" and self.theta_active else None
+        M = self.estimate_every
+        estimate = self.theta_active and self.eta_theta > 0 and self.step % M == 0
+        ell = self.loss.per_sample(out, yb) if self.estimator == "score" and estimate else None
         loss = self.loss.forward(out, yb)
         if not np.isfinite(loss):
             raise TrainingDiverged(self.step, self.epoch, loss)
         model.backward(self.loss.backward(), need_input_grad=False)
         add_prior_weight_grads(model, self.lams, N)                               # 3. prior on W
-        if self.theta_active and self.eta_theta > 0:                               # 4. θ step
+        if estimate:                                                              # 4. θ step
+            sizes = {i: price_sizes(model, i, self.price) for i in gated_layers(model)}
             grads = {i: self.theta_gradient(i, yb, ell) + prior_theta_grad(model, i, self.lams, self.gamma, N,
-                                                                           self.price)
-                     for i in gated_layers(model)}
+                                                                           self.price, n)
+                     for i, n in sizes.items()}
             if self.precondition and self.gamma > 0:                              # ĝ_j / (γ n_j / N), ours
-                grads = {i: g * (N / (self.gamma * price_sizes(model, i, self.price))) for i, g in grads.items()}
+                grads = {i: g * (N / (self.gamma * sizes[i])) for i, g in grads.items()}
+            if M > 1:                                                             # stands for M steps (ours)
+                grads = {i: M * g for i, g in grads.items()}
             if self.theta_every == 1:
                 for i, g in grads.items():
                     theta_step(model.layers[i].theta, g, self.eta_theta)
             else:
                 for i, g in grads.items():
                     self._gacc[i] = self._gacc.get(i, 0.0) + g
-                self._gcount += 1
-                if self._gcount >= self.theta_every:
-                    self.flush_theta()
+        if self.theta_active and self.eta_theta > 0 and self.theta_every > 1:
+            self._gcount += 1                                                     # steps covered so far
+            if self._gcount >= self.theta_every:
+                self.flush_theta()
         self.optimizer.step(model)                                                # 5. W step
         if self.prune_every and self.theta_active and (self.step + 1) % self.prune_every == 0:
             self.flush_theta()
@@ -908,7 +975,8 @@ class PruningTrainer(Trainer):
         return loss
 
     def flush_theta(self):
-        """Apply the accumulated θ-gradients (``theta_every`` > 1): θ ← clip(θ − c·η_θ · mean of the c estimates)."""
+        """Apply the accumulated θ-gradients (``theta_every`` > 1): θ ← clip(θ − c·η_θ · ḡ) over the c steps covered,
+        ḡ = (sum of the estimates, each weighted by the ``estimate_every`` steps it stands for) / c."""
         c = self._gcount
         if c:
             for i, gsum in self._gacc.items():

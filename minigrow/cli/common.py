@@ -127,5 +127,5 @@ def settings_from_checkpoint(args, command, run_args):
             raise ValueError(f"--{key.replace('_', '-')}: the checkpoint's run used {saved.get(key)!r}, got "
                              f"{given!r}; resuming keeps the original settings (drop the flag)")
     for key in run_args:
-        setattr(args, key, saved[key])
+        setattr(args, key, saved.get(key, getattr(defaults, key)))   # keys added later: their defaults
     return ck

@@ -28,7 +28,7 @@ WHAT = ["train", "toy", "mnist", "grid", "tradeoff"]
 # The settings that define a `prune train` run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "gamma", "eta_theta",
             "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "lr", "batch_size", "seed", "dtype",
-            "price", "lr_step", "lr_decay", "polish", "precondition"]
+            "price", "lr_step", "lr_decay", "polish", "precondition", "estimate_every", "cv_every"]
 
 
 def float_list(text):
@@ -80,7 +80,9 @@ def register(sub):
     p.add_argument("--input-gate", action="store_true", help="gate (and prune) the input features too")
     p.add_argument("--gamma", type=float, default=S["gamma"], help="price per active parameter γ (nats)")
     p.add_argument("--eta-theta", type=positive_float, default=S["eta_theta"], help="θ step size η_θ")
-    p.add_argument("--estimator", choices=["flip", "pathwise", "score"], default=S["estimator"])
+    p.add_argument("--estimator", choices=["flip", "flip_cv", "pathwise", "score"], default=S["estimator"],
+                   help="θ-gradient estimator; flip_cv = flip on --flip-samples samples with the pathwise estimator "
+                        "as control variate (ours)")
     p.add_argument("--flip-samples", type=positive_int, default=S["flip_samples"],
                    help="samples per batch used by the flip estimator")
     p.add_argument("--warmup", type=nonneg_int, default=S["warmup_epochs"], help="epochs with θ frozen")
@@ -93,6 +95,12 @@ def register(sub):
     p.add_argument("--precondition", action=argparse.BooleanOptionalAction, default=S["precondition"],
                    help="divide each θ-gradient by the unit's price rate γ n_j/N, so η_θ is a per-step fall rate "
                         "of a useless unit in every layer (ours)")
+    p.add_argument("--estimate-every", type=positive_int, default=S["estimate_every"],
+                   help="estimate the θ-gradient on every M-th batch only, each estimate standing for M steps "
+                        "(ours; 1/M of the estimator's cost)")
+    p.add_argument("--cv-every", type=positive_int, default=S["cv_every"],
+                   help="flip_cv: compute the flip correction on every M-th batch only, weighted by M, the pathwise "
+                        "estimate in between (ours)")
     p.add_argument("--polish", type=nonneg_int, default=S["polish_epochs"],
                    help="last N epochs take one θ step per epoch with the epoch's mean θ-gradient (ours)")
     p.add_argument("--lr", type=positive_float, default=S["lr"])
@@ -117,7 +125,8 @@ def _settings(args):
     s = dict(gamma=args.gamma, eta_theta=args.eta_theta, estimator=args.estimator, flip_samples=args.flip_samples,
              warmup_epochs=args.warmup, eps=args.eps, sigma0=args.sigma0, strength=args.strength, lr=args.lr,
              batch_size=args.batch_size, price=args.price, lr_step=args.lr_step or None, lr_decay=args.lr_decay,
-             polish_epochs=args.polish, precondition=args.precondition)
+             polish_epochs=args.polish, precondition=args.precondition, estimate_every=args.estimate_every,
+             cv_every=args.cv_every)
     if args.epochs is not None:
         s["epochs"] = args.epochs
     return s
@@ -291,7 +300,8 @@ def run_grid(args):
         + [f"--n-train {args.n_train}" if args.n_train else "", f"--gamma {args.gamma}", f"--eta-theta {args.eta_theta}",
            f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}", f"--price {args.price}",
            "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
-           f"--lr-step {args.lr_step or 0}"]
+           f"--lr-step {args.lr_step or 0}", f"--estimate-every {args.estimate_every}",
+           f"--estimator {args.estimator}", f"--cv-every {args.cv_every}"]
         + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])
         + ([f"--tag {args.tag}"] if args.tag else [])),
         "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}
