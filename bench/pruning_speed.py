@@ -6,6 +6,7 @@
 
     python bench/pruning_speed.py                 # 20k MNIST images, 10 epochs (MNIST_SETTINGS scaled to N)
     python bench/pruning_speed.py --n-train 60000 --epochs 20
+    python bench/pruning_speed.py --n-train 60000 --epochs 20 --hidden 1000,300     # a wider start
 
 Timings on a shared 2-core machine are noisy: the script prints the load average (``uptime``) with them.
 """
@@ -73,28 +74,48 @@ def main():
     p.add_argument("--n-train", type=int, default=20000)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", default="300,100", help="starting hidden widths (default 300,100)")
+    p.add_argument("--rounds", type=int, default=2, help="pruned and dense runs alternate this many times; medians")
     p.add_argument("--prune-every", type=int, default=None, help="also prune every N steps (default: epoch ends)")
     a = p.parse_args()
+    hidden = tuple(int(v) for v in a.hidden.split(","))
     print(f"[{load()}]")
     fc = flip_cost(seed=a.seed)
     print(f"one training step (784-300-100-10, batch 100): {fc['step_ms']:.1f} ms; flip estimator, all layers: "
           f"{fc['flip_ms_100']:.1f} ms = {fc['flip_ratio_100']:.2f}× a step (all 100 samples), "
           f"{fc['flip_ms_32']:.1f} ms = {fc['flip_ratio_32']:.2f}× (32 samples); flip with the pathwise control "
           f"variate on {fc['cv_samples']} samples: {fc['cv_ms']:.1f} ms = {fc['cv_ratio']:.2f}× "
-          f"(MNIST_SETTINGS: estimator {MNIST_SETTINGS['estimator']!r}, {MNIST_SETTINGS['flip_samples']} samples)")
+          f"(MNIST_SETTINGS: estimator {MNIST_SETTINGS['estimator']!r}, {MNIST_SETTINGS['flip_samples']} samples, "
+          f"correction every {MNIST_SETTINGS['cv_every']} batches)")
     d = load_mnist(n_train=a.n_train)
     # Same price per unit and sample as at N = 60000, and the same θ movement per epoch (fewer steps per epoch).
     gamma = MNIST_SETTINGS["gamma"] * a.n_train / 60000
     eta = MNIST_SETTINGS["eta_theta"] * 60000 / a.n_train
-    print(f"[{load()}] pruning run: γ = {gamma:.4f}, η_θ = {eta:.4g}, other settings as MNIST_SETTINGS")
-    r = mnist_run((300, 100), seed=a.seed, data=d, epochs=a.epochs, gamma=gamma, eta_theta=eta,
-                  prune_every=a.prune_every)
-    dn = dense_baseline((300, 100), seed=a.seed, data=d, epochs=a.epochs, lr_step=MNIST_SETTINGS["lr_step"],
-                        lr_decay=MNIST_SETTINGS["lr_decay"])
-    print(f"[{load()}]")
-    print(f"training {a.epochs} epochs on {a.n_train} images: pruned {r['seconds']:.1f} s (widths {r['widths']}, "
-          f"test error {100 * r['test_err']:.2f} %), dense {dn['seconds']:.1f} s (test error "
-          f"{100 * dn['test_err']:.2f} %): ratio {r['seconds'] / dn['seconds']:.2f}")
+    print(f"pruning run 784-{'-'.join(map(str, hidden))}-10: γ = {gamma:.4f}, η_θ = {eta:.4g}, other settings as "
+          f"MNIST_SETTINGS; {a.rounds} rounds, pruned and dense alternating")
+    tp, td = [], []
+    for k in range(a.rounds):
+        r = mnist_run(hidden, seed=a.seed, data=d, epochs=a.epochs, gamma=gamma, eta_theta=eta,
+                      prune_every=a.prune_every)
+        dn = dense_baseline(hidden, seed=a.seed, data=d, epochs=a.epochs, lr_step=MNIST_SETTINGS["lr_step"],
+                            lr_decay=MNIST_SETTINGS["lr_decay"])
+        tp.append(r["seconds"])
+        td.append(dn["seconds"])
+        print(f"  round {k + 1} [{load()}]: pruned {r['seconds']:.1f} s, dense {dn['seconds']:.1f} s, ratio "
+              f"{r['seconds'] / dn['seconds']:.2f}", flush=True)
+    print(f"training {a.epochs} epochs on {a.n_train} images: pruned {np.median(tp):.1f} s (widths {r['widths']}, "
+          f"test error {100 * r['test_err']:.2f} %), dense {np.median(td):.1f} s (test error "
+          f"{100 * dn['test_err']:.2f} %): ratio of medians {np.median(tp) / np.median(td):.2f}")
+    ep_p = [e["seconds"] for e in r["history"]]
+    ep_d = [e["seconds"] for e in dn["history"]]
+    w = MNIST_SETTINGS["warmup_epochs"]
+    print(f"  seconds per epoch (last round): dense {np.median(ep_d):.2f}; pruned: warm-up {np.mean(ep_p[:w]):.2f}, "
+          f"epochs {w + 1}-{w + 3} {np.mean(ep_p[w:w + 3]):.2f}, last 5 {np.mean(ep_p[-5:]):.2f} at widths "
+          f"{r['widths']} (= {np.mean(ep_p[-5:]) / np.median(ep_d):.2f} of a dense epoch)")
+    small = dense_baseline(tuple(r["widths"]), seed=a.seed, data=d, epochs=2)
+    print(f"  a plain dense net with the final widths {r['widths']}: {np.mean([e['seconds'] for e in small['history']]):.2f} s "
+          f"per epoch (= {np.mean([e['seconds'] for e in small['history']]) / np.median(ep_d):.2f} of a dense "
+          f"{'-'.join(map(str, hidden))} epoch): the floor for the pruned run's late epochs")
     Xte = d.X_test
     t_p = best_of(lambda: r["model"].predict(Xte), repeat=3, number=2)
     t_d = best_of(lambda: dn["model"].predict(Xte), repeat=3, number=2)

@@ -62,8 +62,14 @@ Additions of ours beyond that derivation (used for the MNIST defaults, docs/prun
   pays for its outgoing column — everything that vanishes with it. Still affine in each θ_j.
 * ``precondition=True``: the θ step uses ĝ_j / (γ n_j / N) — a positive diagonal scaling (same signs, same
   vertices) under which a useless unit falls at the same rate η_θ per step in every layer.
-* ``theta_every`` / :meth:`PruningTrainer.fit_schedule` "polish" epochs: one projected step per epoch with the
-  epoch's mean θ-gradient (√K less noise), so θ settles exactly on {0, 1}.
+* ``estimator="flip_cv"`` (:func:`flip_cv_gradient`): the flip on a few samples of each batch with the pathwise
+  estimator on all of them as control variate — unbiased, about the flip's noise on the whole batch, a fraction of
+  its cost; ``cv_every`` computes the correction on every M-th batch only (weight M).
+* :meth:`PruningTrainer.fit_schedule` "fine-tune" epochs (the MNIST default): :meth:`PruningTrainer.binarize`
+  rounds θ to {0, 1} (θ ≥ ½ → 1), removes the zeros and freezes θ; the last epochs train the deterministic net.
+* ``theta_every`` / "polish" epochs: one projected step per epoch with the epoch's mean θ-gradient, so θ settles
+  on {0, 1}. Not the default any more: such large simultaneous steps removed many individually marginal but
+  jointly needed units at once when layer 2 started wide (600-200; docs/pruning.md).
 """
 from __future__ import annotations
 
@@ -466,6 +472,9 @@ def sample_gates(model, batch, rng):
 def _sample_gates(model, batch, rng):
     for i in gated_layers(model):
         layer = model.layers[i]
+        if np.all(layer.theta == 1.0):         # ξ = 1 surely: no draw (warm-up, deterministic net)
+            layer.xi = np.ones((batch, layer.n_units), dtype=layer.dtype_for_gate)
+            continue
         u = rng.random((batch, layer.n_units), dtype=np.float32)    # float32 uniforms: half the cost of float64
         layer.xi = (u < layer.theta).astype(layer.dtype_for_gate)
     return [model.layers[i].xi for i in gated_layers(model)]
@@ -983,20 +992,57 @@ class PruningTrainer(Trainer):
                 theta_step(self.model.layers[i].theta, gsum / c, self.eta_theta * c)
         self._gacc, self._gcount = {}, 0
 
-    def fit_schedule(self, X, y, epochs, polish_epochs=0, X_test=None, y_test=None, eval_train=False):
+    def fit_schedule(self, X, y, epochs, polish_epochs=0, X_test=None, y_test=None, eval_train=False,
+                     finetune_epochs=0):
         """Train up to ``epochs`` epochs in all (continuing from ``self.epoch``, so a resumed trainer finishes the
-        same schedule); the last ``polish_epochs`` of them take one θ step per epoch with the epoch's mean
-        θ-gradient (``theta_every`` = steps per epoch; ours, see the class docstring), so that θ settles on {0, 1}."""
+        same schedule). The last ``finetune_epochs`` of them train the weights of the deterministic net:
+        :meth:`binarize` (θ ← 1 if θ ≥ ½ else 0, the zeros removed), then θ frozen. Before them, the last
+        ``polish_epochs`` take one θ step per epoch with the epoch's mean θ-gradient (``theta_every`` = steps per
+        epoch). Both are ours (see the class docstring and docs/pruning.md)."""
         epochs = check_int("epochs", epochs, lo=0)
         polish_epochs = check_int("polish_epochs", polish_epochs, lo=0)
-        main = max(0, epochs - polish_epochs)
+        finetune_epochs = check_int("finetune_epochs", finetune_epochs, lo=0)
+        stop_theta = max(0, epochs - finetune_epochs)
+        main = max(0, stop_theta - polish_epochs)
         if self.epoch < main:
             self.fit(X, y, main - self.epoch, X_test, y_test, eval_train)
-        if self.epoch < epochs:
+        if self.epoch < stop_theta:
             n = int(np.asarray(X).shape[0])
-            self.theta_every = n if self.batch_size is None else int(np.ceil(n / self.batch_size))
+            self.theta_every = 1 if self.batch_size is None else int(np.ceil(n / self.batch_size))
+            self.fit(X, y, stop_theta - self.epoch, X_test, y_test, eval_train)
+        if self.epoch < epochs:
+            self.binarize()
             self.fit(X, y, epochs - self.epoch, X_test, y_test, eval_train)
         return self.history
+
+    def binarize(self, threshold=0.5):
+        """Round θ to {0, 1} (θ_j ≥ ``threshold`` → 1; a layer keeps at least its largest θ), remove the zeros
+        physically and freeze θ (``eta_theta = 0``): from now on the net is deterministic and trains as a plain
+        net. Idempotent (a resumed run calls it again harmlessly). Records the fraction of θ that was already
+        exactly in {0, 1} in a ``"binarize"`` history event. Ours: the final fine-tune epochs of
+        :meth:`fit_schedule`."""
+        model = self.model
+        self.flush_theta()
+        allth = np.concatenate([model.layers[i].theta for i in gated_layers(model)])
+        before = float(np.mean((allth == 0) | (allth == 1)))
+        changed = False
+        for i in gated_layers(model):
+            th = model.layers[i].theta
+            on = th >= threshold
+            if not on.any():
+                on[int(np.argmax(th))] = True
+            new = on.astype(np.float64)
+            changed |= not np.array_equal(new, th)
+            th[:] = new
+        removed = prune(model, 0.0, self.min_units)
+        self.eta_theta = 0.0
+        self.theta_every = 1
+        if changed or removed:
+            self.history.events.append({"epoch": self.epoch, "step": self.step, "event": "binarize",
+                                        "theta_binary_before": before,
+                                        "removed": {str(k): v for k, v in removed.items()},
+                                        "widths": widths(model)})
+        return removed
 
     def cost(self, X, y):
         """C(W, θ) of eq. C with the expectation replaced by the mean gate (cheap monitor, exact for θ ∈ {0,1})."""

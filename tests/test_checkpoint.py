@@ -527,15 +527,17 @@ def test_pruning_divergence_rolls_back_theta():
     assert (model_bytes(tr.model), tr.model.layers[0].theta.tobytes()) == before
 
 
-def test_prune_cli_interrupted_and_resumed_gives_identical_files(tmp_path, capsys):
+@pytest.mark.parametrize("schedule", [["--polish", "3", "--finetune", "0"], ["--polish", "0", "--finetune", "2"]])
+def test_prune_cli_interrupted_and_resumed_gives_identical_files(tmp_path, capsys, schedule):
     """`python -m minigrow prune`: 6 epochs straight vs 4 epochs + --resume to 6, with a StepLR on the weights and
-    3 "polish" epochs (one θ step per epoch, from epoch 4 on). Units are pruned before the interruption (the
-    checkpoint holds the pruned net) and after it."""
+    either 3 "polish" epochs (one θ step per epoch, from epoch 4 on) or 2 fine-tune epochs (θ rounded and frozen
+    after the interruption). Units are pruned before the interruption (the checkpoint holds the pruned net) and
+    after it."""
     pytest.importorskip("minigrow.pruning")
     from minigrow.cli import main
     base = ["prune", "--data", "spirals", "--hidden", "16,16", "--warmup", "1", "--gamma", "1", "--eta-theta", "2",
-            "--batch-size", "50", "--no-plots", "--no-progress", "--lr-step", "2", "--polish", "3", "--price",
-            "incoming", "--no-precondition"]
+            "--batch-size", "50", "--no-plots", "--no-progress", "--lr-step", "2", "--price",
+            "incoming", "--no-precondition", "--estimator", "flip", "--flip-samples", "50", *schedule]
     assert main(base + ["--epochs", "6", "--out", str(tmp_path / "a"), "--checkpoint-every", "2"]) == 0
     ck = tmp_path / "a" / "checkpoints" / "epoch-0004.npz"       # as if the run had been killed after epoch 4
     assert ck.exists()
@@ -548,5 +550,10 @@ def test_prune_cli_interrupted_and_resumed_gives_identical_files(tmp_path, capsy
             e.pop("seconds")
     assert ha == hb
     pruned_at = [e["epoch"] for e in ha["events"] if e.get("event") == "prune"]
-    assert min(pruned_at) <= 4 < max(pruned_at), pruned_at
+    rounded_at = [e["epoch"] for e in ha["events"] if e.get("event") == "binarize"]
+    assert min(pruned_at) <= 4, pruned_at
+    if "--polish" in schedule and schedule[schedule.index("--polish") + 1] != "0":
+        assert max(pruned_at) > 4, pruned_at                       # pruned again after the interruption
+    else:
+        assert rounded_at == [4], rounded_at                       # rounded by the resumed run (after epoch 4)
     assert ha["epochs"][-1]["widths"][1] < 16

@@ -466,3 +466,37 @@ def test_cv_every_uses_the_weighted_correction_on_every_mth_step_and_pathwise_be
         assert np.any(np.abs(corr) > 1e-6)                   # the correction is not trivially zero here
         tr.step = 7
         np.testing.assert_array_equal(tr.theta_gradient(i, y, None), pathwise_gradient(m, i))
+
+
+def test_binarize_rounds_removes_zeros_freezes_theta_and_is_idempotent():
+    m, X, y, rng = tiny(16, sizes=(3, 6, 4, 3))
+    l1, l2 = (m.layers[i] for i in gated_layers(m))
+    l1.theta[:] = [0.9, 0.2, 0.5, 0.49, 1.0, 0.0]
+    l2.theta[:] = [0.1, 0.3, 0.2, 0.4]                       # all below ½: the largest is kept
+    tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=3, rng=0, gamma=0.5, eta_theta=0.1, warmup_epochs=0,
+                        dtype=np.float64, progress=False, n_train=9)
+    removed = tr.binarize()
+    assert widths(m) == [3, 1] and removed == {gated_layers(m)[0]: 3, gated_layers(m)[1]: 3}
+    assert list(l1.unit_ids) == [0, 2, 4] and list(l2.unit_ids) == [3]
+    assert np.all(l1.theta == 1) and np.all(l2.theta == 1) and tr.eta_theta == 0
+    ev = [e for e in tr.history.events if e["event"] == "binarize"]
+    assert len(ev) == 1 and ev[0]["theta_binary_before"] == 2 / 10
+    before = [p.copy() for p in (l1.params["W"], l2.params["W"])]
+    assert tr.binarize() == {} and len([e for e in tr.history.events if e["event"] == "binarize"]) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(before, (l1.params["W"], l2.params["W"])))
+
+
+def test_fit_schedule_finetune_epochs_train_a_deterministic_net():
+    m, X, y, rng = tiny(17, sizes=(3, 8, 3))
+    X = np.tile(X, (4, 1))
+    y = np.tile(y, 4)
+    tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=6, rng=0, gamma=0.5, eta_theta=0.3, warmup_epochs=0,
+                        dtype=np.float64, progress=False)
+    tr.fit_schedule(X, y, 5, finetune_epochs=2)
+    assert [e["epoch"] for e in tr.history.events if e["event"] == "binarize"] == [3]
+    recs = tr.history.epochs
+    assert all(r["theta_binary_frac"] == 1.0 for r in recs[3:])
+    th = [t for s_, p, ids, t in tr.theta_trace if s_ >= recs[2]["epoch"] * 6]
+    assert all(np.all(t == 1) for t in th[1:])              # frozen at 1 after the rounding
+    W = m.layers[0].params["W"]
+    assert np.all(np.isfinite(W)) and recs[-1]["widths"] == widths(m)

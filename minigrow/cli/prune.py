@@ -28,7 +28,7 @@ WHAT = ["train", "toy", "mnist", "grid", "tradeoff"]
 # The settings that define a `prune train` run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "gamma", "eta_theta",
             "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "lr", "batch_size", "seed", "dtype",
-            "price", "lr_step", "lr_decay", "polish", "precondition", "estimate_every", "cv_every"]
+            "price", "lr_step", "lr_decay", "polish", "precondition", "estimate_every", "cv_every", "finetune"]
 
 
 def float_list(text):
@@ -103,6 +103,9 @@ def register(sub):
                         "estimate in between (ours)")
     p.add_argument("--polish", type=nonneg_int, default=S["polish_epochs"],
                    help="last N epochs take one θ step per epoch with the epoch's mean θ-gradient (ours)")
+    p.add_argument("--finetune", type=nonneg_int, default=S["finetune_epochs"],
+                   help="last N epochs: θ rounded to {0,1} (≥ ½ → 1), zeros removed, θ frozen, weights fine-tuned "
+                        "(ours)")
     p.add_argument("--lr", type=positive_float, default=S["lr"])
     p.add_argument("--lr-step", type=nonneg_int, default=S["lr_step"], help="StepLR on the weights: epochs between "
                    "decays (0 = constant lr)")
@@ -126,7 +129,7 @@ def _settings(args):
              warmup_epochs=args.warmup, eps=args.eps, sigma0=args.sigma0, strength=args.strength, lr=args.lr,
              batch_size=args.batch_size, price=args.price, lr_step=args.lr_step or None, lr_decay=args.lr_decay,
              polish_epochs=args.polish, precondition=args.precondition, estimate_every=args.estimate_every,
-             cv_every=args.cv_every)
+             cv_every=args.cv_every, finetune_epochs=args.finetune)
     if args.epochs is not None:
         s["epochs"] = args.epochs
     return s
@@ -171,6 +174,7 @@ def run_train(args):
     epochs = s.pop("epochs", 20)
     lr, bs = s.pop("lr"), s.pop("batch_size")
     lr_step, lr_decay, polish = s.pop("lr_step"), s.pop("lr_decay"), s.pop("polish_epochs")
+    finetune = s.pop("finetune_epochs")
     ckdir = args.out / "checkpoints" if args.checkpoint_every else None
     meta = {"command": "prune", "args": {**{k: getattr(args, k) for k in RUN_ARGS}, "epochs": epochs}}
     # built as for the original run (same hyper-prior); on --resume the saved (pruned) state replaces it
@@ -183,7 +187,7 @@ def run_train(args):
         resume(resume_path, tr)
         tr.checkpoint_dir, tr.checkpoint_every, tr.checkpoint_meta = ckdir, max(args.checkpoint_every, 1), meta
         print(f"resumed {resume_path} at epoch {tr.epoch}")
-    tr.fit_schedule(d.X_train, d.y_train, epochs, polish, d.X_test, d.y_test)
+    tr.fit_schedule(d.X_train, d.y_train, epochs, polish, d.X_test, d.y_test, finetune_epochs=finetune)
     final, ids = tr.finalize()
     Xte = d.X_test if ids is None else d.X_test[:, ids]
     _, acc = evaluate(final, "ce", Xte, d.y_test)
@@ -242,20 +246,21 @@ def run_mnist(args):
     n_train, n_test = (2000, 1000) if args.quick else (args.n_train, args.n_test)
     s = _settings(args)
     if args.quick:
-        s["epochs"] = 3
-        s["warmup_epochs"] = 1
+        s["epochs"], s["warmup_epochs"], s["finetune_epochs"] = 3, 1, min(s["finetune_epochs"], 1)
     r = mnist_run(tuple(args.hidden), seed=args.seed, scale=args.init_scale, n_train=n_train, n_test=n_test,
-                  progress=not args.no_progress, **s)
+                  progress=not args.no_progress, input_gate=args.input_gate, **s)
     dense = dense_baseline(tuple(args.hidden), seed=args.seed, epochs=r["settings"]["epochs"],
                            lr=r["settings"]["lr"], batch_size=r["settings"]["batch_size"], n_train=n_train,
                            n_test=n_test, progress=not args.no_progress, lr_step=r["settings"]["lr_step"],
                            lr_decay=r["settings"]["lr_decay"])
     keep = {k: r[k] for k in ("hidden", "seed", "scale", "settings", "n_train", "widths", "test_err",
-                              "theta_binary_frac", "theta_near_binary_frac", "n_params", "macs", "seconds")}
+                              "theta_binary_frac", "theta_near_binary_frac", "n_params", "macs", "seconds",
+                              "input_gate", "input_ids")}
     keep["history"] = r["history"]
     keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
-    keep["command"] = "python -m minigrow prune mnist" + (" --quick" if args.quick else "")
-    tag = "_quick" if args.quick else ""
+    keep["command"] = ("python -m minigrow prune mnist" + (" --input-gate" if args.input_gate else "")
+                       + (" --quick" if args.quick else ""))
+    tag = ("_quick" if args.quick else "") + ("_input" if args.input_gate else "")
     if not args.no_plots:
         spe = int(np.ceil(r["n_train"] / r["settings"]["batch_size"]))
         plot_theta_trajectories(r["trainer"].theta_trace, fig / f"pruning_mnist_theta{tag}.png", steps_per_epoch=spe,
@@ -285,7 +290,7 @@ def run_grid(args):
     res, fig = _out_dirs(args)
     d, s = _mnist_and_settings(args)
     if args.quick:
-        s["epochs"], s["warmup_epochs"] = 2, 1
+        s["epochs"], s["warmup_epochs"], s["finetune_epochs"] = 2, 1, 0
     t0 = time.perf_counter()
 
     def log(row):
@@ -301,7 +306,7 @@ def run_grid(args):
            f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}", f"--price {args.price}",
            "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
            f"--lr-step {args.lr_step or 0}", f"--estimate-every {args.estimate_every}",
-           f"--estimator {args.estimator}", f"--cv-every {args.cv_every}"]
+           f"--estimator {args.estimator}", f"--cv-every {args.cv_every}", f"--finetune {args.finetune}"]
         + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])
         + ([f"--tag {args.tag}"] if args.tag else [])),
         "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}
@@ -322,7 +327,8 @@ def run_tradeoff(args):
     res, fig = _out_dirs(args)
     d, s = _mnist_and_settings(args)
     if args.quick:
-        s["epochs"], s["warmup_epochs"], s["polish_epochs"] = 3, 1, 1
+        s["epochs"], s["warmup_epochs"], s["polish_epochs"] = 3, 1, 0
+        s["finetune_epochs"] = min(s["finetune_epochs"], 1)
     rows = []
     for g in args.gammas:
         r = mnist_run(tuple(args.hidden), seed=args.seed, data=d, progress=not args.no_progress, **{**s, "gamma": g})

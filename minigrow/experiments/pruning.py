@@ -18,7 +18,7 @@ from ..pruning import PruningTrainer, gated_layers, gated_mlp, widths
 from ..train import Trainer, evaluate
 
 __all__ = ["teacher_student", "mnist_run", "dense_baseline", "robustness_grid", "MNIST_SETTINGS",
-           "OLD_SETTINGS", "FLIP100_SETTINGS", "REFERENCE_POINTS", "plot_theta_trajectories", "plot_widths", "plot_error_vs_params"]
+           "OLD_SETTINGS", "REFERENCE_POINTS", "plot_theta_trajectories", "plot_widths", "plot_error_vs_params"]
 
 # Reference points on the same net from other structured methods (pruning.md §4): (name, kept widths
 # inputs-h1-h2, test error % (range midpoint), kept weights computed for 784-300-100-10 with those widths)
@@ -60,26 +60,25 @@ def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, se
 # preconditioning: a useless unit falls from 1 to 0 in about one epoch (600 steps of 100 images).
 # estimator="flip_cv" with flip_samples=10, cv_every=2 (ours): the flip correction on 10 samples every other batch,
 # the pathwise estimate on all 100 samples of every batch — about the noise of the flip estimator on all 100
-# samples (docs/pruning.md) at a fraction of its cost.
-MNIST_SETTINGS = dict(gamma=0.05, eta_theta=0.0017, warmup_epochs=2, epochs=20, lr=1e-3, batch_size=100,
+# samples (docs/pruning.md) at a fraction of its cost. finetune_epochs=3 (ours): θ rounded to {0, 1} after epoch
+# 17, the last 3 epochs train the deterministic net.
+MNIST_SETTINGS = dict(gamma=0.04, eta_theta=0.0017, warmup_epochs=2, epochs=20, lr=1e-3, batch_size=100,
                       sigma0=0.5, strength=1.0, eps=1e-3, flip_samples=10, estimator="flip_cv", prune_every=None,
-                      price="params", lr_step=6, lr_decay=0.3, polish_epochs=3, precondition=True,
-                      estimate_every=1, cv_every=2)
+                      price="params", lr_step=6, lr_decay=0.3, polish_epochs=0, precondition=True,
+                      estimate_every=1, cv_every=2, finetune_epochs=3)
 # The previous defaults (docs/pruning.md, "earlier settings"): what the demo part and the 5 000-image grid use.
 OLD_SETTINGS = dict(MNIST_SETTINGS, gamma=0.2, eta_theta=0.5, flip_samples=32, price="incoming", lr_step=None,
-                    polish_epochs=0, precondition=False, estimator="flip", cv_every=1)
-# The settings of the previous headline run (flip estimator on all 100 samples of every batch; 2.95× the dense
-# run's wall time): ``python -m minigrow prune mnist --estimator flip --flip-samples 100 --cv-every 1``.
-FLIP100_SETTINGS = dict(MNIST_SETTINGS, estimator="flip", flip_samples=100, cv_every=1)
+                    polish_epochs=0, precondition=False, estimator="flip", cv_every=1, finetune_epochs=0)
 
 
 def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, progress=False, data=None,
-              **overrides):
+              input_gate=False, **overrides):
     """Prune a gated 784-h1-h2-10 ReLU MLP on MNIST with :data:`MNIST_SETTINGS` (overridable); returns a record
-    with the history, final widths, test error of the final deterministic net, θ binarity, seconds."""
+    with the history, final widths (with ``input_gate=True`` the first entry is the number of kept pixels), test
+    error of the final deterministic net, θ binarity, seconds."""
     s = {**MNIST_SETTINGS, **overrides}
     d = data if data is not None else load_mnist(n_train=n_train, n_test=n_test)
-    model = gated_mlp([784, *hidden, 10], "relu", rng=seed, scale=scale)
+    model = gated_mlp([784, *hidden, 10], "relu", rng=seed, scale=scale, input_gate=input_gate)
     opt = Adam(s["lr"])
     sched = StepLR(opt, s["lr_step"], s["lr_decay"]) if s.get("lr_step") else None
     tr = PruningTrainer(model, "ce", opt, batch_size=s["batch_size"], rng=seed, gamma=s["gamma"],
@@ -89,17 +88,21 @@ def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, p
                         precondition=s.get("precondition", False), estimate_every=s.get("estimate_every", 1),
                         cv_every=s.get("cv_every", 1), progress=progress)
     t0 = time.perf_counter()
-    tr.fit_schedule(d.X_train, d.y_train, s["epochs"], s.get("polish_epochs", 0), d.X_test, d.y_test)
+    tr.fit_schedule(d.X_train, d.y_train, s["epochs"], s.get("polish_epochs", 0), d.X_test, d.y_test,
+                    finetune_epochs=s.get("finetune_epochs", 0))
+    binz = [e for e in tr.history.events if e.get("event") == "binarize"]
     seconds = time.perf_counter() - t0
     th = np.concatenate([model.layers[i].theta for i in gated_layers(model)])
-    final, _ = tr.finalize()
-    _, acc = evaluate(final, "ce", d.X_test, d.y_test)
+    final, input_ids = tr.finalize()
+    _, acc = evaluate(final, "ce", d.X_test if input_ids is None else d.X_test[:, input_ids], d.y_test)
     hist = [{k: v for k, v in e.items()} for e in tr.history.epochs]
     return {"hidden": list(hidden), "seed": seed, "scale": scale, "settings": s,
             "n_train": int(d.X_train.shape[0]), "widths": widths(model), "test_err": 1 - acc,
             "theta_binary_frac": float(np.mean((th == 0) | (th == 1))),
             "theta_near_binary_frac": float(np.mean(np.minimum(th, 1 - th) <= 0.05)), "n_params": final.n_params(),
-            "macs": final.macs(), "seconds": seconds, "history": hist,
+            "theta_binary_before_rounding": binz[0]["theta_binary_before"] if binz else None,
+            "macs": final.macs(), "seconds": seconds, "history": hist, "input_gate": bool(input_gate),
+            "input_ids": None if input_ids is None else input_ids.tolist(),
             "theta_trace": [(int(s_), int(p), ids.tolist(), t.tolist()) for s_, p, ids, t in tr.theta_trace],
             "model": final, "trainer": tr}
 
@@ -180,7 +183,7 @@ def plot_widths(runs, path, title=None):
                     lw=1, label=label if layer == 0 else None)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("width (solid h1, dashed h2)")
+    ax.set_ylabel("width (gated layers 1, 2, 3: solid, dashed, dotted)")
     if len(runs) <= 10:
         ax.legend(fontsize=7)
     if title:
