@@ -202,11 +202,18 @@ class InputGate(Layer, _Gated):
     next layer; the caller must then feed only the kept features (``unit_ids`` says which).
     """
 
-    def __init__(self, n_features, theta0=1.0, dtype=np.float32):
+    def __init__(self, n_features, theta0=1.0, dtype=np.float32, n_inputs=None):
         super().__init__()
         self.n_features = check_int("n_features", n_features, lo=1)
+        # the width of the data the network is fed (unchanged by pruning: forward selects the kept features)
+        self.n_inputs = self.n_features if n_inputs is None else check_int("n_inputs", n_inputs, lo=self.n_features)
         self._dtype = np.dtype(dtype)
         self._init_gates(self.n_features, check_prob("theta0", theta0))
+
+    @property
+    def input_width(self):
+        """Width of the input data this layer accepts (the original number of features)."""
+        return self.n_inputs
 
     @property
     def n_units(self):
@@ -221,7 +228,7 @@ class InputGate(Layer, _Gated):
         return self
 
     def config(self):
-        return {"n_features": self.n_features, "dtype": self._dtype.name}
+        return {"n_features": self.n_features, "dtype": self._dtype.name, "n_inputs": self.n_inputs}
 
     def forward(self, x, train=True):
         # The network may see the full input while inputs are pruned: select the kept features first.

@@ -137,8 +137,11 @@ def _evaluate(model, loss, X, y, batch_size=4096):
 
 
 def _input_width(model):
-    """Input width the model expects (from its first layer with parameters), or None if unknown."""
+    """Input width the model expects (a layer's ``input_width`` — e.g. an input gate, which accepts the original
+    features after pruning — or the first layer with parameters), or None if unknown."""
     for layer in model.layers:
+        if isinstance(getattr(layer, "input_width", None), int):
+            return layer.input_width
         if layer.params:
             for attr in ("in_features", "width"):
                 if isinstance(getattr(layer, attr, None), int):

@@ -500,3 +500,22 @@ def test_fit_schedule_finetune_epochs_train_a_deterministic_net():
     assert all(np.all(t == 1) for t in th[1:])              # frozen at 1 after the rounding
     W = m.layers[0].params["W"]
     assert np.all(np.isfinite(W)) and recs[-1]["widths"] == widths(m)
+
+
+def test_input_gated_net_keeps_accepting_the_full_input_after_pruning(tmp_path):
+    """After inputs are pruned the network is still fed all original features (the gate selects the kept ones):
+    training continues on the full X, and a save/load round trip keeps that width."""
+    m, X, y, rng = tiny(18, sizes=(3, 8, 3), input_gate=True)
+    gate = m.layers[gated_layers(m)[0]]
+    gate.theta[:] = [1.0, 0.0, 1.0]
+    prune(m, 1e-3)
+    assert gate.n_features == 2 and gate.input_width == 3 and list(gate.unit_ids) == [0, 2]
+    tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=3, rng=0, gamma=0.5, eta_theta=0.1, warmup_epochs=0,
+                        dtype=np.float64, progress=False)
+    tr.fit(X, y, 1, X, y)                                   # full-width X and X_test accepted
+    io.save(tmp_path / "m.npz", m)
+    m2 = io.load(tmp_path / "m.npz")["model"]
+    g2 = m2.layers[gated_layers(m2)[0]]
+    assert g2.input_width == 3 and list(g2.unit_ids) == [0, 2]
+    set_gates(m, None)
+    np.testing.assert_array_equal(m2.forward(X, train=False), m.forward(X, train=False))

@@ -254,8 +254,9 @@ def run_mnist(args):
                            n_test=n_test, progress=not args.no_progress, lr_step=r["settings"]["lr_step"],
                            lr_decay=r["settings"]["lr_decay"])
     keep = {k: r[k] for k in ("hidden", "seed", "scale", "settings", "n_train", "widths", "test_err",
-                              "theta_binary_frac", "theta_near_binary_frac", "n_params", "macs", "seconds",
-                              "input_gate", "input_ids")}
+                              "theta_binary_frac", "theta_near_binary_frac", "theta_binary_before_rounding",
+                              "n_params", "macs", "seconds", "input_gate", "input_ids")}
+    keep["events"] = r["trainer"].history.events
     keep["history"] = r["history"]
     keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
     keep["command"] = ("python -m minigrow prune mnist" + (" --input-gate" if args.input_gate else "")
@@ -271,8 +272,10 @@ def run_mnist(args):
                              [(f"dense {'-'.join(map(str, args.hidden))}", dense["n_params"], dense["test_err"])],
                              fig / f"pruning_mnist_error_vs_params{tag}.png", title="MNIST 784-300-100-10")
     write_json(res / f"pruning_mnist{tag}.json", keep)
+    before = r["theta_binary_before_rounding"]
     print(f"pruned: widths {r['widths']}, test error {100 * r['test_err']:.2f} %, θ binary "
-          f"{r['theta_binary_frac']:.3f}, {r['n_params']:,} parameters, {r['seconds']:.0f} s")
+          f"{r['theta_binary_frac']:.3f}" + ("" if before is None else f" ({before:.3f} before the rounding)")
+          + f", {r['n_params']:,} parameters, {r['seconds']:.0f} s")
     print(f"dense : test error {100 * dense['test_err']:.2f} %, {dense['n_params']:,} parameters, "
           f"{dense['seconds']:.0f} s")
     return 0
@@ -332,7 +335,8 @@ def run_tradeoff(args):
     rows = []
     for g in args.gammas:
         r = mnist_run(tuple(args.hidden), seed=args.seed, data=d, progress=not args.no_progress, **{**s, "gamma": g})
-        row = {k: r[k] for k in ("widths", "test_err", "theta_binary_frac", "n_params", "seconds")}
+        row = {k: r[k] for k in ("widths", "test_err", "theta_binary_frac", "theta_binary_before_rounding",
+                                 "n_params", "seconds")}
         row["gamma"] = g
         rows.append(row)
         print(f"γ {g}: widths {row['widths']}, test error {100 * row['test_err']:.2f} %, θ binary "
@@ -381,5 +385,7 @@ def demo(out_dir, seed, quick, progress):
     return {"summary": f"toy (teacher k=3): students {'/'.join(str(r['width']) for r in toy)} end at widths "
                        f"{finals}; MNIST ({n_train} images, "
                        f"{epochs} epochs) 300-100 → {'-'.join(map(str, r['widths']))}, test error "
-                       f"{100 * r['test_err']:.2f} %, θ binary {r['theta_binary_frac']:.2f}",
+                       f"{100 * r['test_err']:.2f} %, θ binary {r['theta_binary_frac']:.2f}"
+                       + ("" if r["theta_binary_before_rounding"] is None else
+                          f" ({r['theta_binary_before_rounding']:.2f} before the final rounding)"),
             "plots": plots, "widths": r["widths"], "test_err": r["test_err"]}

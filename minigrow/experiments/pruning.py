@@ -133,7 +133,9 @@ def robustness_grid(seeds=(0, 1, 2), scales=(0.5, 1.0, 2.0), hiddens=((300, 100)
             for sd in seeds:
                 r = mnist_run(h, seed=sd, scale=sc, data=d, progress=progress, **overrides)
                 row = {k: r[k] for k in ("hidden", "seed", "scale", "widths", "test_err", "theta_binary_frac",
-                                         "theta_near_binary_frac", "n_params", "seconds")}
+                                         "theta_near_binary_frac", "theta_binary_before_rounding", "n_params",
+                                         "seconds")}
+                row["test_err_per_epoch"] = [e.get("test_err") for e in r["history"]]
                 row["widths_per_epoch"] = [e["widths"] for e in r["history"]]
                 rows.append(row)
                 if log is not None:
