@@ -527,7 +527,9 @@ def test_pruning_divergence_rolls_back_theta():
     assert (model_bytes(tr.model), tr.model.layers[0].theta.tobytes()) == before
 
 
-@pytest.mark.parametrize("schedule", [["--polish", "3", "--finetune", "0"], ["--polish", "0", "--finetune", "2"]])
+@pytest.mark.parametrize("schedule", [["--polish", "3", "--finetune", "0"], ["--polish", "0", "--finetune", "2"],
+                                      ["--polish", "0", "--finetune", "1", "--estimator", "flip_cv",
+                                       "--flip-samples", "5", "--cv-every", "3"]])
 def test_prune_cli_interrupted_and_resumed_gives_identical_files(tmp_path, capsys, schedule):
     """`python -m minigrow prune`: 6 epochs straight vs 4 epochs + --resume to 6, with a StepLR on the weights and
     either 3 "polish" epochs (one θ step per epoch, from epoch 4 on) or 2 fine-tune epochs (θ rounded and frozen
@@ -554,6 +556,8 @@ def test_prune_cli_interrupted_and_resumed_gives_identical_files(tmp_path, capsy
     assert min(pruned_at) <= 4, pruned_at
     if "--polish" in schedule and schedule[schedule.index("--polish") + 1] != "0":
         assert max(pruned_at) > 4, pruned_at                       # pruned again after the interruption
-    else:
+    elif schedule[schedule.index("--finetune") + 1] == "2":
         assert rounded_at == [4], rounded_at                       # rounded by the resumed run (after epoch 4)
+    else:
+        assert rounded_at == [5], rounded_at                       # θ steps in epoch 5, rounded after it
     assert ha["epochs"][-1]["widths"][1] < 16
