@@ -627,7 +627,10 @@ def flip_cv_gradient(model, i, y, loss, n_samples, max_elements=1 << 23, weight=
     Needs the cached activations and gates of the last ``model.forward(X, train=True)`` and the upstream gradients
     of the last backward pass (``gate_dout``), both for the same batch.
     """
+    n_samples = check_int("n_samples", n_samples, lo=1)
     g = model.layers[i]
+    if not isinstance(g, _Gated):
+        raise ValueError(f"flip_cv_gradient: layer {i} is a {type(g).__name__}, not a gated layer")
     if g.gate_dout is None or g.gate_grad is None or g.gate_dout.shape != g.a.shape:
         raise ValueError("flip_cv_gradient: run model.forward(X, True) and a backward pass on the same batch first")
     B = g.a.shape[0]

@@ -428,6 +428,11 @@ def test_flip_cv_needs_a_backward_pass():
     m.forward(X, True)
     with pytest.raises(ValueError, match="backward"):
         flip_cv_gradient(m, gated_layers(m)[0], y, CE, 3)
+    _forward_backward(m, X, y, rng)
+    with pytest.raises(ValueError, match="n_samples"):
+        flip_cv_gradient(m, gated_layers(m)[0], y, CE, 0)
+    with pytest.raises(ValueError, match="not a gated layer"):
+        flip_cv_gradient(m, len(m.layers) - 1, y, CE, 3)
 
 
 def test_estimate_every_moves_theta_only_on_estimate_steps_by_m_steps():
