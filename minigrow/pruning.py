@@ -612,7 +612,7 @@ def flip_cv_gradient(model, i, y, loss, n_samples, max_elements=1 << 23, weight=
     the flip difference d^{flip}_{nj} = ℓ_n(ξ_nj=1) − ℓ_n(ξ_nj=0), and it comes free with backprop for all B
     samples. Estimate its mean on the whole batch and correct its bias with the flip on S samples:
 
-    .. math::  \hat Δ^{cv}_j = rac1B Σ_{n ≤ B} d^{path}_{nj} + rac1S Σ_{n ≤ S} (d^{flip}_{nj} − d^{path}_{nj})
+    .. math::  \hat Δ^{cv}_j = \frac1B Σ_{n ≤ B} d^{path}_{nj} + \frac1S Σ_{n ≤ S} (d^{flip}_{nj} − d^{path}_{nj})
 
     E[Δ̂^cv] = E[d^path] + E[d^flip] − E[d^path] = Δ_j (the first S samples of a random batch are a random
     sample). Its variance is Var(d^path)/B + Var(d^flip − d^path)/S (+ covariance): small when the linearisation
