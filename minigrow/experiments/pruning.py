@@ -100,7 +100,9 @@ def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, p
             "n_train": int(d.X_train.shape[0]), "widths": widths(model), "test_err": 1 - acc,
             "theta_binary_frac": float(np.mean((th == 0) | (th == 1))),
             "theta_near_binary_frac": float(np.mean(np.minimum(th, 1 - th) <= 0.05)), "n_params": final.n_params(),
-            "theta_binary_before_rounding": binz[0]["theta_binary_before"] if binz else None,
+            # no "binarize" event although the fine-tune phase ran: the rounding changed nothing (all θ were binary)
+            "theta_binary_before_rounding": (binz[0]["theta_binary_before"] if binz else
+                                             1.0 if s.get("finetune_epochs", 0) > 0 else None),
             "macs": final.macs(), "seconds": seconds, "history": hist, "input_gate": bool(input_gate),
             "input_ids": None if input_ids is None else input_ids.tolist(),
             "theta_trace": [(int(s_), int(p), ids.tolist(), t.tolist()) for s_, p, ids, t in tr.theta_trace],
