@@ -89,6 +89,7 @@ __all__ = [
     "forward_with_gates", "per_sample_losses",
     "flip_gradient", "pathwise_gradient", "score_function_gradient", "theta_step", "exact_expectation",
     "remove_units", "prune", "to_deterministic", "widths", "PruningTrainer", "ESTIMATORS", "flip_cv_gradient",
+    "layer_gammas", "price_rates",
 ]
 
 ESTIMATORS = ("flip", "flip_cv", "pathwise", "score")
@@ -425,24 +426,62 @@ def price_sizes(model, i, price="incoming"):
     return np.full(layer.n_units, float(np.sum(_theta_in(model, i))) + int(layer.bias) + out)
 
 
+def layer_gammas(model, gamma):
+    """{weight-layer index: γ_k}: ``gamma`` is one price per active parameter for every weight layer (a number) or
+    one per weight layer in order (a sequence, ours: e.g. (γ_1, γ_2, γ_3) for the three weight matrices of
+    784-300-100-10)."""
+    idx = weight_layers(model)
+    if np.ndim(gamma) == 0:
+        g = check_nonneg("gamma", gamma)
+        return {k: g for k in idx}
+    vals = [check_nonneg("gamma", v) for v in gamma]
+    if len(vals) != len(idx):
+        raise ValueError(f"gamma: expected one price per weight layer ({len(idx)}), got {len(vals)} values")
+    return dict(zip(idx, vals))
+
+
+def price_rates(model, i, gamma, price="incoming"):
+    r"""γ n_j for the units of gated layer ``i``: the price term's derivative ∂(price)/∂θ_j.
+
+    For one γ this is γ × :func:`price_sizes`. With one γ_k per weight layer (ours) each parameter is priced by
+    the layer it belongs to: ``"params"``: ∂/∂θ^l_j = γ_l (Σ_i θ^{l−1}_i + 1) + γ_{l+1} Σ_k θ^{l+1}_k (incoming
+    weights and bias in W^l, outgoing column in W^{l+1}); ``"incoming"``: γ_l (fan_in + 1). An input gate pays
+    γ of the layer it feeds."""
+    if np.ndim(gamma) == 0:
+        return gamma * price_sizes(model, i, price)
+    g = layer_gammas(model, gamma)
+    layer = model.layers[i]
+    nxt = weight_layer_after(model, i)
+    if isinstance(layer, InputGate):
+        return g[nxt] * price_sizes(model, i, price)
+    if price == "incoming":
+        return g[i] * unit_sizes(model, i)
+    incoming = float(np.sum(_theta_in(model, i))) + int(layer.bias)
+    out = float(np.sum(_theta_of(model.layers[nxt])))
+    return np.full(layer.n_units, g[i] * incoming + g[nxt] * out)
+
+
 def prior_cost(model, lams, gamma, n_train, price="incoming"):
     r"""The prior part of eq. C: (1/N) [Σ_l Σ_j θ_j (λ_l/2)‖w_j‖² over every weight layer (θ = 1 if ungated) plus
     the price: γ Σ_j θ_j n_j over the gated units (``price="incoming"``), or γ P(θ) of eq. P
     (``price="params"``, ours; see :func:`price_sizes`)]."""
     price = check_choice("price", price, set(PRICES))
+    g = layer_gammas(model, gamma) if np.ndim(gamma) else None
     total = 0.0
     for i in weight_layers(model):
         layer = model.layers[i]
+        gi = gamma if g is None else g[i]
         th = _theta_of(layer)
         total += float(np.sum(th * 0.5 * lams[i] * unit_sq_norms(layer)))
         if price == "params":
-            total += gamma * float(np.sum(th)) * (float(np.sum(_theta_in(model, i))) + int(layer.bias))
+            total += gi * float(np.sum(th)) * (float(np.sum(_theta_in(model, i))) + int(layer.bias))
         elif isinstance(layer, _Gated):
-            total += gamma * float(np.sum(th * unit_sizes(model, i)))
+            total += gi * float(np.sum(th * unit_sizes(model, i)))
     if price == "incoming":
         for i in gated_layers(model):
             if isinstance(model.layers[i], InputGate):
-                total += float(np.sum(model.layers[i].theta * gamma * unit_sizes(model, i)))
+                gi = gamma if g is None else g[weight_layer_after(model, i)]
+                total += float(np.sum(model.layers[i].theta * gi * unit_sizes(model, i)))
     return total / n_train
 
 
@@ -452,6 +491,8 @@ def prior_theta_grad(model, i, lams, gamma, n_train, price="incoming", sizes=Non
     ``sizes``: n_j already computed)."""
     layer = model.layers[i]
     lam = lams.get(i, 0.0)
+    if np.ndim(gamma):                                      # one γ per weight layer (ours)
+        return (0.5 * lam * unit_sq_norms(layer) + price_rates(model, i, gamma, price)) / n_train
     n = price_sizes(model, i, price) if sizes is None else sizes
     return (0.5 * lam * unit_sq_norms(layer) + gamma * n) / n_train
 
@@ -821,7 +862,8 @@ class PruningTrainer(Trainer):
     Parameters
     ----------
     n_train : N, the training-set size of the (1/N) scaling (default: taken from ``fit``'s X)
-    gamma : γ, price per active parameter (nats)
+    gamma : γ, price per active parameter (nats); or one γ_k per weight layer, in order (ours,
+        :func:`layer_gammas`, :func:`price_rates`)
     price : 'incoming' (n_j = fan_in + 1, pruning.md) | 'params' (γ × expected number of active parameters,
         eq. P, ours: a unit also pays for its outgoing column); see :func:`price_sizes`
     eta_theta : η_θ, step size of the projected θ step
@@ -868,7 +910,11 @@ class PruningTrainer(Trainer):
         super().__init__(model, loss, optimizer, batch_size, rng, scheduler, callbacks, progress, dtype,
                          checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                          checkpoint_keep=checkpoint_keep, rollback=rollback, checkpoint_meta=checkpoint_meta)
-        self.gamma = check_nonneg("gamma", gamma)
+        if np.ndim(gamma):                                       # one price per weight layer (ours)
+            layer_gammas(model, gamma)                          # checks length and signs
+            self.gamma = tuple(float(v) for v in gamma)
+        else:
+            self.gamma = check_nonneg("gamma", gamma)
         self.eta_theta = check_nonneg("eta_theta", eta_theta)
         self.estimator = check_choice("estimator", estimator, set(ESTIMATORS))
         self.price = check_choice("price", price, set(PRICES))
@@ -967,8 +1013,12 @@ class PruningTrainer(Trainer):
             grads = {i: self.theta_gradient(i, yb, ell) + prior_theta_grad(model, i, self.lams, self.gamma, N,
                                                                            self.price, n)
                      for i, n in sizes.items()}
-            if self.precondition and self.gamma > 0:                              # ĝ_j / (γ n_j / N), ours
+            if self.precondition and np.ndim(self.gamma) == 0 and self.gamma > 0:  # ĝ_j / (γ n_j / N), ours
                 grads = {i: g * (N / (self.gamma * sizes[i])) for i, g in grads.items()}
+            elif self.precondition and np.ndim(self.gamma):
+                rates = {i: price_rates(model, i, self.gamma, self.price) for i in grads}
+                grads = {i: np.where(rates[i] > 0, g * N / np.maximum(rates[i], 1e-300), g)
+                         for i, g in grads.items()}
             if M > 1:                                                             # stands for M steps (ours)
                 grads = {i: M * g for i, g in grads.items()}
             if self.theta_every == 1:

@@ -15,7 +15,8 @@ from minigrow.optim import Adam
 from minigrow.pruning import (GatedDense, PruningTrainer, add_prior_weight_grads, exact_expectation,
                               flip_cv_gradient, flip_gradient, forward_with_gates, gated_layers, gated_mlp, layer_precisions,
                               optimal_precision, pathwise_gradient, per_sample_losses, precision_cost,
-                              prior_cost, prior_theta_grad, prune, remove_units, sample_gates, set_gates,
+                              price_rates, price_sizes, prior_cost, prior_theta_grad, prune, remove_units,
+                              sample_gates, set_gates,
                               score_function_gradient, theta_step, to_deterministic, unit_sizes,
                               unit_sq_norms, widths)
 
@@ -82,9 +83,11 @@ def test_pathwise_quantity_is_derivative_wrt_shared_gate():
 
 
 @pytest.mark.parametrize("price", ["incoming", "params"])
-def test_prior_gradients_by_finite_differences(price):
-    m, X, y, rng = tiny()
-    N, gamma = 50, 0.7
+@pytest.mark.parametrize("gamma", [0.7, (0.7, 2.5, 0.3)])
+@pytest.mark.parametrize("input_gate", [False, True])
+def test_prior_gradients_by_finite_differences(price, gamma, input_gate):
+    m, X, y, rng = tiny(input_gate=input_gate)
+    N = 50
     for i in gated_layers(m):
         m.layers[i].theta[:] = rng.uniform(0.1, 0.9, m.layers[i].n_units)
     lams = layer_precisions(m)
@@ -524,3 +527,23 @@ def test_input_gated_net_keeps_accepting_the_full_input_after_pruning(tmp_path):
     assert g2.input_width == 3 and list(g2.unit_ids) == [0, 2]
     set_gates(m, None)
     np.testing.assert_array_equal(m2.forward(X, train=False), m.forward(X, train=False))
+
+
+def test_per_layer_prices_price_each_parameter_by_its_layer():
+    """At a vertex, the price term with one γ_k per weight layer is Σ_k γ_k × (parameters of W^k in the pruned
+    net); a common γ reproduces the single-γ results exactly."""
+    m, X, y, rng = tiny(19, sizes=(3, 5, 4, 2))
+    l1, l2 = (m.layers[i] for i in gated_layers(m))
+    l1.theta[:] = [1, 0, 1, 1, 0]
+    l2.theta[:] = [0, 1, 1, 0]
+    lams = {i: 0.0 for i in layer_precisions(m)}
+    gam = (0.5, 2.0, 3.0)
+    expect = 0.5 * (3 * 3 + 3) + 2.0 * (3 * 2 + 2) + 3.0 * (2 * 2 + 2)      # W1 3×3+b, W2 2×3+b, W3 2×2+b
+    assert prior_cost(m, lams, gam, 1, "params") == pytest.approx(expect)
+    for i in gated_layers(m):
+        np.testing.assert_array_equal(price_rates(m, i, 0.7, "params"), 0.7 * price_sizes(m, i, "params"))
+        np.testing.assert_allclose(price_rates(m, i, (0.7, 0.7, 0.7), "params"), 0.7 * price_sizes(m, i, "params"))
+    with pytest.raises(ValueError, match="one price per weight layer"):
+        prior_cost(m, lams, (0.5, 2.0), 1, "params")
+    with pytest.raises(ValueError, match="gamma"):
+        PruningTrainer(m, gamma=(0.5, -1.0, 1.0))

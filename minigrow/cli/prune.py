@@ -42,6 +42,18 @@ def float_list(text):
     return vals
 
 
+def gamma_arg(text):
+    """'0.04' → 0.04; '0.04,0.4,0.04' → [0.04, 0.4, 0.04] (one price per weight layer; argparse type)."""
+    import argparse
+    try:
+        vals = [float(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers like 0.04,0.4,0.04, got {text!r}")
+    if not vals or any(not np.isfinite(v) or v < 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected prices >= 0 like 0.04 or 0.04,0.4,0.04, got {text!r}")
+    return vals[0] if len(vals) == 1 else vals
+
+
 def seed_list(text):
     """'0,1,2' → [0, 1, 2] (argparse type)."""
     import argparse
@@ -78,7 +90,8 @@ def register(sub):
     p.add_argument("--activation", choices=["relu", "tanh", "leaky_relu", "sigmoid"], default="relu")
     p.add_argument("--init-scale", type=positive_float, default=1.0, help="multiplies the initial weights")
     p.add_argument("--input-gate", action="store_true", help="gate (and prune) the input features too")
-    p.add_argument("--gamma", type=float, default=S["gamma"], help="price per active parameter γ (nats)")
+    p.add_argument("--gamma", type=gamma_arg, default=S["gamma"],
+                   help="price per active parameter γ (nats); or one per weight layer, e.g. 0.04,0.4,0.04 (ours)")
     p.add_argument("--eta-theta", type=positive_float, default=S["eta_theta"], help="θ step size η_θ")
     p.add_argument("--estimator", choices=["flip", "flip_cv", "pathwise", "score"], default=S["estimator"],
                    help="θ-gradient estimator; flip_cv = flip on --flip-samples samples with the pathwise estimator "
@@ -136,7 +149,7 @@ def _settings(args):
 
 
 def run(args):
-    if args.gamma < 0 or args.strength < 0 or not 0 <= args.eps <= 1:
+    if min(np.atleast_1d(args.gamma)) < 0 or args.strength < 0 or not 0 <= args.eps <= 1:
         raise ValueError(f"--gamma and --strength must be >= 0 and --eps in [0, 1], got {args.gamma}, "
                          f"{args.strength}, {args.eps}")
     if args.what != "train" and (args.checkpoint_every or args.resume is not None):
@@ -305,7 +318,8 @@ def run_grid(args):
     out = {"command": "python -m minigrow prune grid " + " ".join(
         [f"--seeds {','.join(map(str, args.seeds))}", f"--scales {','.join(map(str, args.scales))}",
          "--hiddens " + ",".join("-".join(map(str, h)) for h in args.hiddens)]
-        + [f"--n-train {args.n_train}" if args.n_train else "", f"--gamma {args.gamma}", f"--eta-theta {args.eta_theta}",
+        + [f"--n-train {args.n_train}" if args.n_train else "",
+           "--gamma " + ",".join(map(str, np.atleast_1d(args.gamma))), f"--eta-theta {args.eta_theta}",
            f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}", f"--price {args.price}",
            "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
            f"--lr-step {args.lr_step or 0}", f"--estimate-every {args.estimate_every}",
