@@ -485,16 +485,14 @@ def prior_cost(model, lams, gamma, n_train, price="incoming"):
     return total / n_train
 
 
-def prior_theta_grad(model, i, lams, gamma, n_train, price="incoming", sizes=None):
+def prior_theta_grad(model, i, lams, gamma, n_train, price="incoming", rates=None):
     r"""p_j / N with p_j = (λ_l/2)‖w_j‖² + γ n_j: the prior part of ∂C/∂θ_j for the units of gated layer ``i``
-    (n_j from :func:`price_sizes`: fan_in + 1, or with ``price="params"`` everything that vanishes with the unit;
-    ``sizes``: n_j already computed)."""
+    (γ n_j from :func:`price_rates`: n_j = fan_in + 1, or with ``price="params"`` everything that vanishes with the
+    unit; ``rates``: γ n_j already computed)."""
     layer = model.layers[i]
     lam = lams.get(i, 0.0)
-    if np.ndim(gamma):                                      # one γ per weight layer (ours)
-        return (0.5 * lam * unit_sq_norms(layer) + price_rates(model, i, gamma, price)) / n_train
-    n = price_sizes(model, i, price) if sizes is None else sizes
-    return (0.5 * lam * unit_sq_norms(layer) + gamma * n) / n_train
+    gn = price_rates(model, i, gamma, price) if rates is None else rates
+    return (0.5 * lam * unit_sq_norms(layer) + gn) / n_train
 
 
 def add_prior_weight_grads(model, lams, n_train):
@@ -1009,16 +1007,12 @@ class PruningTrainer(Trainer):
         model.backward(self.loss.backward(), need_input_grad=False)
         add_prior_weight_grads(model, self.lams, N)                               # 3. prior on W
         if estimate:                                                              # 4. θ step
-            sizes = {i: price_sizes(model, i, self.price) for i in gated_layers(model)}
+            rates = {i: price_rates(model, i, self.gamma, self.price) for i in gated_layers(model)}   # γ n_j
             grads = {i: self.theta_gradient(i, yb, ell) + prior_theta_grad(model, i, self.lams, self.gamma, N,
-                                                                           self.price, n)
-                     for i, n in sizes.items()}
-            if self.precondition and np.ndim(self.gamma) == 0 and self.gamma > 0:  # ĝ_j / (γ n_j / N), ours
-                grads = {i: g * (N / (self.gamma * sizes[i])) for i, g in grads.items()}
-            elif self.precondition and np.ndim(self.gamma):
-                rates = {i: price_rates(model, i, self.gamma, self.price) for i in grads}
-                grads = {i: np.where(rates[i] > 0, g * N / np.maximum(rates[i], 1e-300), g)
-                         for i, g in grads.items()}
+                                                                           self.price, r)
+                     for i, r in rates.items()}
+            if self.precondition:                                                 # ĝ_j / (γ n_j / N), ours
+                grads = {i: g * (N / rates[i]) if np.all(rates[i] > 0) else g for i, g in grads.items()}
             if M > 1:                                                             # stands for M steps (ours)
                 grads = {i: M * g for i, g in grads.items()}
             if self.theta_every == 1:
