@@ -673,7 +673,7 @@ def flip_cv_gradient(model, i, y, loss, n_samples, max_elements=1 << 23, weight=
     if g.gate_dout is None or g.gate_grad is None or g.gate_dout.shape != g.a.shape:
         raise ValueError("flip_cv_gradient: run model.forward(X, True) and a backward pass on the same batch first")
     B = g.a.shape[0]
-    S = min(int(n_samples), B)
+    S = min(n_samples, B)
     d_flip = flip_gradient(model, i, y, loss, max_elements, S, per_sample=True)           # (S, h)
     d_path = B * (g.gate_dout[:S] * g.a[:S]).astype(np.float64)                          # ∂ℓ_n/∂ã_nj · a_nj
     return pathwise_gradient(model, i) + weight * (d_flip - d_path).mean(axis=0)

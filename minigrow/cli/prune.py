@@ -31,26 +31,27 @@ RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "
             "price", "lr_step", "lr_decay", "polish", "precondition", "estimate_every", "cv_every", "finetune"]
 
 
-def float_list(text):
+def _numbers(text, allow_zero, example):
+    """Comma-separated finite numbers > 0 (≥ 0 with ``allow_zero``), for argparse types."""
     import argparse
     try:
         vals = [float(t) for t in str(text).split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,1,2, got {text!r}")
-    if not vals or any(not np.isfinite(v) or v <= 0 for v in vals):
-        raise argparse.ArgumentTypeError(f"expected positive numbers like 0.5,1,2, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like {example}, got {text!r}")
+    if not vals or any(not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected numbers {'>= 0' if allow_zero else '> 0'} like {example}, "
+                                         f"got {text!r}")
     return vals
+
+
+def float_list(text):
+    """'0.5,1,2' → [0.5, 1.0, 2.0], all > 0 (argparse type)."""
+    return _numbers(text, False, "0.5,1,2")
 
 
 def gamma_arg(text):
     """'0.04' → 0.04; '0.04,0.4,0.04' → [0.04, 0.4, 0.04] (one price per weight layer; argparse type)."""
-    import argparse
-    try:
-        vals = [float(t) for t in str(text).split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers like 0.04,0.4,0.04, got {text!r}")
-    if not vals or any(not np.isfinite(v) or v < 0 for v in vals):
-        raise argparse.ArgumentTypeError(f"expected prices >= 0 like 0.04 or 0.04,0.4,0.04, got {text!r}")
+    vals = _numbers(text, True, "0.04 or 0.04,0.4,0.04")
     return vals[0] if len(vals) == 1 else vals
 
 
