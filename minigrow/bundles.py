@@ -376,9 +376,7 @@ def hidden_activations(model, X, distinct_rows=False):
     n_h = n_b = 0
     for i, layer in enumerate(layers):
         if isinstance(layer, ResidualBlock):
-            p = layer.params
-            s = layer._f(x @ p["W1"].T + p["b1"], layer.alpha)
-            branch = s @ p["W2"].T
+            branch = layer.branch(x)
             out = x + branch
             yield f"block {n_b} branch", "branch", i, branch[inv]
             x = out
@@ -613,8 +611,9 @@ def check_p5_dead_layer(model, X, y, layer_index, lr=1e-3, batch_size=64):
                          f"{layer_index}")
     y = np.asarray(y)
     loss = SoftmaxCrossEntropy()
-    out = model.forward(X, train=True)
-    pre = layer.z
+    outs = model.forward_all(X, train=True)
+    pre, a = outs[layer_index], outs[layer_index + 1]         # the ReLU layer's input z and output a
+    out = outs[-1]
     dead = bool((pre <= 0).all())
     loss.forward(out, y)
     model.backward(loss.backward(), need_input_grad=False)
@@ -623,7 +622,7 @@ def check_p5_dead_layer(model, X, y, layer_index, lr=1e-3, batch_size=64):
     g_below = float(max((np.abs(g).max() for g in below if g.size), default=0.0))
     g_above = float(max((np.abs(g).max() for g in above if g.size), default=0.0))
     w_max = weight_amplitude(model)
-    b = bundles(layer.a, y, w_max, lr, batch_size)
+    b = bundles(a, y, w_max, lr, batch_size)
     H_y, maj = label_entropy(y), majority_share(y)
     holds = dead and g_below == 0.0 and b.n_bundles == 1 and abs(b.entropy - H_y) <= 1e-12 and \
         abs(b.acc_max - maj) <= 1e-12

@@ -553,7 +553,7 @@ def _apply(layer, x, gate=None):
     if isinstance(layer, InputGate):
         return x * (layer.theta if gate is None else gate)
     if isinstance(layer, Activation):
-        return layer._f(x, layer.alpha)
+        return layer.apply(x)
     return layer.forward(x, train=False)
 
 

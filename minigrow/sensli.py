@@ -240,11 +240,7 @@ def _input_grad(layer, dout):
     """∂L/∂(layer input) only — the input-gradient half of the layer's backward, without weight gradients."""
     if isinstance(layer, Dense):
         return dout @ layer.params["W"]                                       # ∂L/∂A = δ W
-    if isinstance(layer, ResidualBlock):
-        p = layer.params
-        dz = layer._df(layer.z, layer.s, dout @ p["W2"], layer.alpha)         # d_z = σ'(z) ⊙ (g W2)
-        return dout + dz @ p["W1"]                                           # ∂L/∂h = g + d_z W1
-    return layer.backward(dout)          # activations: σ'(z) ⊙ dout (ReLU'(0) = 0)
+    return layer.backward(dout)          # activations: σ'(z) ⊙ dout (ReLU'(0) = 0); blocks: g + d_z W1
 
 
 def _widths(model):

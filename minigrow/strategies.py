@@ -133,7 +133,7 @@ def assume_network_away_from_kinks(model, X, margin=1e-3):
         if isinstance(layer, Activation):
             assume_away_from_kinks(h, layer.name, margin)
         elif isinstance(layer, ResidualBlock):
-            assume_away_from_kinks(layer.z, layer.activation, margin)
+            assume_away_from_kinks(layer.pre_activation(h), layer.activation, margin)
         h = out
 
 

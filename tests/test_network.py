@@ -74,7 +74,7 @@ def min_abs_preactivation(model, X):
         if isinstance(layer, Activation):
             smallest = min(smallest, float(np.abs(h).min()))
         elif isinstance(layer, ResidualBlock):
-            smallest = min(smallest, float(np.abs(layer.z).min()))
+            smallest = min(smallest, float(np.abs(layer.pre_activation(h)).min()))
         h = out
     return smallest
 

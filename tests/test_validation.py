@@ -137,7 +137,7 @@ CASES = [
     ("evaluate batch 0", lambda: mg.evaluate(net(), "ce", X, Y, batch_size=0), ValueError, ["batch_size"]),
     ("Trainer.evaluate X wrong width", lambda: trainer().evaluate(np.ones((3, 5)), [0, 1, 0]), ValueError, ["X"]),
     ("predict X NaN", lambda: net().predict(with_nan(X)), ValueError, ["X", "nan"]),
-    ("predict X 1-d", lambda: net().predict(np.ones(2)), ValueError, ["X", "2-d"]),
+    ("predict X 1-d", lambda: net().predict(np.ones(2)), ValueError, ["X", "rank ≥ 2"]),
     # --- optimisers and schedule
     ("SGD lr negative", lambda: mg.SGD(-0.1), ValueError, ["lr", "> 0", "-0.1"]),
     ("SGD lr zero", lambda: mg.SGD(0), ValueError, ["lr", "> 0"]),

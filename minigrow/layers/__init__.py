@@ -1,0 +1,22 @@
+"""Layers with hand-written forward and backward passes, one module per kind.
+
+* :mod:`.base`         the layer contract (:class:`Layer`): cache, grads overwritten, buffers, train/eval mode,
+                       composite layers, unit axes — read it first
+* :mod:`.dense`        :class:`Dense`  z = W a + b
+* :mod:`.activations`  ReLU, LeakyReLU, Tanh, Sigmoid
+* :mod:`.residual`     :class:`ResidualBlock`  h ↦ h + W2 σ(W1 h + b1)
+* :mod:`.sequential`   :class:`Sequential`, the chain every model is
+
+Conventions: batch-first arrays (axis 1 holds the units: features or channels); dense weights are stored as
+``W ∈ R^{out × in}`` so that ``z = W a + b`` reads as in the papers and the batch version is ``Z = A Wᵀ + b``.
+"""
+from .base import LAYER_TYPES, Layer, check_keep, register_layer
+from .activations import ACTIVATIONS, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
+from .dense import Dense
+from .residual import ResidualBlock
+from .sequential import Sequential
+
+__all__ = [
+    "Layer", "Dense", "Activation", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "ResidualBlock", "Sequential",
+    "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep",
+]

@@ -1,0 +1,91 @@
+"""The affine layer  z = W a + b."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..initializers import init_dense
+from ..validate import check_int, check_rng
+from .base import Layer, check_keep, register_layer
+
+__all__ = ["Dense"]
+
+
+@register_layer
+class Dense(Layer):
+    r"""Affine layer  z = W a + b,  batch form  Z = A Wᵀ + b.
+
+    Backward, for upstream δ = ∂L/∂Z (one row per sample):
+
+    .. math::  ∂L/∂W = δᵀ A,\qquad ∂L/∂b = Σ_n δ_n,\qquad ∂L/∂A = δ W
+
+    (``W`` has shape ``(out_features, in_features)``: output unit j is row j of W and entry j of b, input unit i is
+    column i of W.)
+    """
+
+    unit_kind = "affine"
+
+    def __init__(self, in_features, out_features, init="torch", rng=None, dtype=np.float32, bias=True,
+                 scale=1.0):
+        super().__init__()
+        self.in_features = check_int("in_features", in_features, lo=1)
+        self.out_features = check_int("out_features", out_features, lo=1)
+        self.init = init
+        self.bias = bool(bias)
+        self.scale = float(scale)
+        rng = check_rng("rng", 0 if rng is None else rng)
+        W, b = init_dense(self.in_features, self.out_features, init, rng, dtype, scale)
+        self.params["W"] = W
+        if self.bias:
+            self.params["b"] = b
+        self._init_grads()
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init,
+                "bias": self.bias, "scale": self.scale}
+
+    @property
+    def in_units(self):
+        return self.in_features
+
+    @property
+    def out_units(self):
+        return self.out_features
+
+    def forward(self, x, train=True):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Dense({self.in_features}→{self.out_features}): expected input of shape "
+                             f"(batch, {self.in_features}), got {x.shape}")
+        self._cache = x
+        z = x @ self.params["W"].T                            # Z = A Wᵀ + b
+        if self.bias:
+            z += self.params["b"]
+        return z
+
+    def backward(self, dout, need_input_grad=True):
+        x = self._cache
+        np.matmul(dout.T, x, out=self.grads["W"])             # ∂L/∂W = δᵀ A
+        if self.bias:
+            np.sum(dout, axis=0, out=self.grads["b"])         # ∂L/∂b = Σ_n δ_n
+        return dout @ self.params["W"] if need_input_grad else None   # ∂L/∂A = δ W
+
+    def macs(self):
+        return self.in_features * self.out_features
+
+    def out_axes(self):
+        return {"W": 0, "b": 0} if self.bias else {"W": 0}
+
+    def in_axes(self):
+        return {"W": 1}
+
+    def remove_outputs(self, keep):
+        """Keep output units ``keep`` (rows of W, entries of b) — with their gradients and optimiser state."""
+        keep = check_keep("keep", keep, self.out_features)
+        for name, axis in self.out_axes().items():
+            self.slice_param(name, axis, keep)
+        self.out_features = int(self.params["W"].shape[0])
+
+    def remove_inputs(self, keep):
+        """Keep input units ``keep`` (columns of W)."""
+        keep = check_keep("keep", keep, self.in_features)
+        self.slice_param("W", 1, keep)
+        self.in_features = int(self.params["W"].shape[1])
