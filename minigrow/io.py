@@ -6,12 +6,15 @@ File layout (all entries are plain arrays; strings are stored as NumPy unicode a
 ``__format__``                  ``"minigrow-1"``
 ``__meta__``                    JSON: layer types and configs, frozen names, optimiser config, user meta
 ``layers/{i}/params/{name}``    parameter arrays (dtype kept)
+``layers/{i}/buffers/{name}``   buffers (running statistics …)
 ``layers/{i}/state/{name}/{k}`` optimiser state (Adam m, v, t …), only with ``optimizer=…``
+``layers/{i}/children/{c}/…``   the same entries for sub-layer ``c`` of a composite layer (recursively)
 ``extra/{key}``                 any further arrays (method state such as θ)
 ``__digest__``                  SHA-256 over every other entry's name, dtype, shape and bytes
 ==============================  ====================================================================
 
-Because the architecture is stored layer by layer, grown (inserted layers) and pruned (narrower) networks
+Because the architecture is stored layer by layer (sub-layers of composite layers and nested Sequentials
+recursively), grown (inserted layers) and pruned (narrower) networks
 round-trip like any other. Loading verifies the digest, so a truncated or altered file gives a clear
 ``ValueError`` instead of a silently wrong model.
 
@@ -89,22 +92,10 @@ def save(path, model, optimizer=None, meta=None, arrays=None):
         raise TypeError(f"meta: expected a JSON-able dict, got {type(meta).__name__}")
     if arrays is not None and not isinstance(arrays, dict):
         raise TypeError(f"arrays: expected a dict of name → array, got {type(arrays).__name__}")
+    model.check_unique_layers()
     out: dict[str, np.ndarray] = {}
-    layers_meta = []
-    for i, layer in enumerate(model.layers):
-        name = type(layer).__name__
-        if LAYER_TYPES.get(name) is not type(layer):
-            raise TypeError(f"layers[{i}]: {name} is not a registered layer type (use @register_layer)")
-        layers_meta.append({"type": name, "config": to_jsonable(layer.config()),
-                            "frozen": sorted(layer.frozen), "extra": to_jsonable(_layer_extra(layer))})
-        for k, v in layer.params.items():
-            out[f"layers/{i}/params/{k}"] = v
-        if optimizer is not None:
-            for k, st in layer.state.items():
-                for s, v in st.items():
-                    out[f"layers/{i}/state/{k}/{s}"] = np.asarray(v)
-        for k, v in _layer_arrays(layer).items():
-            out[f"layers/{i}/arrays/{k}"] = v
+    layers_meta = [_save_layer(layer, f"layers/{i}", f"layers[{i}]", out, optimizer is not None)
+                   for i, layer in enumerate(model.layers)]
     for k, v in (arrays or {}).items():
         if not isinstance(k, str) or not k:
             raise TypeError(f"arrays: expected non-empty str keys, got {k!r}")
@@ -134,6 +125,31 @@ def save(path, model, optimizer=None, meta=None, arrays=None):
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _save_layer(layer, prefix, where, out, with_state):
+    """Meta of one layer (and, recursively, of its sub-layers); its arrays go into ``out`` under ``prefix``."""
+    name = type(layer).__name__
+    if LAYER_TYPES.get(name) is not type(layer):
+        raise TypeError(f"{where}: {name} is not a registered layer type (use @register_layer)")
+    meta = {"type": name, "config": to_jsonable(layer.config()), "frozen": sorted(layer.frozen),
+            "extra": to_jsonable(_layer_extra(layer))}
+    for k, v in layer.params.items():
+        out[f"{prefix}/params/{k}"] = v
+    for k, v in layer.buffers.items():
+        out[f"{prefix}/buffers/{k}"] = v
+    if with_state:
+        for k, st in layer.state.items():
+            for s, v in st.items():
+                out[f"{prefix}/state/{k}/{s}"] = np.asarray(v)
+    for k, v in _layer_arrays(layer).items():
+        out[f"{prefix}/arrays/{k}"] = v
+    kids = layer.children()
+    if kids:
+        meta["children"] = [dict(name=cname, **_save_layer(child, f"{prefix}/children/{cname}",
+                                                           f"{where}.{cname}", out, with_state))
+                            for cname, child in kids]
+    return meta
 
 
 def _layer_extra(layer):
@@ -199,33 +215,80 @@ def load(path):
         raise CorruptFileError(f"{path}: inconsistent minigrow file ({type(exc).__name__}: {exc})") from None
 
 
+def _entries(data, prefix, kind):
+    """``{name: array}`` of one layer's entries of one kind (params, buffers, arrays) — not its sub-layers'."""
+    head = f"{prefix}/{kind}/"
+    return {k[len(head):]: v for k, v in data.items() if k.startswith(head) and "/" not in k[len(head):]}
+
+
+def _build_layer(meta, data, prefix, where):
+    """Rebuild one layer (and its sub-layers) from its meta and arrays."""
+    cls = LAYER_TYPES.get(meta["type"])
+    if cls is None:
+        raise CorruptFileError(f"{where} has unknown type {meta['type']!r} "
+                               f"(import the module that defines it before loading)")
+    kids_meta = meta.get("children", [])
+    if cls is Sequential:                # a container: its children are the saved ones
+        layer = Sequential([_build_layer(cm, data, f"{prefix}/children/{cm['name']}", f"{where}.{cm['name']}")
+                            for cm in kids_meta])
+        _restore_state(layer, meta, data, prefix, where)
+        return layer
+    params, buffers = _entries(data, prefix, "params"), _entries(data, prefix, "buffers")
+    layer = cls.from_config(meta["config"], params, buffers)
+    if set(params) != set(layer.params) or set(buffers) != set(layer.buffers):
+        raise CorruptFileError(f"{where} ({meta['type']}): stored parameters {sorted(params)} and buffers "
+                               f"{sorted(buffers)}, expected {sorted(layer.params)} and {sorted(layer.buffers)}")
+    _restore_children(layer, kids_meta, data, prefix, where)
+    _restore_state(layer, meta, data, prefix, where)
+    return layer
+
+
+def _restore_children(layer, kids_meta, data, prefix, where):
+    """Fill the sub-layers a composite layer built from its config with their saved arrays."""
+    kids = dict(layer.children())
+    by_name = {cm["name"]: cm for cm in kids_meta}
+    if set(kids) != set(by_name):
+        raise CorruptFileError(f"{where} ({type(layer).__name__}): stored sub-layers {sorted(by_name)}, expected "
+                               f"{sorted(kids)}")
+    for cname, child in kids.items():
+        cm, cprefix, cwhere = by_name[cname], f"{prefix}/children/{cname}", f"{where}.{cname}"
+        if cm["type"] != type(child).__name__:
+            raise CorruptFileError(f"{cwhere}: stored type {cm['type']!r}, expected {type(child).__name__!r}")
+        for kind, own in (("params", child.params), ("buffers", child.buffers)):
+            stored = _entries(data, cprefix, kind)
+            if set(stored) != set(own):
+                raise CorruptFileError(f"{cwhere}: stored {kind} {sorted(stored)}, expected {sorted(own)}")
+            for k, v in stored.items():
+                if v.shape != own[k].shape:
+                    raise CorruptFileError(f"{cwhere}.{k}: stored shape {v.shape}, expected {own[k].shape}")
+                own[k] = np.array(v, copy=True)
+        child._init_grads()
+        _restore_children(child, cm.get("children", []), data, cprefix, cwhere)
+        _restore_state(child, cm, data, cprefix, cwhere)
+
+
+def _restore_state(layer, meta, data, prefix, where):
+    """Frozen names, optimiser state and ``load_extra`` data of one layer."""
+    layer.frozen = set(meta.get("frozen", []))
+    head = f"{prefix}/state/"
+    for k, v in data.items():
+        if k.startswith(head):
+            if "/" not in k[len(head):]:
+                raise CorruptFileError(f"{where}: malformed optimiser-state entry {k!r}")
+            pname, sname = k[len(head):].rsplit("/", 1)
+            if pname not in layer.params:
+                raise CorruptFileError(f"{where}: optimiser state for unknown parameter {pname!r}")
+            val = np.array(v, copy=True)
+            layer.state.setdefault(pname, {})[sname] = int(val) if val.ndim == 0 and val.dtype.kind in "iu" \
+                else val
+    arrs = _entries(data, prefix, "arrays")
+    if hasattr(layer, "load_extra"):
+        layer.load_extra(meta.get("extra", {}), arrs)
+
+
 def _rebuild(data):
     doc = json.loads(str(data["__meta__"]))
-    layers = []
-    for i, lm in enumerate(doc["layers"]):
-        cls = LAYER_TYPES.get(lm["type"])
-        if cls is None:
-            raise CorruptFileError(f"layers[{i}] has unknown type {lm['type']!r} "
-                                   f"(import the module that defines it before loading)")
-        prefix = f"layers/{i}/params/"
-        params = {k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)}
-        layer = cls.from_config(lm["config"], params)
-        if set(params) != set(layer.params):
-            raise CorruptFileError(f"layers[{i}] ({lm['type']}): stored parameters {sorted(params)}, expected "
-                                   f"{sorted(layer.params)}")
-        layer.frozen = set(lm.get("frozen", []))
-        sprefix = f"layers/{i}/state/"
-        for k, v in data.items():
-            if k.startswith(sprefix):
-                pname, sname = k[len(sprefix):].rsplit("/", 1)
-                val = np.array(v, copy=True)
-                layer.state.setdefault(pname, {})[sname] = int(val) if val.ndim == 0 and val.dtype.kind in "iu" \
-                    else val
-        aprefix = f"layers/{i}/arrays/"
-        arrs = {k[len(aprefix):]: np.array(v, copy=True) for k, v in data.items() if k.startswith(aprefix)}
-        if hasattr(layer, "load_extra"):
-            layer.load_extra(lm.get("extra", {}), arrs)
-        layers.append(layer)
+    layers = [_build_layer(lm, data, f"layers/{i}", f"layers[{i}]") for i, lm in enumerate(doc["layers"])]
     optimizer = get_optimizer(doc["optimizer"]) if doc.get("optimizer") else None
     extra = {k[len("extra/"):]: np.array(v, copy=True) for k, v in data.items() if k.startswith("extra/")}
     return {"model": Sequential(layers), "optimizer": optimizer, "meta": doc.get("meta", {}), "arrays": extra}

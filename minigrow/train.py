@@ -36,12 +36,14 @@ import time
 
 import numpy as np
 
+from .layers.base import display_path
 from .losses import get_loss
 from .optim import Adam
 from .validate import (check_array, check_bool, check_callable, check_dtype, check_int, check_labels, check_model,
                        check_path, check_rng)
 
-__all__ = ["Trainer", "History", "TrainingDiverged", "evaluate", "iterate_minibatches", "params_finite"]
+__all__ = ["Trainer", "History", "TrainingDiverged", "evaluate", "iterate_minibatches", "params_finite",
+           "check_batch"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -108,10 +110,7 @@ def evaluate(model, loss, X, y, batch_size=4096):
     check_model("model", model)
     loss = get_loss(loss)
     batch_size = check_int("batch_size", batch_size, lo=1)
-    X = check_array("X", X, ndim=2, dtype=model.dtype)
-    n_in = _input_width(model)
-    if n_in is not None and n_in != X.shape[1]:
-        raise ValueError(f"X: expected {n_in} features per sample (the input width of the model), got {X.shape[1]}")
+    X = check_batch("X", X, model, dtype=model.dtype)
     if isinstance(y, (str, bytes, dict)) or y is None:
         raise TypeError(f"y: expected integer labels or a target array, got {type(y).__name__}")
     y = np.asarray(y)
@@ -136,37 +135,64 @@ def _evaluate(model, loss, X, y, batch_size=4096):
     return total / n, (correct / n if y.ndim == 1 else float("nan"))
 
 
-def _input_width(model):
-    """Input width the model expects (a layer's ``input_width`` — e.g. an input gate, which accepts the original
-    features after pruning — or the first layer with parameters), or None if unknown."""
+def _input_layer(model):
+    """The first layer that fixes the model's input (its ``input_width`` or ``in_units``), or None when
+    unknown (e.g. a flatten comes first)."""
     for layer in model.layers:
-        if isinstance(getattr(layer, "input_width", None), int):
-            return layer.input_width
-        if layer.params:
-            for attr in ("in_features", "width"):
-                if isinstance(getattr(layer, attr, None), int):
-                    return getattr(layer, attr)
+        if isinstance(getattr(layer, "input_width", None), int) or \
+                isinstance(getattr(layer, "in_units", None), int):
+            return layer
+        if layer.params or layer.unit_kind != "elementwise":
             return None
     return None
 
 
+def _input_width(model):
+    """Units (axis 1 of the input: features or channels) the model expects — a layer's ``input_width`` (e.g. an
+    input gate, which accepts the original features after pruning) or ``in_units`` — or None if unknown."""
+    layer = _input_layer(model)
+    if layer is None:
+        return None
+    n = getattr(layer, "input_width", None)
+    return n if isinstance(n, int) else layer.in_units
+
+
 def _n_out(model):
-    """Output width of the model (from its last layer with parameters), or None if unknown."""
+    """Output width of the model (``out_units`` of its last layer that fixes it), or None if unknown."""
     for layer in reversed(model.layers):
-        if layer.params:
-            for attr in ("out_features", "width"):
-                if isinstance(getattr(layer, attr, None), int):
-                    return getattr(layer, attr)
+        n = getattr(layer, "out_units", None)
+        if isinstance(n, int):
+            return n
+        if layer.params or layer.unit_kind != "elementwise":
             return None
     return None
 
 
 def _all_layers(model):
-    """Every layer of a (possibly nested) Sequential, depth first."""
-    for layer in model.layers:
+    """Every layer inside ``model`` (nested ones too), depth first, ``model`` itself excluded."""
+    it = model.named_layers()
+    next(it)
+    for _, layer in it:
         yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
+
+
+def check_batch(name, X, model, dtype=None):
+    """X as a batch-first array of rank ≥ 2 whose axis 1 matches the model's input units (when known)."""
+    X = check_array(name, X, dtype=dtype)
+    layer = _input_layer(model)
+    ndim = getattr(layer, "input_ndim", None)
+    if ndim is not None and X.ndim != ndim:
+        want = "2-d array (samples, features)" if ndim == 2 else f"{ndim}-d array (samples, channels, height, width)"
+        raise ValueError(f"{name}: expected a {want}, got shape {X.shape}")
+    if X.ndim < 2:
+        raise ValueError(f"{name}: expected a batch-first array of rank ≥ 2 (samples, features) or (samples, "
+                         f"channels, height, width), got shape {X.shape}")
+    n_in = _input_width(model)
+    if n_in is not None and n_in != X.shape[1]:
+        what = "features" if X.ndim == 2 else "channels (axis 1)"
+        raise ValueError(f"{name}: expected {n_in} {what} per sample (the input width of the model), "
+                         f"got {X.shape[1]} (shape {X.shape})")
+    return X
 
 
 def params_finite(model):
@@ -184,11 +210,11 @@ def params_finite(model):
 
 def _check_finite_model(model):
     """ValueError naming the first non-finite parameter (so that training never starts from a broken state)."""
-    for i, layer in enumerate(model.layers):
+    for path, layer in model.named_layers():
         for k, p in layer.params.items():
             if not np.isfinite(p).all():
                 raise ValueError(f"model: expected finite parameters, got a non-finite value in "
-                                 f"layers[{i}].params[{k!r}] ({type(layer).__name__})")
+                                 f"{display_path(path)}.params[{k!r}] ({type(layer).__name__})")
 
 
 class Trainer:
@@ -263,11 +289,7 @@ class Trainer:
     def _prepare(self, X, y, name):
         """Check and convert one data set once, at the entry of :meth:`fit` (never per step)."""
         xname, yname = ("X", "y") if name == "train" else (f"X_{name}", f"y_{name}")
-        X = check_array(xname, X, ndim=2, dtype=self.dtype)
-        n_in = _input_width(self.model)
-        if n_in is not None and n_in != X.shape[1]:
-            raise ValueError(f"{xname}: expected {n_in} features per sample (the input width of the model), "
-                             f"got {X.shape[1]}")
+        X = check_batch(xname, X, self.model, dtype=self.dtype)
         if getattr(self.loss, "name", None) == "ce":
             y = check_labels(yname, y, n=X.shape[0], n_classes=_n_out(self.model))
         else:
@@ -351,13 +373,15 @@ class Trainer:
             d["params"] = {k: v.copy() for k, v in layer.params.items()}
             d["state"] = {k: {s: (v.copy() if isinstance(v, np.ndarray) else v) for s, v in st.items()}
                           for k, st in layer.state.items()}
+            d["buffers"] = {k: v.copy() for k, v in layer.buffers.items()}
             d["frozen"] = set(layer.frozen)
             if hasattr(layer, "layers"):
                 d["layers"] = list(layer.layers)
             extra = None
-            if hasattr(layer, "extra_arrays") and hasattr(layer, "load_extra"):   # e.g. gate probabilities θ
+            if hasattr(layer, "load_extra"):          # e.g. gate probabilities θ, a dropout layer's RNG state
                 es = layer.extra_state() if hasattr(layer, "extra_state") else {}
-                extra = (copy.deepcopy(es), {k: np.array(v, copy=True) for k, v in layer.extra_arrays().items()})
+                arrs = layer.extra_arrays() if hasattr(layer, "extra_arrays") else {}
+                extra = (copy.deepcopy(es), {k: np.array(v, copy=True) for k, v in arrs.items()})
             layers.append((layer, d, extra))
         method = []
         for key, obj in self.stateful_objects():

@@ -46,9 +46,11 @@ Units (for structural edits; :mod:`minigrow.surgery`)
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-__all__ = ["Layer", "register_layer", "LAYER_TYPES", "check_keep"]
+__all__ = ["Layer", "register_layer", "LAYER_TYPES", "check_keep", "display_path"]
 
 LAYER_TYPES: dict[str, type] = {}
 
@@ -57,6 +59,11 @@ def register_layer(cls):
     """Class decorator: make a layer type known to :func:`minigrow.io.load` (by its class name)."""
     LAYER_TYPES[cls.__name__] = cls
     return cls
+
+
+def display_path(path):
+    """``"layers.2.layers.0"`` → ``"layers[2].layers[0]"`` (how a user indexes it)."""
+    return re.sub(r"\.(\d+)", r"[\1]", path)
 
 
 class Layer:
@@ -137,7 +144,8 @@ class Layer:
         for path, layer in self.named_layers():
             if id(layer) in seen:
                 raise ValueError(f"the same {type(layer).__name__} object appears twice in the network (at "
-                                 f"{seen[id(layer)] or 'the top'!r} and {path!r}); use a new layer for each place")
+                                 f"{display_path(seen[id(layer)]) or 'the top'} and {display_path(path)}); use a "
+                                 f"new layer for each place")
             seen[id(layer)] = path
 
     # --- bookkeeping ------------------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ class Dense(Layer):
             self.params["b"] = b
         self._init_grads()
 
+    input_ndim = 2          # (batch, features)
+
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init,
                 "bias": self.bias, "scale": self.scale}

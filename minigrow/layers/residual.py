@@ -38,6 +38,8 @@ class ResidualBlock(Layer):
         self.params.update(W1=W1, b1=b1, W2=W2)
         self._init_grads()
 
+    input_ndim = 2          # (batch, features)
+
     def config(self):
         return {"width": self.width, "hidden": self.hidden, "activation": self.activation, "init": self.init,
                 "alpha": self.alpha}
