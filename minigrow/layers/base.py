@@ -104,6 +104,23 @@ class Layer:
         """``{name: axis}`` of the parameters indexed by the layer's input units (affine layers)."""
         return {}
 
+    def remove_outputs(self, keep):
+        """Keep output units ``keep`` (sorted, validated indices): slice every array listed in :meth:`out_axes`
+        with its gradient and optimiser state. For a pass-through layer (activation, pooling) this does nothing.
+        Use :func:`minigrow.surgery.remove_units`, which also slices the consumers."""
+        for name, axis in self.out_axes().items():
+            self.slice_param(name, axis, keep)
+        self._resized()
+
+    def remove_inputs(self, keep):
+        """Keep input units ``keep``: slice every array listed in :meth:`in_axes` (affine layers)."""
+        for name, axis in self.in_axes().items():
+            self.slice_param(name, axis, keep)
+        self._resized()
+
+    def _resized(self):
+        """Refresh size attributes (``out_features`` …) from the arrays after a removal; override as needed."""
+
     # --- composite layers -------------------------------------------------------------------------------------
     def children(self):
         """``[(name, layer), …]``: the direct sub-layers, in attribute order (``"layers.0"`` for list items)."""
