@@ -126,7 +126,8 @@ def _sample_indices(shape, n_entries, rng):
 
 def check_layer(layer, x, rng=0, h=1e-5, method="central", tol=1e-7, check_input=True, n_entries=None,
                 train=True):
-    """Check every parameter gradient of ``layer`` (and the input gradient) at input ``x``.
+    """Check every parameter gradient of ``layer`` — those of its sub-layers too — and the input gradient at
+    input ``x``.
 
     Uses the scalar f(x, θ) = Σ out ⊙ u with a fixed random upstream gradient u, so ∂f/∂out = u. Use float64.
     ``n_entries`` checks that many random entries per array instead of all.
@@ -140,9 +141,13 @@ def check_layer(layer, x, rng=0, h=1e-5, method="central", tol=1e-7, check_input
 
     layer.forward(x, train)
     dx = layer.backward(u.copy())
-    analytic = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
+    # every parameter, nested ones (composite layers) included, named by their path: "conv1.W"
+    paths = {id(sub): path for path, sub in layer.named_layers()}
+    named = [(f"{paths[id(sub)]}.{k}" if paths[id(sub)] else k, sub, k) for sub, k in layer.parameters()]
+    analytic = {name: np.array(sub.grads[k], copy=True) for name, sub, k in named}
     report = GradCheckReport(tol=tol)
-    for name, p in layer.params.items():
+    for name, sub, k in named:
+        p = sub.params[k]
         idx = _sample_indices(p.shape, n_entries, rng)
         num = numerical_gradient(f, p, h, method, idx)
         report.add(name, analytic[name], num, None if idx is None else _mask(p.shape, idx))

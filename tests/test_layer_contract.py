@@ -1,0 +1,202 @@
+"""The layer contract (minigrow/layers/base.py), checked for every registered layer type.
+
+Each case builds a small float64 layer and an input. For every one:
+
+* gradients of every (nested) parameter and of the input = centred differences (float64, rel. error ≤ 1e-7),
+  in training mode and in eval mode;
+* ``backward`` overwrites: two backward passes after one forward give the same gradients, not their sum;
+* eval mode updates nothing: parameters, buffers and (for stochastic layers) the RNG state are unchanged;
+* save/load round-trips exactly (parameters, buffers, nested layers; eval outputs bit-identical);
+* float32 works (output dtype float32, finite);
+* the unit-axis metadata (``unit_kind``, ``out_axes``, ``in_axes``) agrees with a real removal of units.
+
+A layer type that is registered but has no case here fails :func:`test_every_registered_layer_has_a_case`, so no
+layer can skip the contract. Cases for layers defined in other test modules are collected from their
+``CONTRACT_CASES`` dicts.
+"""
+import importlib
+
+import numpy as np
+import pytest
+
+import minigrow as mg
+from minigrow.gradcheck import check_layer
+from minigrow.layers import LAYER_TYPES, Dense, LeakyReLU, ReLU, ResidualBlock, Sequential, Sigmoid, Tanh
+from minigrow.layers.registry import import_all_layer_modules
+
+
+def _x(rng, *shape, lo=0.2):
+    """Entries with |x| ≥ lo (away from the ReLU kink at 0), random signs."""
+    return rng.uniform(lo, 1.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+
+
+def _act(cls):
+    def make(rng):
+        return cls(), _x(rng, 3, 4)
+    return make
+
+
+def _dense(rng):
+    return Dense(4, 3, rng=rng, dtype=np.float64), _x(rng, 5, 4)
+
+
+def _residual(rng):
+    return ResidualBlock(3, hidden=4, activation="tanh", rng=rng, dtype=np.float64), _x(rng, 5, 3)
+
+
+def _sequential(rng):
+    inner = Sequential([Dense(4, 4, rng=rng, dtype=np.float64), Tanh()])
+    return Sequential([Dense(3, 4, rng=rng, dtype=np.float64), Tanh(), inner, Dense(4, 2, rng=rng,
+                                                                                      dtype=np.float64)]), _x(rng, 5, 3)
+
+
+def _gated_dense(rng):
+    from minigrow.pruning import GatedDense
+    layer = GatedDense(4, 3, rng=rng, dtype=np.float64)
+    layer.theta[:] = [1.0, 0.5, 0.25]
+    return layer, _x(rng, 5, 4)
+
+
+def _input_gate(rng):
+    from minigrow.pruning import InputGate
+    layer = InputGate(4, dtype=np.float64)
+    layer.theta[:] = [1.0, 0.5, 0.25, 0.75]
+    return layer, _x(rng, 5, 4)
+
+
+def _dense_block(rng):
+    from minigrow.autotune import DenseBlock
+    return DenseBlock(4, 3, rng=rng, dtype=np.float64), _x(rng, 5, 4)
+
+
+CORE_CASES = {
+    "GatedDense": _gated_dense, "InputGate": _input_gate, "DenseBlock": _dense_block,
+    "Dense": _dense, "ReLU": _act(ReLU), "LeakyReLU": _act(LeakyReLU), "Tanh": _act(Tanh),
+    "Sigmoid": _act(Sigmoid), "ResidualBlock": _residual, "Sequential": _sequential,
+}
+# Test modules that define layers' cases (CONTRACT_CASES = {type name: factory(rng) -> (layer, x)}).
+CASE_MODULES = []
+
+
+def all_cases():
+    cases = dict(CORE_CASES)
+    for name in CASE_MODULES:
+        cases.update(importlib.import_module(name).CONTRACT_CASES)
+    return cases
+
+
+CASES = all_cases()
+
+
+def test_every_registered_layer_has_a_case():
+    import_all_layer_modules()
+    missing = sorted(set(LAYER_TYPES) - set(CASES))
+    assert not missing, f"registered layer types without a contract case: {missing}"
+
+
+def _make(name, seed=0):
+    layer, x = CASES[name](np.random.default_rng(seed))
+    return layer, np.asarray(x, dtype=np.float64)
+
+
+def _arrays(layer):
+    out = {}
+    for path, sub in layer.named_layers():
+        out.update({f"{path}.p.{k}": v.copy() for k, v in sub.params.items()})
+        out.update({f"{path}.b.{k}": v.copy() for k, v in sub.buffers.items()})
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("train", [True, False])
+def test_gradients(name, train):
+    layer, x = _make(name)
+    rep = check_layer(layer, x, train=train, tol=1e-7)
+    assert rep.ok, f"{name} (train={train}):\n{rep}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_backward_overwrites(name):
+    layer, x = _make(name)
+    out = layer.forward(x, True)
+    u = np.random.default_rng(1).standard_normal(out.shape)
+    dx1 = layer.backward(u)
+    g1 = {(id(sub), k): sub.grads[k].copy() for sub, k in layer.parameters()}
+    dx2 = layer.backward(u)
+    for sub, k in layer.parameters():
+        np.testing.assert_array_equal(sub.grads[k], g1[(id(sub), k)], err_msg=f"{name}.{k} accumulated")
+    np.testing.assert_array_equal(dx1, dx2)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_eval_mode_updates_nothing(name):
+    layer, x = _make(name)
+    layer.forward(x, True)                      # training mode may update buffers: that is allowed
+    before = _arrays(layer)
+    rng_states = [sub.extra_state() for _, sub in layer.named_layers() if sub.stochastic]
+    o1 = layer.forward(x, False)
+    o2 = layer.forward(x, False)
+    after = _arrays(layer)
+    assert before.keys() == after.keys()
+    for k in before:
+        np.testing.assert_array_equal(before[k], after[k], err_msg=f"{name}: eval mode changed {k}")
+    assert rng_states == [sub.extra_state() for _, sub in layer.named_layers() if sub.stochastic]
+    np.testing.assert_array_equal(o1, o2)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_save_load_exact(name, tmp_path):
+    layer, x = _make(name)
+    layer.forward(x, True)                      # buffers (running statistics) away from their initial values
+    model = Sequential([layer])
+    mg.save(tmp_path / "m.npz", model)
+    back = mg.load(tmp_path / "m.npz")["model"]
+    a, b = _arrays(model), _arrays(back)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype
+        np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}: {k} changed in the round trip")
+    np.testing.assert_array_equal(model.forward(x, False), back.forward(x, False))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_float32(name):
+    layer, x = _make(name)
+    layer.astype(np.float32)
+    out = layer.forward(x.astype(np.float32), True)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    dx = layer.backward(np.ones_like(out))
+    assert dx.dtype == np.float32
+    for sub, k in layer.parameters():
+        assert sub.params[k].dtype == np.float32 and sub.grads[k].dtype == np.float32
+    for _, sub in layer.named_layers():
+        for k, v in sub.buffers.items():
+            assert v.dtype.kind != "f" or v.dtype == np.float32, f"{name}: buffer {k} is {v.dtype}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_unit_axes_agree_with_removal(name):
+    layer, x = _make(name)
+    kind = layer.unit_kind
+    assert kind in ("affine", "elementwise", "flatten", "opaque")
+    names = set(layer.params) | set(layer.buffers)
+    assert set(layer.out_axes()) <= names and set(layer.in_axes()) <= names
+    if kind == "affine":
+        out = layer.forward(x, False)
+        keep = np.arange(0, out.shape[1], 2)
+        layer.remove_outputs(keep)
+        np.testing.assert_array_equal(layer.forward(x, False), out[:, keep])
+        layer2, _ = _make(name)
+        keep_in = np.arange(1, x.shape[1])
+        x0 = x.copy()
+        x0[:, 0] = 0                             # a removed input contributes nothing
+        ref = layer2.forward(x0, False)
+        layer2.remove_inputs(keep_in)
+        np.testing.assert_allclose(layer2.forward(x[:, keep_in], False), ref, rtol=1e-12, atol=1e-12)
+    elif kind == "elementwise":
+        out = layer.forward(x, False)
+        keep = np.arange(0, x.shape[1], 2)
+        layer.remove_outputs(keep)
+        np.testing.assert_array_equal(layer.forward(np.ascontiguousarray(x[:, keep]), False), out[:, keep])
+    else:
+        assert layer.out_axes() == {} and layer.in_axes() == {}
