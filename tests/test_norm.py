@@ -113,6 +113,15 @@ def layer_check(layer, x, train):
     return report
 
 
+def test_check_layer_restores_running_statistics():
+    rng = np.random.default_rng(2)
+    layer = _randomise(BatchNorm2d(2, dtype=np.float64), rng)
+    before = {k: v.copy() for k, v in layer.buffers.items()}
+    layer_check(layer, rng.standard_normal((3, 2, 2, 2)), True)          # ~100 training-mode forward passes
+    for k, v in before.items():
+        np.testing.assert_array_equal(layer.buffers[k], v)
+
+
 def test_batchnorm1d_accepts_ncl_and_checks_gradients():
     rng = np.random.default_rng(3)
     layer = _randomise(BatchNorm1d(2, dtype=np.float64), rng)
