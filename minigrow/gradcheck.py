@@ -131,7 +131,20 @@ def check_layer(layer, x, rng=0, h=1e-5, method="central", tol=1e-7, check_input
 
     Uses the scalar f(x, θ) = Σ out ⊙ u with a fixed random upstream gradient u, so ∂f/∂out = u. Use float64.
     ``n_entries`` checks that many random entries per array instead of all.
+
+    The many training-mode forward passes would move running statistics (batch norm); every buffer of the layer
+    and its sub-layers is restored afterwards. A stochastic layer (Dropout) must reuse one mask for the check:
+    set its ``hold_mask = True`` first.
     """
+    saved = [(lay, {k: np.array(v, copy=True) for k, v in lay.buffers.items()}) for _, lay in layer.named_layers()]
+    try:
+        return _check_layer(layer, x, rng, h, method, tol, check_input, n_entries, train)
+    finally:
+        for lay, bufs in saved:
+            lay.buffers.update(bufs)
+
+
+def _check_layer(layer, x, rng, h, method, tol, check_input, n_entries, train):
     rng = check_rng("rng", rng)
     x = np.array(x, dtype=np.float64 if layer.dtype is None else layer.dtype, copy=True)
     u = rng.standard_normal(layer.forward(x, train).shape).astype(x.dtype)

@@ -6,6 +6,8 @@
 * :mod:`.activations`  ReLU, LeakyReLU, Tanh, Sigmoid
 * :mod:`.residual`     :class:`ResidualBlock`  h ↦ h + W2 σ(W1 h + b1)
 * :mod:`.sequential`   :class:`Sequential`, the chain every model is
+* :mod:`.norm`         :class:`BatchNorm1d`, :class:`BatchNorm2d` (running statistics as buffers), :class:`LayerNorm`
+* :mod:`.dropout`      :class:`Dropout`  inverted dropout with its own seeded Generator (``hold_mask`` for checks)
 
 Conventions: batch-first arrays (axis 1 holds the units: features or channels); dense weights are stored as
 ``W ∈ R^{out × in}`` so that ``z = W a + b`` reads as in the papers and the batch version is ``Z = A Wᵀ + b``.
@@ -20,3 +22,7 @@ __all__ = [
     "Layer", "Dense", "Activation", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "ResidualBlock", "Sequential",
     "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep",
 ]
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .dropout import Dropout
+
+__all__ += ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout"]
