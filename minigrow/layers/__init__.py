@@ -6,6 +6,8 @@
 * :mod:`.activations`  ReLU, LeakyReLU, Tanh, Sigmoid
 * :mod:`.residual`     :class:`ResidualBlock`  h ↦ h + W2 σ(W1 h + b1)
 * :mod:`.sequential`   :class:`Sequential`, the chain every model is
+* :mod:`.conv`         :class:`Conv2D`  out = b + W ⋆ x (NCHW, im2col + one matrix product per batch)
+* :mod:`.pool`         :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`GlobalAvgPool2d`, :class:`Flatten`
 
 Conventions: batch-first arrays (axis 1 holds the units: features or channels); dense weights are stored as
 ``W ∈ R^{out × in}`` so that ``z = W a + b`` reads as in the papers and the batch version is ``Z = A Wᵀ + b``.
@@ -15,8 +17,11 @@ from .activations import ACTIVATIONS, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 from .dense import Dense
 from .residual import ResidualBlock
 from .sequential import Sequential
+from .conv import Conv2D
+from .pool import AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d
 
 __all__ = [
     "Layer", "Dense", "Activation", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "ResidualBlock", "Sequential",
     "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep",
 ]
+__all__ += ["Conv2D", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten"]
