@@ -6,6 +6,8 @@
 * :mod:`.activations`  ReLU, LeakyReLU, Tanh, Sigmoid
 * :mod:`.residual`     :class:`ResidualBlock`  h ↦ h + W2 σ(W1 h + b1)
 * :mod:`.sequential`   :class:`Sequential`, the chain every model is
+* :mod:`.conv`         :class:`Conv2D`  out = b + W ⋆ x (NCHW, im2col + one matrix product per batch)
+* :mod:`.pool`         :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`GlobalAvgPool2d`, :class:`Flatten`
 * :mod:`.norm`         :class:`BatchNorm1d`, :class:`BatchNorm2d` (running statistics as buffers), :class:`LayerNorm`
 * :mod:`.dropout`      :class:`Dropout`  inverted dropout with its own seeded Generator (``hold_mask`` for checks)
 
@@ -17,12 +19,14 @@ from .activations import ACTIVATIONS, Activation, LeakyReLU, ReLU, Sigmoid, Tanh
 from .dense import Dense
 from .residual import ResidualBlock
 from .sequential import Sequential
+from .conv import Conv2D
+from .pool import AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .dropout import Dropout
 
 __all__ = [
     "Layer", "Dense", "Activation", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "ResidualBlock", "Sequential",
     "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep",
+    "Conv2D", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
 ]
-from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
-from .dropout import Dropout
-
-__all__ += ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout"]
