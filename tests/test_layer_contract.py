@@ -69,13 +69,23 @@ def _dense_block(rng):
     return DenseBlock(4, 3, rng=rng, dtype=np.float64), _x(rng, 5, 4)
 
 
+def _conv_block(skip, stride, c_in, c_out):
+    def make(rng):
+        from minigrow.layers import ConvBlock
+        block = ConvBlock(c_in, c_out, stride=stride, skip=skip, rng=rng, dtype=np.float64)
+        return block, rng.standard_normal((4, c_in, 5, 5))
+    return make
+
+
 CORE_CASES = {
+    "ConvBlock": _conv_block(True, 2, 2, 3), "ConvBlock[identity]": _conv_block(True, 1, 2, 2),
+    "ConvBlock[vgg]": _conv_block(False, 1, 2, 3),
     "GatedDense": _gated_dense, "InputGate": _input_gate, "DenseBlock": _dense_block,
     "Dense": _dense, "ReLU": _act(ReLU), "LeakyReLU": _act(LeakyReLU), "Tanh": _act(Tanh),
     "Sigmoid": _act(Sigmoid), "ResidualBlock": _residual, "Sequential": _sequential,
 }
 # Test modules that define layers' cases (CONTRACT_CASES = {type name: factory(rng) -> (layer, x)}).
-CASE_MODULES = []
+CASE_MODULES = ["test_norm"]
 
 
 def all_cases():
@@ -90,7 +100,7 @@ CASES = all_cases()
 
 def test_every_registered_layer_has_a_case():
     import_all_layer_modules()
-    missing = sorted(set(LAYER_TYPES) - set(CASES))
+    missing = sorted(set(LAYER_TYPES) - {name.split("[")[0] for name in CASES})
     assert not missing, f"registered layer types without a contract case: {missing}"
 
 

@@ -10,6 +10,7 @@
 * :mod:`.pool`         :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`GlobalAvgPool2d`, :class:`Flatten`
 * :mod:`.norm`         :class:`BatchNorm1d`, :class:`BatchNorm2d` (running statistics as buffers), :class:`LayerNorm`
 * :mod:`.dropout`      :class:`Dropout`  inverted dropout with its own seeded Generator (``hold_mask`` for checks)
+* :mod:`.blocks`       :class:`ConvBlock`  the VGG / ResNet conv blocks (conv-BN-ReLU-conv-BN, + shortcut, ReLU)
 
 Conventions: batch-first arrays (axis 1 holds the units: features or channels); dense weights are stored as
 ``W ∈ R^{out × in}`` so that ``z = W a + b`` reads as in the papers and the batch version is ``Z = A Wᵀ + b``.
@@ -23,10 +24,11 @@ from .conv import Conv2D
 from .pool import AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .dropout import Dropout
+from .blocks import ConvBlock
 
 __all__ = [
     "Layer", "Dense", "Activation", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "ResidualBlock", "Sequential",
     "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep",
     "Conv2D", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten",
-    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "ConvBlock",
 ]
