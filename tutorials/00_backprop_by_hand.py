@@ -3,8 +3,8 @@
 #
 # Every gradient in minigrow is derived on paper and written as code; nothing is differentiated automatically.
 # This tutorial derives the four pieces the rest of the library stands on — the dense layer, ReLU, softmax
-# cross-entropy and the residual block — each next to the lines of `minigrow/layers.py` / `minigrow/losses.py`
-# that implement it, and *checks* each one numerically with `minigrow.gradcheck`. It ends with a section for
+# cross-entropy and the residual block — each next to the lines of `minigrow/layers/` (`dense.py`,
+# `activations.py`, `residual.py`) and `minigrow/losses.py` that implement it, and *checks* each one numerically with `minigrow.gradcheck`. It ends with a section for
 # coursework: write your own layer and check it the same way.
 #
 # Nothing here comes from the three papers; it is standard calculus (as in CS231n's notes). Conventions:
@@ -97,7 +97,7 @@ print(report)
 # $$ \sigma'(z) = \mathbb 1[z > 0] \qquad (\text{and we choose } \sigma'(0) = 0). \tag{2.1}$$
 #
 # At $z = 0$ the derivative does not exist; $0$ is the usual choice (PyTorch's too), and it matters for the SensLI
-# criterion (see tutorial 01). The code (`_relu_grad` in `layers.py`): `return da * (z > 0)`.
+# criterion (see tutorial 01). The code (`_relu_grad` in `minigrow/layers/activations.py`): `return da * (z > 0)`.
 # Away from 0 the check passes like any smooth function:
 
 # %%
@@ -219,8 +219,9 @@ print(f"ReLU at z = 3e-6, centred: numeric/analytic = {w['numeric'] / w['analyti
 # %% [markdown]
 # ## 6. Check your own layer (coursework)
 #
-# Write a layer as a subclass of `Layer`: put parameters in `self.params` (and call `self._init_grads()`), cache in
-# `forward` what `backward` needs, fill `self.grads` in `backward` and return $\partial L/\partial x$. Decorate it
+# Write a layer as a subclass of `Layer`, following the layer contract of `minigrow/layers/base.py`: put parameters
+# in `self.params` (and call `self._init_grads()`), keep in `self._cache` what `backward` needs, *overwrite*
+# `self.grads` in `backward` (never add to them) and return $\partial L/\partial x$. Decorate it
 # with `@register_layer` so `minigrow.io.load` can rebuild it, and give it `config()` if its constructor takes
 # arguments. Here: a **Swish** activation with a learnable slope $\beta$ per unit,
 #
@@ -247,12 +248,12 @@ class Swish(Layer):
         return {"width": self.width}
 
     def forward(self, x, train=True):
-        self.x = x
-        self.s = ACTIVATIONS["sigmoid"][0](self.params["beta"] * x, None)    # s = σ(βx)
-        return x * self.s
+        s = ACTIVATIONS["sigmoid"][0](self.params["beta"] * x, None)          # s = σ(βx)
+        self._cache = (x, s)                                               # what backward needs (private)
+        return x * s
 
     def backward(self, dout, need_input_grad=True):
-        x, s, beta = self.x, self.s, self.params["beta"]
+        (x, s), beta = self._cache, self.params["beta"]
         ds = s * (1 - s)                                                   # σ'(βx)
         self.grads["beta"][:] = np.sum(dout * x * x * ds, axis=0)           # ∂L/∂β = Σ_n g x² s(1−s)
         return dout * (s + beta * x * ds) if need_input_grad else None      # ∂L/∂x = g (s + βx s(1−s))
@@ -269,7 +270,8 @@ print(check_layer(swish, rng.standard_normal((N, 3))))
 class BuggySwish(Swish):
     def backward(self, dout, need_input_grad=True):
         super().backward(dout, need_input_grad)
-        return dout * self.s                          # forgot βx s(1−s)
+        x, s = self._cache
+        return dout * s                               # forgot βx s(1−s)
 
 
 print(check_layer(BuggySwish(3, beta=0.7), rng.standard_normal((N, 3))))
