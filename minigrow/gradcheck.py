@@ -18,12 +18,13 @@ from one backward pass, whatever the number of parameters.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .losses import get_loss
-from .validate import check_choice, check_positive, check_rng
+from .validate import check_array, check_choice, check_positive, check_rng
 
 __all__ = [
     "rel_error", "numerical_gradient", "GradCheckReport", "check_layer", "check_network", "check_directional",
@@ -74,10 +75,14 @@ def numerical_gradient(f, x, h=1e-5, method="central", indices=None):
 
 @dataclass
 class GradCheckReport:
-    """Result of a check: one entry per checked array (name → relative error, worst index, values)."""
+    """Result of a check: one entry per checked array (name → relative error, worst index, values), plus
+    ``diagnoses``: one-line explanations of mistakes found before or while comparing (an accumulating backward,
+    a mutated input, a random forward pass, a wrong gradient shape …). A *fatal* diagnosis fails the check
+    whatever the errors; a warning (``fatal=False``) does not."""
 
     entries: list = field(default_factory=list)
     tol: float = 1e-7
+    diagnoses: list = field(default_factory=list)
 
     def add(self, name, analytic, numeric, mask=None):
         a = np.asarray(analytic, dtype=np.float64)
@@ -86,11 +91,17 @@ class GradCheckReport:
             a, n = np.where(mask, a, 0.0), np.where(mask, n, 0.0)
         diff = np.abs(a - n)
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)) if diff.size else ()
-        self.entries.append({
+        entry = {
             "name": name, "error": rel_error(a, n), "worst_index": worst,
             "scale": float(np.max(np.abs(a) + np.abs(n))) if diff.size else 0.0,   # the denominator of the error
             "analytic": float(a[worst]) if diff.size else 0.0, "numeric": float(n[worst]) if diff.size else 0.0,
-        })
+        }
+        entry["hint"] = _hint(a, n) if entry["error"] > self.tol else ""
+        self.entries.append(entry)
+
+    def diagnose(self, message, fatal=True):
+        """Record a one-line diagnosis (fatal ones fail the check)."""
+        self.diagnoses.append({"message": message, "fatal": bool(fatal)})
 
     @property
     def max_error(self):
@@ -102,18 +113,48 @@ class GradCheckReport:
 
     @property
     def ok(self):
-        return self.max_error <= self.tol
+        return self.max_error <= self.tol and not any(d["fatal"] for d in self.diagnoses)
 
     def __str__(self):
-        lines = [f"{'array':<24} {'rel. error':>11}  {'worst index':<16} {'analytic':>13} {'numeric':>13}"]
+        lines = [("error: " if d["fatal"] else "warning: ") + d["message"] for d in self.diagnoses]
+        lines.append(f"{'array':<24} {'rel. error':>11}  {'worst index':<16} {'analytic':>13} {'numeric':>13}")
         for e in self.entries:
             flag = "" if e["error"] <= self.tol else "  <-- above tol"
             lines.append(f"{e['name']:<24} {e['error']:>11.2e}  {str(e['worst_index']):<16} "
                          f"{e['analytic']:>13.6g} {e['numeric']:>13.6g}{flag}")
+            if e.get("hint"):
+                lines.append(f"{'':<24} hint: {e['hint']}")
         lines.append(f"max error {self.max_error:.2e} (tol {self.tol:.0e}): {'OK' if self.ok else 'FAILED'}")
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def _hint(a, n):
+    """What a wrong gradient array looks like next to the numerical one (the first thing to look at)."""
+    if not np.any(n) and not np.any(a):
+        return ""
+    if not np.any(a):
+        return "the analytic gradient is all zero: does backward write this array at all?"
+    if np.allclose(a, -n, rtol=1e-5, atol=1e-9):
+        return "analytic = −numeric: a sign slip"
+    if a.ndim == 2 and a.shape[0] == a.shape[1] and np.allclose(a.T, n, rtol=1e-5, atol=1e-9):
+        return "analytic = numericᵀ: transposed (δᵀA vs Aᵀδ?)"
+    nz = np.abs(n) > 1e-6 * np.max(np.abs(n))
+    if np.any(nz):
+        ratio = a[nz] / n[nz]
+        c = float(np.median(ratio))
+        if np.allclose(ratio, c, rtol=1e-4) and abs(c - 1) > 1e-4:
+            return (f"analytic = {c:.4g} × numeric everywhere: a constant factor (a mean vs a sum, a missing 1/N "
+                    f"or 2?)")
+    bad = np.abs(a - n) > 1e-5 * np.max(np.abs(a) + np.abs(n))
+    if a.ndim >= 2 and bad.any():
+        for axis in range(a.ndim):
+            other = tuple(i for i in range(a.ndim) if i != axis)
+            rows = np.flatnonzero(bad.any(axis=other))
+            if 0 < rows.size < a.shape[axis]:
+                return f"wrong only at indices {rows.tolist()[:6]} of axis {axis}: an indexing or axis slip?"
+    return "compare the formula term by term (a missing term or a wrong axis of a sum?)"
 
 
 def _sample_indices(shape, n_entries, rng):
@@ -127,48 +168,123 @@ def _sample_indices(shape, n_entries, rng):
 def check_layer(layer, x, rng=0, h=1e-5, method="central", tol=1e-7, check_input=True, n_entries=None,
                 train=True):
     """Check every parameter gradient of ``layer`` — those of its sub-layers too — and the input gradient at
-    input ``x``.
+    input ``x``, and diagnose the common mistakes on the way.
 
-    Uses the scalar f(x, θ) = Σ out ⊙ u with a fixed random upstream gradient u, so ∂f/∂out = u. Use float64.
-    ``n_entries`` checks that many random entries per array instead of all.
+    Uses the scalar f(x, θ) = Σ out ⊙ u with a fixed random upstream gradient u, so ∂f/∂out = u; u is drawn from
+    a stream derived from ``rng`` (so it never equals an input drawn with the same seed). ``n_entries`` checks
+    that many random entries per array instead of all.
 
-    The many training-mode forward passes would move running statistics (batch norm); every buffer of the layer
-    and its sub-layers is restored afterwards. A stochastic layer (Dropout) must reuse one mask for the check:
-    set its ``hold_mask = True`` first.
+    Before the finite differences the report diagnoses, each in one line:
+
+    * a float32 (or float16) layer: finite differences need float64 — a float64 *copy* is checked (warning);
+    * a forward pass that is random (a stochastic layer whose randomness is not held: layers with ``stochastic``
+      and ``hold_mask`` are held automatically) or that modifies its input, a backward pass that modifies its
+      upstream gradient;
+    * missing or misshapen ``grads`` entries, an input gradient of the wrong shape;
+    * a backward pass that *accumulates* into ``grads`` instead of overwriting them (run twice: doubled).
+
+    Wrong arrays get a hint (sign slip, transposed, constant factor, wrong indices). The many training-mode
+    forward passes would move running statistics (batch norm); every buffer is restored afterwards.
     """
-    saved = [(lay, {k: np.array(v, copy=True) for k, v in lay.buffers.items()}) for _, lay in layer.named_layers()]
-    try:
-        return _check_layer(layer, x, rng, h, method, tol, check_input, n_entries, train)
-    finally:
-        for lay, bufs in saved:
-            lay.buffers.update(bufs)
-
-
-def _check_layer(layer, x, rng, h, method, tol, check_input, n_entries, train):
     rng = check_rng("rng", rng)
-    x = np.array(x, dtype=np.float64 if layer.dtype is None else layer.dtype, copy=True)
-    u = rng.standard_normal(layer.forward(x, train).shape).astype(x.dtype)
+    x = check_array("x", x, min_rows=1)
+    report = GradCheckReport(tol=tol)
+    work = layer
+    dt = layer.dtype
+    if (dt is not None and np.dtype(dt) != np.float64) or x.dtype != np.float64:
+        report.diagnose(f"the layer (or x) is {np.dtype(dt or x.dtype).name}: finite differences need float64, "
+                        f"whose round-off is 10⁹ times smaller, so a float64 copy was checked", fatal=False)
+        work = copy.deepcopy(layer).astype(np.float64)
+    x = np.array(x, dtype=np.float64, copy=True)
+    held, saved = [], []
+    for _, sub in work.named_layers():
+        saved.append((sub, {k: np.array(v, copy=True) for k, v in sub.buffers.items()}))
+        if getattr(sub, "stochastic", False) and hasattr(sub, "hold_mask"):
+            held.append((sub, sub.hold_mask))
+            sub.hold_mask = True
+    try:
+        _check_layer(work, x, rng, h, method, check_input, n_entries, train, report)
+    finally:
+        for sub, flag in held:
+            sub.hold_mask = flag
+        for sub, bufs in saved:
+            sub.buffers.update(bufs)
+    return report
+
+
+def _check_layer(layer, x, rng, h, method, check_input, n_entries, train, report):
+    x0 = x.copy()
+    out = layer.forward(x, train)
+    if not np.array_equal(x, x0, equal_nan=True):
+        report.diagnose("forward modified its input x in place (e.g. x *= …, or np.maximum(x, 0, out=x)); work on "
+                        "a copy — the layer below still needs x")
+        x[...] = x0
+        return
+    out2 = layer.forward(x, train)
+    if out2.shape != out.shape or not np.array_equal(out, out2, equal_nan=True):
+        report.diagnose("two forward passes on the same input gave different outputs: the layer is random (hold "
+                        "its randomness fixed for the check, e.g. a dropout mask: hold_mask = True) or keeps state "
+                        "between calls; finite differences are meaningless until it is deterministic")
+        return
+    u = np.random.default_rng(rng.integers(2 ** 63)).standard_normal(out.shape)   # independent of the inputs
 
     def f():
         return float(np.sum(layer.forward(x, train) * u))
 
-    layer.forward(x, train)
-    dx = layer.backward(u.copy())
-    # every parameter, nested ones (composite layers) included, named by their path: "conv1.W"
     paths = {id(sub): path for path, sub in layer.named_layers()}
     named = [(f"{paths[id(sub)]}.{k}" if paths[id(sub)] else k, sub, k) for sub, k in layer.parameters()]
-    analytic = {name: np.array(sub.grads[k], copy=True) for name, sub, k in named}
-    report = GradCheckReport(tol=tol)
+    layer.forward(x, train)
+    dout = u.copy()
+    dx = layer.backward(dout)
+    if not np.array_equal(dout, u):
+        report.diagnose("backward modified its upstream gradient dout in place; the layer below may still need it "
+                        "(compute into a new array)")
+    for _, sub in layer.named_layers():
+        for k in set(sub.params) - set(sub.grads):
+            report.diagnose(f"grads has no entry {k!r}: backward must write grads[name] for every parameter "
+                            f"{sorted(sub.params)}")
+        for k in set(sub.grads) - set(sub.params):
+            report.diagnose(f"grads has an entry {k!r} that is not a parameter {sorted(sub.params)}", fatal=False)
+    bad_shape = False
+    for name, sub, k in named:
+        g, p = sub.grads.get(k), sub.params[k]
+        if g is not None and np.shape(g) != p.shape:
+            bad_shape = True
+            t = " (transposed?)" if np.shape(g) == p.shape[::-1] else ""
+            report.diagnose(f"grads[{name!r}] has shape {np.shape(g)}, the parameter has {p.shape}{t}")
+    if check_input and (dx is None or np.shape(dx) != x.shape):
+        bad_shape = True
+        report.diagnose(f"backward returned {'None' if dx is None else f'shape {np.shape(dx)}'} as the input "
+                        f"gradient, expected shape {x.shape}")
+    if report.diagnoses and any(d["fatal"] for d in report.diagnoses) and bad_shape:
+        return
+    named = [(name, sub, k) for name, sub, k in named if k in sub.grads]
+    analytic = {name: np.array(sub.grads[k], dtype=np.float64, copy=True) for name, sub, k in named}
+    layer.forward(x, train)
+    dx2 = layer.backward(u.copy())
+    for name, sub, k in named:
+        g1, g2 = analytic[name], np.asarray(sub.grads[k], dtype=np.float64)
+        if np.any(g1) and np.allclose(g2, 2 * g1, rtol=1e-9, atol=0):
+            report.diagnose(f"backward adds to grads[{name!r}] instead of overwriting it (a second backward doubled "
+                            f"it): use = or out=, not += — the trainer never zeroes gradients, so training would "
+                            f"use their running sum")
+            break
+        if not np.array_equal(g1, g2):
+            report.diagnose(f"a second forward/backward on the same input changed grads[{name!r}]: the layer keeps "
+                            f"state between calls")
+            break
+    if check_input and dx is not None and dx2 is not None and np.shape(dx2) == np.shape(dx) and \
+            not np.array_equal(dx, dx2):
+        report.diagnose("a second backward gave a different input gradient: the layer keeps state between calls")
     for name, sub, k in named:
         p = sub.params[k]
         idx = _sample_indices(p.shape, n_entries, rng)
         num = numerical_gradient(f, p, h, method, idx)
         report.add(name, analytic[name], num, None if idx is None else _mask(p.shape, idx))
-    if check_input:
+    if check_input and dx is not None and np.shape(dx) == x.shape:
         idx = _sample_indices(x.shape, n_entries, rng)
         num = numerical_gradient(f, x, h, method, idx)
         report.add("input", dx, num, None if idx is None else _mask(x.shape, idx))
-    return report
 
 
 def _mask(shape, idx):

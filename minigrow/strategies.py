@@ -16,12 +16,28 @@ What each strategy draws
 ------------------------
 ``arrays(shape)``                float64 array, elements in [−bound, bound]
 ``batches(n_features)``          2-d (batch, features) float64 array; ``away_from=c`` keeps |x − c| ≥ margin
+``images(n_channels)``           4-d NCHW (batch, channels, height, width) float64 array, small sides
+``conv_params(h, w)``            (kernel_size, stride, padding) pairs that fit an h × w image
+``spread_batches(shape)``        an array whose every unit has spread ≥ min_spread (for normalisation layers)
 ``dense_shapes()``               (batch, in_features, out_features) with small sides
 ``seeds()``                      an int seed for ``numpy.random.default_rng`` / ``rng=``
 ``activations()``                a name from ``layers.ACTIVATIONS`` (without 'identity')
 ``labels(n, n_classes)``         int64 class labels
 ``dense_cases()``                a ready (Dense layer, input) pair in float64
 ``residual_cases(activation)``   a (ResidualBlock, input) pair whose pre-activations keep away from the kink
+
+An example per layer kind::
+
+    @given(x=mst.batches(n_features=3, away_from=0.0))                 # dense / element-wise: away from kinks
+    def test_dense(x): mst.assert_layer_gradients(Dense(3, 2, dtype=np.float64), x)
+
+    @given(x=mst.images(n_channels=2, min_side=3), data=st.data())       # convolution: shapes, strides, paddings
+    def test_conv(x, data):
+        k, s, p = data.draw(mst.conv_params(x.shape[2], x.shape[3]))
+        mst.assert_layer_gradients(Conv2D(2, 3, k, stride=s, padding=p, dtype=np.float64), x)
+
+    @given(x=mst.spread_batches((4, 3)))                                 # normalisation: non-degenerate batches
+    def test_bn(x): mst.assert_layer_gradients(BatchNorm1d(3, dtype=np.float64), x)
 
 Helpers: :func:`assert_layer_gradients` (gradient check of every parameter and the input, raising an
 ``AssertionError`` that shows the report) and :func:`assume_away_from_kinks` (reject an example whose
@@ -40,7 +56,7 @@ from .gradcheck import check_layer
 from .layers import ACTIVATIONS, Dense, ResidualBlock
 
 __all__ = [
-    "arrays", "batches", "dense_shapes", "seeds", "activations", "labels", "dense_cases", "residual_cases",
+    "arrays", "batches", "images", "conv_params", "spread_batches", "dense_shapes", "seeds", "activations", "labels", "dense_cases", "residual_cases",
     "assert_layer_gradients", "assume_away_from_kinks", "assume_network_away_from_kinks", "KINKS",
 ]
 
@@ -73,6 +89,41 @@ def batches(n_features=None, max_batch=4, max_features=4, bound=2.0, away_from=N
     feats = st.just(n_features) if n_features is not None else st.integers(1, max_features)
     shape = st.tuples(st.integers(1, max_batch), feats)
     return arrays(shape, bound, away_from, margin)
+
+
+def images(n_channels=None, max_batch=3, max_channels=3, min_side=1, max_side=6, bound=2.0, away_from=None,
+           margin=1e-3):
+    """A 4-d NCHW float64 batch (batch, channels, height, width) with small sides (height and width drawn
+    separately, so non-square images come up)."""
+    ch = st.just(n_channels) if n_channels is not None else st.integers(1, max_channels)
+    side = st.integers(min_side, max_side)
+    shape = st.tuples(st.integers(1, max_batch), ch, side, side)
+    return arrays(shape, bound, away_from, margin)
+
+
+@st.composite
+def conv_params(draw, height, width, max_kernel=3, max_stride=3, max_padding=2):
+    """``(kernel_size, stride, padding)`` — each an (h, w) pair — that fit an image of size
+    height × width (the padded image is at least as large as the kernel)."""
+    def one(side):
+        p = draw(st.integers(0, max_padding))
+        k = draw(st.integers(1, min(max_kernel, side + 2 * p)))
+        s = draw(st.integers(1, max_stride))
+        return k, s, p
+    (kh, sh, ph), (kw, sw, pw) = one(height), one(width)
+    return (kh, kw), (sh, sw), (ph, pw)
+
+
+def spread_batches(shape, min_spread=0.2, bound=2.0, axes=None):
+    """A float64 array of ``shape`` whose values along every unit have a spread (max − min) of at least
+    ``min_spread`` — a *non-degenerate* batch for normalisation layers. Batch norm's gradient is ill-conditioned
+    on a batch whose values of one unit nearly coincide (σ → 0, and σ⁻¹ multiplies everything); hypothesis loves
+    to shrink to such all-equal batches. ``axes``: the axes one unit's values run over (default: every axis but 1,
+    as in batch norm; pass ``tuple(range(1, ndim))`` for layer norm's per-sample statistics)."""
+    def ok(a):
+        ax = tuple(i for i in range(a.ndim) if i != 1) if axes is None else axes
+        return bool(np.all(np.ptp(a, axis=ax) >= min_spread)) if a.size else False
+    return arrays(shape, bound).filter(ok)
 
 
 def dense_shapes(max_batch=4, max_in=5, max_out=5):
