@@ -182,6 +182,23 @@ def test_batchnorm_eval_uses_running_stats_and_updates_nothing(cls, shape):
     np.testing.assert_allclose(layer.backward(g), g * params["gamma"].reshape(sh) / np.sqrt(rv + 1e-5), rtol=1e-13)
 
 
+def test_batchnorm_input_gradient_identities():
+    """Σ_k ∂L/∂x_k = 0 and Σ_k x̂_k ∂L/∂x_k = (γ/σ)(ε/σ²) Σ g x̂ per unit (docs/derivations/batchnorm.md)."""
+    rng = np.random.default_rng(1)
+    layer = _randomise(BatchNorm2d(3, eps=1e-2, dtype=np.float64), rng)
+    x = rng.standard_normal((4, 3, 2, 3)) * 0.5
+    layer.forward(x, train=True)
+    g = rng.standard_normal(x.shape)
+    dx = layer.backward(g)
+    axes = (0, 2, 3)
+    sigma = np.sqrt(x.var(axes) + 1e-2)
+    xhat = (x - x.mean(axes, keepdims=True)) / sigma.reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(dx.sum(axes), 0, atol=1e-13)
+    pred = layer.params["gamma"] / sigma * 1e-2 / sigma**2 * (g * xhat).sum(axes)
+    assert np.all(np.abs(pred) > 1e-3)
+    np.testing.assert_allclose((xhat * dx).sum(axes), pred, rtol=1e-10)
+
+
 def test_batchnorm_train_output_does_not_depend_on_running_stats():
     rng = np.random.default_rng(7)
     a = _randomise(BatchNorm2d(2, dtype=np.float64), rng)

@@ -66,8 +66,8 @@ class _BatchNorm(Layer):
                 = \frac{γ}{σ}\Big(g_k − \frac1M Σ g − \frac{x̂_k}{M} Σ g x̂\Big)
                 = \frac{γ/σ}{M}\big(M g_k − Σ g − x̂_k\, Σ g x̂\big)
 
-    (so Σ_k ∂L/∂x_k = 0 and Σ_k x̂_k ∂L/∂x_k = 0: the gradient has no component along a shift or a scaling of the
-    unit's batch, which the normalisation removes).
+    (so Σ_k ∂L/∂x_k = 0: shifting the unit's whole batch changes nothing; and Σ_k x̂_k ∂L/∂x_k =
+    (γ/σ)(ε/σ²) Σ g x̂, zero but for ε: neither does scaling it).
 
     Backward, eval mode: μ, σ are the constants r_μ, σ_r, so x̂ = (x − r_μ)/σ_r and
 
