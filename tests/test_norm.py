@@ -539,6 +539,14 @@ def test_batchnorm_and_layernorm_match_pytorch():
         ref.weight.grad = ref.bias.grad = None
         for k in ("running_mean", "running_var"):
             np.testing.assert_allclose(ours.buffers[k], getattr(ref, k).numpy(), rtol=1e-12)
+    cum, cref = BatchNorm1d(3, momentum=None, dtype=np.float64), torch.nn.BatchNorm1d(3, momentum=None).double()
+    for k in range(3):                                   # cumulative average over the batches seen
+        xb = rng.standard_normal((5, 3)) * (k + 1) + k
+        cum.forward(xb, train=True)
+        cref(torch.from_numpy(xb))
+    for k in ("running_mean", "running_var"):
+        np.testing.assert_allclose(cum.buffers[k], getattr(cref, k).numpy(), rtol=1e-12)
+    assert int(cum.buffers["num_batches_tracked"]) == int(cref.num_batches_tracked) == 3
     ln = _randomise(LayerNorm((2, 5), dtype=np.float64), rng)
     lref = torch.nn.LayerNorm((2, 5)).double()
     with torch.no_grad():
