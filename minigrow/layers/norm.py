@@ -155,9 +155,16 @@ class _BatchNorm(Layer):
             xhat = xc * inv_std.reshape(shape)                           # x̂ = (x − μ)/σ
             self._update_running(mu, var, M)
         else:
-            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-            inv_std = 1.0 / np.sqrt(rv + self.eps)                       # 1/σ_r
-            xhat = (x - rm.reshape(shape)) * inv_std.reshape(shape)      # x̂ = (x − r_μ)/σ_r
+            # eval: the fixed affine map y = γ (x − r_μ)/σ_r + β = a x + b with a = γ/σ_r, b = β − a r_μ
+            # (one pass over x; x̂ is only formed in backward, for ∂L/∂γ)
+            rm = self.buffers["running_mean"]
+            inv_std = 1.0 / np.sqrt(self.buffers["running_var"] + self.eps)          # 1/σ_r
+            a = inv_std * self.params["gamma"] if self.affine else inv_std
+            b = self.params["beta"] - a * rm if self.affine else -a * rm
+            self._cache = (x, inv_std, train, axes, shape, M)
+            y = x * a.reshape(shape)
+            y += b.reshape(shape).astype(y.dtype, copy=False)
+            return y
         self._cache = (xhat, inv_std, train, axes, shape, M)
         if not self.affine:
             return xhat
@@ -174,6 +181,8 @@ class _BatchNorm(Layer):
 
     def backward(self, dout, need_input_grad=True):
         xhat, inv_std, train, axes, shape, M = self._cache
+        if not train and self.affine:                                    # the cache holds x: x̂ = (x − r_μ)/σ_r
+            xhat = (xhat - self.buffers["running_mean"].reshape(shape)) * inv_std.reshape(shape)
         if self.affine:
             np.sum(dout, axis=axes, out=self.grads["beta"])              # ∂L/∂β = Σ g
             np.sum(dout * xhat, axis=axes, out=self.grads["gamma"])      # ∂L/∂γ = Σ g x̂
