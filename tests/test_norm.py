@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from minigrow import io
 from minigrow import strategies as mst
-from minigrow.layers import BatchNorm1d, BatchNorm2d, Dense, Dropout, LayerNorm, Sequential
+from minigrow.layers import BatchNorm1d, BatchNorm2d, Dense, Dropout, LayerNorm, ReLU, Sequential
+from minigrow.optim import Adam
+from minigrow.train import Trainer
 
 TOL = 1e-7
 MIN_STD = 0.3          # per-channel spread of drawn BN inputs (see _spread)
@@ -509,6 +511,52 @@ def test_layernorm_checks_shapes_config_and_float32():
     bare = LayerNorm(4, elementwise_affine=False)
     assert bare.params == {} and bare.dtype == np.float32
     assert bare.astype(np.float64).dtype == np.float64
+
+
+# --- in a model, with the trainer --------------------------------------------------------------------------------
+
+def _bn_dropout_model():
+    return Sequential([Dense(6, 16, rng=1), BatchNorm1d(16), ReLU(), Dropout(0.2, rng=3), Dense(16, 2, rng=2)])
+
+
+def _toy_data():
+    rng = np.random.default_rng(27)
+    X = (rng.standard_normal((256, 6)) * 3 + 1).astype(np.float32)
+    return X, (X[:, 0] + X[:, 1] > 2).astype(np.int64)
+
+
+def test_trainer_fits_a_model_with_batchnorm_and_dropout_reproducibly():
+    X, y = _toy_data()
+    runs = []
+    for _ in range(2):
+        model = _bn_dropout_model()
+        hist = Trainer(model, optimizer=Adam(1e-2), batch_size=32, progress=False).fit(X, y, 4)
+        runs.append((model, [e["train_loss"] for e in hist.epochs]))
+    (model, losses), (model2, losses2) = runs
+    assert losses == losses2                                      # seeded: bit-identical runs
+    assert losses[-1] < 0.5 * losses[0], losses
+    bn = model.layers[1]
+    assert int(bn.buffers["num_batches_tracked"]) == 4 * 8 and bn.buffers["running_mean"].dtype == np.float32
+    np.testing.assert_array_equal(model.predict_logits(X), model.predict_logits(X))     # eval: deterministic
+    assert np.mean(model.predict(X) == y) > 0.9
+
+
+def test_trainer_rollback_snapshot_restores_running_stats_and_dropout_rng():
+    """The epoch snapshot behind divergence rollback keeps batch-norm buffers and the dropout random state."""
+    X, y = _toy_data()
+    model = _bn_dropout_model()
+    trainer = Trainer(model, batch_size=32, progress=False)
+    trainer.fit(X, y, 1)
+    bn, drop = model.layers[1], model.layers[3]
+    trainer._take_snapshot()
+    before = {k: v.copy() for k, v in bn.buffers.items()}
+    model.forward(X[:32], train=True)                             # moves the running stats, draws a mask
+    after_mask = drop.forward(np.ones((3, 4), dtype=np.float32), train=True)
+    trainer._restore_snapshot()
+    for k, v in before.items():
+        np.testing.assert_array_equal(bn.buffers[k], v)
+    model.forward(X[:32], train=True)
+    np.testing.assert_array_equal(drop.forward(np.ones((3, 4), dtype=np.float32), train=True), after_mask)
 
 
 # --- optional parity with PyTorch (never required) ----------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Gradient check of BatchNorm2d in training and eval mode, and the two identities of its input gradient
-(docs/derivations/batchnorm.md). Run from the repository root: PYTHONPATH=$PWD python docs/derivations/batchnorm_check.py"""
+(docs/derivations/batchnorm.md). Run from the repository root:
+
+    PYTHONPATH=$PWD python docs/derivations/batchnorm_check.py
+"""
 import numpy as np
 from minigrow.gradcheck import check_layer
 from minigrow.layers import BatchNorm2d
