@@ -180,19 +180,22 @@ class _BatchNorm(Layer):
         self.buffers["running_var"] = ((1 - m) * rv + m * var * (M / (M - 1))).astype(rv.dtype, copy=False)
 
     def backward(self, dout, need_input_grad=True):
-        xhat, inv_std, train, axes, shape, M = self._cache
-        if not train and self.affine:                                    # the cache holds x: x̂ = (x − r_μ)/σ_r
-            xhat = (xhat - self.buffers["running_mean"].reshape(shape)) * inv_std.reshape(shape)
-        if self.affine:
-            np.sum(dout, axis=axes, out=self.grads["beta"])              # ∂L/∂β = Σ g
-            np.sum(dout * xhat, axis=axes, out=self.grads["gamma"])      # ∂L/∂γ = Σ g x̂
-        if not need_input_grad:
-            return None
-        scale = inv_std if not self.affine else self.params["gamma"] * inv_std     # γ/σ  (γ/σ_r in eval mode)
+        cached, inv_std, train, axes, shape, M = self._cache     # cached: x̂ (training mode) or x (eval mode)
+        scale = self.params["gamma"] * inv_std if self.affine else inv_std     # γ/σ  (γ/σ_r in eval mode)
         if not train:
-            return dout * scale.reshape(shape)                           # ∂L/∂x = (γ/σ_r) g
+            if self.affine:
+                xhat = (cached - self.buffers["running_mean"].reshape(shape)) * inv_std.reshape(shape)  # x̂
+                np.sum(dout, axis=axes, out=self.grads["beta"])          # ∂L/∂β = Σ g
+                np.sum(dout * xhat, axis=axes, out=self.grads["gamma"])  # ∂L/∂γ = Σ g x̂
+            return dout * scale.reshape(shape) if need_input_grad else None    # ∂L/∂x = (γ/σ_r) g
+        xhat = cached
         sg = np.sum(dout, axis=axes)                                     # Σ g
         sgx = np.sum(dout * xhat, axis=axes)                             # Σ g x̂
+        if self.affine:
+            self.grads["beta"][...] = sg                                 # ∂L/∂β = Σ g
+            self.grads["gamma"][...] = sgx                               # ∂L/∂γ = Σ g x̂
+        if not need_input_grad:
+            return None
         # ∂L/∂x = (γ/σ)/M · (M g − Σ g − x̂ Σ g x̂)
         return (scale / M).reshape(shape) * (M * dout - sg.reshape(shape) - xhat * sgx.reshape(shape))
 
