@@ -365,12 +365,14 @@ class Trainer:
     # --- divergence rollback ----------------------------------------------------------------------------------
     def _take_snapshot(self):
         """In-memory copy of everything an epoch changes (one copy per epoch): the layer list, every layer's
-        attributes (shallow), parameters, optimiser state, frozen set and ``extra_arrays()`` (deep), the counters,
-        RNG, optimiser and scheduler attributes, history lengths and the method state (``state_dict``)."""
+        attributes (shallow), parameters, buffers, optimiser state, frozen set, ``extra_state()`` and
+        ``extra_arrays()`` (deep; e.g. a Dropout's random state), the counters, RNG, optimiser and scheduler
+        attributes, history lengths and the method state (``state_dict``)."""
         layers = []
         for layer in _all_layers(self.model):
             d = dict(layer.__dict__)
             d["params"] = {k: v.copy() for k, v in layer.params.items()}
+            d["buffers"] = {k: v.copy() for k, v in layer.buffers.items()}      # running statistics (batch norm)
             d["state"] = {k: {s: (v.copy() if isinstance(v, np.ndarray) else v) for s, v in st.items()}
                           for k, st in layer.state.items()}
             d["buffers"] = {k: v.copy() for k, v in layer.buffers.items()}

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from minigrow import io
 from minigrow import strategies as mst
-from minigrow.layers import BatchNorm1d, BatchNorm2d, Dense, Dropout, LayerNorm, Sequential
+from minigrow.layers import BatchNorm1d, BatchNorm2d, Dense, Dropout, LayerNorm, ReLU, Sequential
+from minigrow.optim import Adam
+from minigrow.train import Trainer
 
 TOL = 1e-7
 MIN_STD = 0.3          # per-channel spread of drawn BN inputs (see _spread)
@@ -180,6 +182,23 @@ def test_batchnorm_eval_uses_running_stats_and_updates_nothing(cls, shape):
     g = rng.standard_normal(shape)
     layer.forward(x, train=False)
     np.testing.assert_allclose(layer.backward(g), g * params["gamma"].reshape(sh) / np.sqrt(rv + 1e-5), rtol=1e-13)
+
+
+def test_batchnorm_input_gradient_identities():
+    """Σ_k ∂L/∂x_k = 0 and Σ_k x̂_k ∂L/∂x_k = (γ/σ)(ε/σ²) Σ g x̂ per unit (docs/derivations/batchnorm.md)."""
+    rng = np.random.default_rng(1)
+    layer = _randomise(BatchNorm2d(3, eps=1e-2, dtype=np.float64), rng)
+    x = rng.standard_normal((4, 3, 2, 3)) * 0.5
+    layer.forward(x, train=True)
+    g = rng.standard_normal(x.shape)
+    dx = layer.backward(g)
+    axes = (0, 2, 3)
+    sigma = np.sqrt(x.var(axes) + 1e-2)
+    xhat = (x - x.mean(axes, keepdims=True)) / sigma.reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(dx.sum(axes), 0, atol=1e-13)
+    pred = layer.params["gamma"] / sigma * 1e-2 / sigma**2 * (g * xhat).sum(axes)
+    assert np.all(np.abs(pred) > 1e-3)
+    np.testing.assert_allclose((xhat * dx).sum(axes), pred, rtol=1e-10)
 
 
 def test_batchnorm_train_output_does_not_depend_on_running_stats():
@@ -494,6 +513,52 @@ def test_layernorm_checks_shapes_config_and_float32():
     assert bare.astype(np.float64).dtype == np.float64
 
 
+# --- in a model, with the trainer --------------------------------------------------------------------------------
+
+def _bn_dropout_model():
+    return Sequential([Dense(6, 16, rng=1), BatchNorm1d(16), ReLU(), Dropout(0.2, rng=3), Dense(16, 2, rng=2)])
+
+
+def _toy_data():
+    rng = np.random.default_rng(27)
+    X = (rng.standard_normal((256, 6)) * 3 + 1).astype(np.float32)
+    return X, (X[:, 0] + X[:, 1] > 2).astype(np.int64)
+
+
+def test_trainer_fits_a_model_with_batchnorm_and_dropout_reproducibly():
+    X, y = _toy_data()
+    runs = []
+    for _ in range(2):
+        model = _bn_dropout_model()
+        hist = Trainer(model, optimizer=Adam(1e-2), batch_size=32, progress=False).fit(X, y, 4)
+        runs.append((model, [e["train_loss"] for e in hist.epochs]))
+    (model, losses), (model2, losses2) = runs
+    assert losses == losses2                                      # seeded: bit-identical runs
+    assert losses[-1] < 0.5 * losses[0], losses
+    bn = model.layers[1]
+    assert int(bn.buffers["num_batches_tracked"]) == 4 * 8 and bn.buffers["running_mean"].dtype == np.float32
+    np.testing.assert_array_equal(model.predict_logits(X), model.predict_logits(X))     # eval: deterministic
+    assert np.mean(model.predict(X) == y) > 0.9
+
+
+def test_trainer_rollback_snapshot_restores_running_stats_and_dropout_rng():
+    """The epoch snapshot behind divergence rollback keeps batch-norm buffers and the dropout random state."""
+    X, y = _toy_data()
+    model = _bn_dropout_model()
+    trainer = Trainer(model, batch_size=32, progress=False)
+    trainer.fit(X, y, 1)
+    bn, drop = model.layers[1], model.layers[3]
+    trainer._take_snapshot()
+    before = {k: v.copy() for k, v in bn.buffers.items()}
+    model.forward(X[:32], train=True)                             # moves the running stats, draws a mask
+    after_mask = drop.forward(np.ones((3, 4), dtype=np.float32), train=True)
+    trainer._restore_snapshot()
+    for k, v in before.items():
+        np.testing.assert_array_equal(bn.buffers[k], v)
+    model.forward(X[:32], train=True)
+    np.testing.assert_array_equal(drop.forward(np.ones((3, 4), dtype=np.float32), train=True), after_mask)
+
+
 # --- optional parity with PyTorch (never required) ----------------------------------------------------------------
 
 def test_batchnorm_and_layernorm_match_pytorch():
@@ -522,6 +587,14 @@ def test_batchnorm_and_layernorm_match_pytorch():
         ref.weight.grad = ref.bias.grad = None
         for k in ("running_mean", "running_var"):
             np.testing.assert_allclose(ours.buffers[k], getattr(ref, k).numpy(), rtol=1e-12)
+    cum, cref = BatchNorm1d(3, momentum=None, dtype=np.float64), torch.nn.BatchNorm1d(3, momentum=None).double()
+    for k in range(3):                                   # cumulative average over the batches seen
+        xb = rng.standard_normal((5, 3)) * (k + 1) + k
+        cum.forward(xb, train=True)
+        cref(torch.from_numpy(xb))
+    for k in ("running_mean", "running_var"):
+        np.testing.assert_allclose(cum.buffers[k], getattr(cref, k).numpy(), rtol=1e-12)
+    assert int(cum.buffers["num_batches_tracked"]) == int(cref.num_batches_tracked) == 3
     ln = _randomise(LayerNorm((2, 5), dtype=np.float64), rng)
     lref = torch.nn.LayerNorm((2, 5)).double()
     with torch.no_grad():

@@ -84,6 +84,11 @@ class Dropout(Layer):
         """JSON-able state: the Generator's ``bit_generator.state`` (its class name included)."""
         return {"rng": _jsonable(self.rng.bit_generator.state)}
 
+    def extra_arrays(self):
+        """No arrays to save; defined so that the trainer's epoch snapshot (divergence rollback) keeps
+        :meth:`extra_state`, i.e. the random state, too."""
+        return {}
+
     def load_extra(self, extra, arrays):
         """Restore the Generator saved by :meth:`extra_state` (``arrays`` is unused: nothing array-valued)."""
         state = (extra or {}).get("rng")

@@ -66,8 +66,8 @@ class _BatchNorm(Layer):
                 = \frac{γ}{σ}\Big(g_k − \frac1M Σ g − \frac{x̂_k}{M} Σ g x̂\Big)
                 = \frac{γ/σ}{M}\big(M g_k − Σ g − x̂_k\, Σ g x̂\big)
 
-    (so Σ_k ∂L/∂x_k = 0 and Σ_k x̂_k ∂L/∂x_k = 0: the gradient has no component along a shift or a scaling of the
-    unit's batch, which the normalisation removes).
+    (so Σ_k ∂L/∂x_k = 0: shifting the unit's whole batch changes nothing; and Σ_k x̂_k ∂L/∂x_k =
+    (γ/σ)(ε/σ²) Σ g x̂, zero but for ε: neither does scaling it).
 
     Backward, eval mode: μ, σ are the constants r_μ, σ_r, so x̂ = (x − r_μ)/σ_r and
 
@@ -155,9 +155,16 @@ class _BatchNorm(Layer):
             xhat = xc * inv_std.reshape(shape)                           # x̂ = (x − μ)/σ
             self._update_running(mu, var, M)
         else:
-            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
-            inv_std = 1.0 / np.sqrt(rv + self.eps)                       # 1/σ_r
-            xhat = (x - rm.reshape(shape)) * inv_std.reshape(shape)      # x̂ = (x − r_μ)/σ_r
+            # eval: the fixed affine map y = γ (x − r_μ)/σ_r + β = a x + b with a = γ/σ_r, b = β − a r_μ
+            # (one pass over x; x̂ is only formed in backward, for ∂L/∂γ)
+            rm = self.buffers["running_mean"]
+            inv_std = 1.0 / np.sqrt(self.buffers["running_var"] + self.eps)          # 1/σ_r
+            a = inv_std * self.params["gamma"] if self.affine else inv_std
+            b = self.params["beta"] - a * rm if self.affine else -a * rm
+            self._cache = (x, inv_std, train, axes, shape, M)
+            y = x * a.reshape(shape)
+            y += b.reshape(shape).astype(y.dtype, copy=False)
+            return y
         self._cache = (xhat, inv_std, train, axes, shape, M)
         if not self.affine:
             return xhat
@@ -173,17 +180,22 @@ class _BatchNorm(Layer):
         self.buffers["running_var"] = ((1 - m) * rv + m * var * (M / (M - 1))).astype(rv.dtype, copy=False)
 
     def backward(self, dout, need_input_grad=True):
-        xhat, inv_std, train, axes, shape, M = self._cache
-        if self.affine:
-            np.sum(dout, axis=axes, out=self.grads["beta"])              # ∂L/∂β = Σ g
-            np.sum(dout * xhat, axis=axes, out=self.grads["gamma"])      # ∂L/∂γ = Σ g x̂
-        if not need_input_grad:
-            return None
-        scale = inv_std if not self.affine else self.params["gamma"] * inv_std     # γ/σ  (γ/σ_r in eval mode)
+        cached, inv_std, train, axes, shape, M = self._cache     # cached: x̂ (training mode) or x (eval mode)
+        scale = self.params["gamma"] * inv_std if self.affine else inv_std     # γ/σ  (γ/σ_r in eval mode)
         if not train:
-            return dout * scale.reshape(shape)                           # ∂L/∂x = (γ/σ_r) g
+            if self.affine:
+                xhat = (cached - self.buffers["running_mean"].reshape(shape)) * inv_std.reshape(shape)  # x̂
+                np.sum(dout, axis=axes, out=self.grads["beta"])          # ∂L/∂β = Σ g
+                np.sum(dout * xhat, axis=axes, out=self.grads["gamma"])  # ∂L/∂γ = Σ g x̂
+            return dout * scale.reshape(shape) if need_input_grad else None    # ∂L/∂x = (γ/σ_r) g
+        xhat = cached
         sg = np.sum(dout, axis=axes)                                     # Σ g
         sgx = np.sum(dout * xhat, axis=axes)                             # Σ g x̂
+        if self.affine:
+            self.grads["beta"][...] = sg                                 # ∂L/∂β = Σ g
+            self.grads["gamma"][...] = sgx                               # ∂L/∂γ = Σ g x̂
+        if not need_input_grad:
+            return None
         # ∂L/∂x = (γ/σ)/M · (M g − Σ g − x̂ Σ g x̂)
         return (scale / M).reshape(shape) * (M * dout - sg.reshape(shape) - xhat * sgx.reshape(shape))
 
