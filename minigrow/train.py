@@ -375,7 +375,6 @@ class Trainer:
             d["buffers"] = {k: v.copy() for k, v in layer.buffers.items()}      # running statistics (batch norm)
             d["state"] = {k: {s: (v.copy() if isinstance(v, np.ndarray) else v) for s, v in st.items()}
                           for k, st in layer.state.items()}
-            d["buffers"] = {k: v.copy() for k, v in layer.buffers.items()}
             d["frozen"] = set(layer.frozen)
             if hasattr(layer, "layers"):
                 d["layers"] = list(layer.layers)
