@@ -19,6 +19,7 @@ from one backward pass, whatever the number of parameters.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -212,9 +213,40 @@ def check_layer(layer, x, rng=0, h=1e-5, method="central", tol=1e-7, check_input
     return report
 
 
+def _shape_hint(exc):
+    """A broadcast error from writing a gradient of the wrong shape, said as such."""
+    m = re.search(r"from shape \(([\d, ]*)\) into shape \(([\d, ]*)\)", str(exc))
+    if not m:
+        return ""
+    a, b = (tuple(int(v) for v in g.split(",") if v.strip()) for g in m.groups())
+    return f": a gradient of shape {a} written into an array of shape {b}" + (" (transposed?)" if a == b[::-1]
+                                                                              else "")
+
+
 def _check_layer(layer, x, rng, h, method, check_input, n_entries, train, report):
+    try:
+        _check_layer_steps(layer, x, rng, h, method, check_input, n_entries, train, report)
+    except NotImplementedError as exc:
+        report.diagnose(f"not implemented yet ({' '.join(str(exc).split()) or 'NotImplementedError'})")
+    except Exception as exc:                                      # noqa: BLE001 — the checked layer's own error
+        report.diagnose(f"the layer raised {type(exc).__name__}: {' '.join(str(exc).split())}{_shape_hint(exc)}")
+
+
+def _check_layer_steps(layer, x, rng, h, method, check_input, n_entries, train, report):
     x0 = x.copy()
+    bufs = {(id(sub), k): v.copy() for _, sub in layer.named_layers() for k, v in sub.buffers.items()}
     out = layer.forward(x, train)
+    if not train:
+        for _, sub in layer.named_layers():
+            for k, v in sub.buffers.items():
+                if not np.array_equal(v, bufs[(id(sub), k)]):
+                    report.diagnose(f"a forward pass in eval mode (train=False) changed buffer {k!r}: eval mode must "
+                                    f"update nothing (running statistics are updated in training mode only)")
+                    return
+    if np.asarray(out).dtype != np.float64:
+        report.diagnose(f"the output is {np.asarray(out).dtype} for a float64 input: the layer computes in a lower "
+                        f"precision somewhere (an astype, a float32 array), which finite differences cannot check")
+        return
     if not np.array_equal(x, x0, equal_nan=True):
         report.diagnose("forward modified its input x in place (e.g. x *= …, or np.maximum(x, 0, out=x)); work on "
                         "a copy — the layer below still needs x")

@@ -19,7 +19,7 @@ import sys
 
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["train", "demo", "insert", "bundles", "prune"]
+COMMANDS = ["train", "demo", "insert", "bundles", "prune", "grade"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
