@@ -108,7 +108,7 @@ def evaluate(model, loss, X, y, batch_size=4096):
     check_model("model", model)
     loss = get_loss(loss)
     batch_size = check_int("batch_size", batch_size, lo=1)
-    X = check_array("X", X, ndim=2, dtype=model.dtype)
+    X = _check_batch(check_array("X", X, dtype=model.dtype), "X")
     n_in = _input_width(model)
     if n_in is not None and n_in != X.shape[1]:
         raise ValueError(f"X: expected {n_in} features per sample (the input width of the model), got {X.shape[1]}")
@@ -136,6 +136,14 @@ def _evaluate(model, loss, X, y, batch_size=4096):
     return total / n, (correct / n if y.ndim == 1 else float("nan"))
 
 
+def _check_batch(X, name):
+    """Batch-first input of rank ≥ 2: (samples, features) or (samples, channels, …) for conv nets."""
+    if X.ndim < 2:
+        raise ValueError(f"{name}: expected a 2-d array (samples, features) or a batch-first array of higher rank "
+                         f"(samples, channels, …), got shape {X.shape}")
+    return X
+
+
 def _input_width(model):
     """Input width the model expects (a layer's ``input_width`` — e.g. an input gate, which accepts the original
     features after pruning — or the first layer with parameters), or None if unknown."""
@@ -143,7 +151,7 @@ def _input_width(model):
         if isinstance(getattr(layer, "input_width", None), int):
             return layer.input_width
         if layer.params:
-            for attr in ("in_features", "width"):
+            for attr in ("in_features", "width", "in_channels"):     # axis 1 of the input
                 if isinstance(getattr(layer, attr, None), int):
                     return getattr(layer, attr)
             return None
@@ -263,7 +271,7 @@ class Trainer:
     def _prepare(self, X, y, name):
         """Check and convert one data set once, at the entry of :meth:`fit` (never per step)."""
         xname, yname = ("X", "y") if name == "train" else (f"X_{name}", f"y_{name}")
-        X = check_array(xname, X, ndim=2, dtype=self.dtype)
+        X = _check_batch(check_array(xname, X, dtype=self.dtype), xname)
         n_in = _input_width(self.model)
         if n_in is not None and n_in != X.shape[1]:
             raise ValueError(f"{xname}: expected {n_in} features per sample (the input width of the model), "
