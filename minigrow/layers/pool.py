@@ -106,12 +106,11 @@ class _Pool2d(Layer):
         dap = np.zeros(pad_shape, dtype=dtype)
         for p in range(kh):
             for q in range(kw):
+                sl = self._slice(dap, p, q, Ho, Wo, nhwc)
                 if tiled:
-                    sl = self._slice(dap, p, q, Ho, Wo, nhwc)    # = the reshape's tap (p, q), disjoint taps
-                    sl[...] = per_tap(p, q)
+                    sl[...] = per_tap(p, q)                     # = the reshape's tap (p, q): disjoint taps
                 else:
-                    sl = self._slice(dap, p, q, Ho, Wo, nhwc)
-                    sl += per_tap(p, q)
+                    sl += per_tap(p, q)                         # overlapping windows add up
         if ph or pw:
             dap = dap[:, ph:ph + H, pw:pw + W, :] if nhwc else dap[:, :, ph:ph + H, pw:pw + W]
         return dap.transpose(0, 3, 1, 2) if nhwc else dap
@@ -145,12 +144,13 @@ class MaxPool2d(_Pool2d):
     def backward(self, dout, need_input_grad=True):
         taps, shape_a, nhwc, tiled, (Ho, Wo), m, dtype = self._cache
         d = dout.transpose(0, 2, 3, 1) if nhwc else dout
-        taken = np.zeros(m.shape, dtype=bool)          # windows whose max was already found (first one wins)
+        open_ = np.ones(m.shape, dtype=bool)           # windows whose max is not found yet (the first one wins)
+        hit = np.empty(m.shape, dtype=bool)
 
         def per_tap(p, q):
-            hit = taps[(p, q)] == m
-            hit &= ~taken
-            taken[...] |= hit
+            np.equal(taps[(p, q)], m, out=hit)
+            np.logical_and(hit, open_, out=hit)         # a max, and the first one of its window
+            np.greater(open_, hit, out=open_)           # open_ ∧ ¬hit
             return d * hit
 
         return self._scatter(shape_a, nhwc, tiled, Ho, Wo, np.result_type(dout.dtype, dtype), per_tap)
