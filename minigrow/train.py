@@ -108,7 +108,7 @@ def evaluate(model, loss, X, y, batch_size=4096):
     check_model("model", model)
     loss = get_loss(loss)
     batch_size = check_int("batch_size", batch_size, lo=1)
-    X = _check_batch(check_array("X", X, dtype=model.dtype), "X")
+    X = _check_batch(check_array("X", X, dtype=model.dtype), "X", model)
     n_in = _input_width(model)
     if n_in is not None and n_in != X.shape[1]:
         raise ValueError(f"X: expected {n_in} features per sample (the input width of the model), got {X.shape[1]}")
@@ -136,11 +136,17 @@ def _evaluate(model, loss, X, y, batch_size=4096):
     return total / n, (correct / n if y.ndim == 1 else float("nan"))
 
 
-def _check_batch(X, name):
-    """Batch-first input of rank ≥ 2: (samples, features) or (samples, channels, …) for conv nets."""
-    if X.ndim < 2:
-        raise ValueError(f"{name}: expected a 2-d array (samples, features) or a batch-first array of higher rank "
-                         f"(samples, channels, …), got shape {X.shape}")
+def _check_batch(X, name, model):
+    """Batch-first input: (samples, features) for a model that starts with a dense layer, (samples, channels,
+    height, width) for one that starts with a convolution, rank ≥ 2 when the first layer does not say."""
+    first = next((layer for path, layer in model.named_layers() if path and (layer.params or
+                                                                              hasattr(layer, "input_width"))), None)
+    conv = first is not None and isinstance(getattr(first, "in_channels", None), int)
+    if conv and X.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-d array (samples, channels, height, width) for a model that starts "
+                         f"with a convolution, got shape {X.shape}")
+    if X.ndim < 2 or (first is not None and not conv and X.ndim != 2):
+        raise ValueError(f"{name}: expected a 2-d array (samples, features), got shape {X.shape}")
     return X
 
 
@@ -271,7 +277,7 @@ class Trainer:
     def _prepare(self, X, y, name):
         """Check and convert one data set once, at the entry of :meth:`fit` (never per step)."""
         xname, yname = ("X", "y") if name == "train" else (f"X_{name}", f"y_{name}")
-        X = _check_batch(check_array(xname, X, dtype=self.dtype), xname)
+        X = _check_batch(check_array(xname, X, dtype=self.dtype), xname, self.model)
         n_in = _input_width(self.model)
         if n_in is not None and n_in != X.shape[1]:
             raise ValueError(f"{xname}: expected {n_in} features per sample (the input width of the model), "

@@ -359,8 +359,11 @@ def test_trainer_fits_a_convnet_on_images():
     assert loss1 < 0.5 * loss0 and acc >= 0.9
     with pytest.raises(ValueError, match="expected 1 features"):
         evaluate(net, "ce", np.zeros((2, 3, 8, 8), np.float32), [0, 1])
-    with pytest.raises(ValueError, match="expected a 2-d array"):
-        evaluate(net, "ce", np.zeros(8, np.float32), [0])
+    for bad in (np.zeros(8, np.float32), np.zeros((2, 64), np.float32), np.zeros((2, 1, 64), np.float32)):
+        with pytest.raises(ValueError, match=r"X: expected a 4-d array \(samples, channels, height, width\)"):
+            evaluate(net, "ce", bad, [0, 1][:bad.shape[0]] if bad.ndim > 1 else [0])
+    with pytest.raises(ValueError, match=r"X: expected a 2-d array"):     # a dense net still wants 2-d input
+        evaluate(Sequential([Dense(64, 2)]), "ce", X, y)
 
 
 # ------------------------------------------------------------------------------------------ for the contract test
