@@ -46,6 +46,9 @@ __all__ = ["Conv2D", "MAX_COL_BYTES", "pair"]
 #: Upper bound (bytes) on one column matrix; larger batches are processed in chunks of samples.
 MAX_COL_BYTES = 256 * 2 ** 20
 
+#: Inputs with at most this many channels get a tap-major column matrix (see :func:`_im2col`).
+TAP_MAJOR_MAX_C = 3
+
 
 def pair(name, v, lo):
     """An int or a pair of ints, each ≥ lo, as a tuple ``(a, b)``."""
@@ -55,6 +58,35 @@ def pair(name, v, lo):
         return check_int(f"{name}[0]", v[0], lo=lo), check_int(f"{name}[1]", v[1], lo=lo)
     v = check_int(name, v, lo=lo)
     return v, v
+
+
+def _im2col(xh, kh, kw, sh, sw, Ho, Wo):
+    """The column matrix (M × K): rows (n,i,j), columns (p,q,c), cols[(n,i,j),(p,q,c)] = xh[n, i·sh+p, j·sw+q, c].
+
+    Its memory order depends on C (measured, LeNet-5 shapes, float32, 1 thread): for few channels (C ≤
+    :data:`TAP_MAJOR_MAX_C`) it is the transposed view of a tap-major (K × M) array filled by one contiguous
+    block copy per tap (conv1 1→20 on 28×28: 0.6 ms against 2.5 ms for the strided-window copy, whose
+    contiguous runs are only kw·C = 5 floats long); otherwise a row-major copy of the strided window view
+    (conv2 20→50 on 12×12: 0.5 ms against 4.5 ms tap-major). BLAS reads either order without a copy.
+    """
+    N, C = xh.shape[0], xh.shape[3]
+    if C <= TAP_MAJOR_MAX_C:
+        cT = np.empty((kh, kw, C, N, Ho, Wo), dtype=xh.dtype)
+        for p in range(kh):
+            for q in range(kw):
+                cT[p, q] = xh[:, p:p + sh * (Ho - 1) + 1:sh, q:q + sw * (Wo - 1) + 1:sw, :].transpose(3, 0, 1, 2)
+        return cT.reshape(kh * kw * C, N * Ho * Wo).T
+    return np.ascontiguousarray(_windows(xh, kh, kw, sh, sw, Ho, Wo)).reshape(N * Ho * Wo, kh * kw * C)
+
+
+def _col2im(dc, dxp, sh, sw):
+    """Add the tap-major ∂cols ``dc`` (kh, kw, N, Ho, Wo, C) into the padded NHWC gradient ``dxp`` in place:
+    ∂x_pad[n, i·sh+p, j·sw+q, c] += dc[p, q, n, i, j, c] — one vectorised add of a contiguous block into a
+    strided slice per kernel offset (p, q), no ``np.add.at``."""
+    kh, kw, _, Ho, Wo, _ = dc.shape
+    for p in range(kh):
+        for q in range(kw):
+            dxp[:, p:p + sh * (Ho - 1) + 1:sh, q:q + sw * (Wo - 1) + 1:sw, :] += dc[p, q]
 
 
 def _windows(xh, kh, kw, sh, sw, Ho, Wo):
@@ -99,6 +131,7 @@ class Conv2D(Layer):
     """
 
     unit_kind = "affine"
+    input_ndim = 4          # (batch, channels, height, width)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, init="torch",
                  rng=None, dtype=np.float32):
@@ -177,14 +210,14 @@ class Conv2D(Layer):
         M, K = N * Ho * Wo, kh * kw * C
         step = self._chunk(N, Ho, Wo, x.dtype.itemsize)
         if step >= N:
-            cols = np.ascontiguousarray(_windows(xh, kh, kw, sh, sw, Ho, Wo)).reshape(M, K)
+            cols = _im2col(xh, kh, kw, sh, sw, Ho, Wo)
             out = cols @ Wr.T                                          # (M, C_out) = cols W_rᵀ
         else:
             cols = None                                                # recomputed per chunk in backward
             out = np.empty((M, self.out_channels), dtype=np.result_type(x.dtype, W.dtype))
             for s in range(0, N, step):
                 e = min(N, s + step)
-                c = np.ascontiguousarray(_windows(xh[s:e], kh, kw, sh, sw, Ho, Wo)).reshape(-1, K)
+                c = _im2col(xh[s:e], kh, kw, sh, sw, Ho, Wo)
                 np.matmul(c, Wr.T, out=out[s * Ho * Wo:e * Ho * Wo])
         if self.bias:
             out += self.params["b"]                                    # + b_o
@@ -198,7 +231,8 @@ class Conv2D(Layer):
         D = np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).reshape(N * P, Co)   # δ, one row per (n,i,j)
         W = self.params["W"]
         if self.bias:
-            np.sum(D, axis=0, out=self.grads["b"])                    # ∂L/∂b = Σ_m δ_m
+            # ∂L/∂b = Σ_m δ_m, as the product 1ᵀδ (GEMV: 0.13 ms against 1.25 ms for D.sum(0) on conv1's δ)
+            np.matmul(np.ones(D.shape[0], dtype=D.dtype), D, out=self.grads["b"])
         if need_input_grad:
             # W3[(p,q), o, c] = W[o,c,p,q]: ∂cols comes out tap-major, each tap's block contiguous (faster col2im)
             W3 = W.transpose(2, 3, 0, 1).reshape(kh * kw, Co, C)
@@ -207,16 +241,12 @@ class Conv2D(Layer):
         for s in range(0, N, step):
             e = min(N, s + step)
             Dc = D[s * P:e * P]
-            c = cols if cols is not None else \
-                np.ascontiguousarray(_windows(xh[s:e], kh, kw, sh, sw, Ho, Wo)).reshape(-1, K)
+            c = cols if cols is not None else _im2col(xh[s:e], kh, kw, sh, sw, Ho, Wo)
             g = Dc.T @ c                                               # ∂L/∂W_r = δᵀ cols
             dWr = g if dWr is None else dWr + g
             if need_input_grad:
                 dc = np.matmul(Dc, W3).reshape(kh, kw, e - s, Ho, Wo, C)   # ∂cols = δ W_r, tap-major
-                dx = dxp[s:e]
-                for p in range(kh):                                    # col2im: add each tap's block to its
-                    for q in range(kw):                                # strided slice of ∂x_pad
-                        dx[:, p:p + sh * (Ho - 1) + 1:sh, q:q + sw * (Wo - 1) + 1:sw, :] += dc[p, q]
+                _col2im(dc, dxp[s:e], sh, sw)
         self.grads["W"][...] = dWr.reshape(Co, kh, kw, C).transpose(0, 3, 1, 2)
         if not need_input_grad:
             return None

@@ -103,15 +103,14 @@ class _Pool2d(Layer):
         else:
             N, C, H, W = shape_a
             pad_shape = (N, C, H + 2 * ph, W + 2 * pw)
-        dap = np.zeros(pad_shape, dtype=dtype)
+        dap = (np.empty if tiled else np.zeros)(pad_shape, dtype=dtype)   # tiled: every entry written once
         for p in range(kh):
             for q in range(kw):
+                sl = self._slice(dap, p, q, Ho, Wo, nhwc)
                 if tiled:
-                    sl = self._slice(dap, p, q, Ho, Wo, nhwc)    # = the reshape's tap (p, q), disjoint taps
-                    sl[...] = per_tap(p, q)
+                    sl[...] = per_tap(p, q)                     # = the reshape's tap (p, q): disjoint taps
                 else:
-                    sl = self._slice(dap, p, q, Ho, Wo, nhwc)
-                    sl += per_tap(p, q)
+                    sl += per_tap(p, q)                         # overlapping windows add up
         if ph or pw:
             dap = dap[:, ph:ph + H, pw:pw + W, :] if nhwc else dap[:, :, ph:ph + H, pw:pw + W]
         return dap.transpose(0, 3, 1, 2) if nhwc else dap
@@ -145,15 +144,18 @@ class MaxPool2d(_Pool2d):
     def backward(self, dout, need_input_grad=True):
         taps, shape_a, nhwc, tiled, (Ho, Wo), m, dtype = self._cache
         d = dout.transpose(0, 2, 3, 1) if nhwc else dout
-        taken = np.zeros(m.shape, dtype=bool)          # windows whose max was already found (first one wins)
+        # 0/1 masks in the float dtype (mixed bool·float ufuncs on strided views are several times slower)
+        dt = np.result_type(dout.dtype, dtype)
+        open_ = np.ones(m.shape, dtype=dt)              # 1 where the window's max is not found yet (first wins)
+        hit = np.empty(m.shape, dtype=dt)
 
         def per_tap(p, q):
-            hit = taps[(p, q)] == m
-            hit &= ~taken
-            taken[...] |= hit
-            return d * hit
+            np.equal(taps[(p, q)], m, out=hit)          # 1 where tap (p, q) holds the window's max
+            np.multiply(hit, open_, out=hit)            # … and no earlier tap did
+            np.subtract(open_, hit, out=open_)
+            return np.multiply(d, hit, out=hit)
 
-        return self._scatter(shape_a, nhwc, tiled, Ho, Wo, np.result_type(dout.dtype, dtype), per_tap)
+        return self._scatter(shape_a, nhwc, tiled, Ho, Wo, dt, per_tap)
 
 
 @register_layer

@@ -1,0 +1,53 @@
+"""Convolutional network builders (NCHW input, batch first): LeNet-5 in two variants.
+
+Both take MNIST as ``(N, 1, 28, 28)`` (``load_mnist(...).X_train.reshape(-1, 1, 28, 28)``) and end with a linear
+layer of 10 outputs (logits for the softmax cross-entropy).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Conv2D, Dense, Flatten, MaxPool2d, ReLU, Sequential
+from .validate import check_choice, check_dtype, check_rng
+
+__all__ = ["lenet5"]
+
+
+def lenet5(variant="caffe", rng=0, dtype=np.float32, init="torch"):
+    """LeNet-5 for 1×28×28 images, 10 classes.
+
+    ``variant="caffe"`` — LeNet-5-Caffe, the net of the structured-pruning literature
+    (/work/shared/methods/pruning.md §6: conv 5×5 20 → max-pool 2 → conv 5×5 50 → max-pool 2 → dense 800 → 500 → 10,
+    ReLU)::
+
+        Conv2D(1→20, 5×5)  ReLU  MaxPool 2   28×28 → 24×24 → 12×12
+        Conv2D(20→50, 5×5) ReLU  MaxPool 2   12×12 →  8×8  →  4×4
+        Flatten (50·4·4 = 800)  Dense(800→500)  ReLU  Dense(500→10)
+
+    The ReLU sits after each convolution (before its pool) and after the first dense layer; the pruning method
+    gates a conv channel after its activation (pruning.md §6). (Caffe's original ``lenet_train_test.prototxt``
+    has a single ReLU, after ip1; with ReLU before max-pool the two orders give the same output, since max and ReLU
+    commute.) 431 080 parameters, 2 293 000 multiply-adds per image.
+
+    ``variant="classic"`` — LeCun et al.'s 6-16-120-84 layout with ReLU and max pooling::
+
+        Conv2D(1→6, 5×5, padding 2) ReLU MaxPool 2   28×28 → 28×28 → 14×14
+        Conv2D(6→16, 5×5)           ReLU MaxPool 2   14×14 → 10×10 →  5×5
+        Flatten (400)  Dense(400→120) ReLU  Dense(120→84) ReLU  Dense(84→10)
+
+    ``rng`` (Generator or int seed) draws every layer in order; ``init`` as for :class:`~minigrow.layers.Conv2D`
+    and :class:`~minigrow.layers.Dense` (default PyTorch's).
+    """
+    check_choice("variant", variant, {"caffe", "classic"})
+    rng = check_rng("rng", rng)
+    dtype = check_dtype("dtype", dtype)
+    kw = {"init": init, "rng": rng, "dtype": dtype}
+    if variant == "caffe":
+        layers = [Conv2D(1, 20, 5, **kw), ReLU(), MaxPool2d(2),
+                  Conv2D(20, 50, 5, **kw), ReLU(), MaxPool2d(2),
+                  Flatten(), Dense(800, 500, **kw), ReLU(), Dense(500, 10, **kw)]
+    else:
+        layers = [Conv2D(1, 6, 5, padding=2, **kw), ReLU(), MaxPool2d(2),
+                  Conv2D(6, 16, 5, **kw), ReLU(), MaxPool2d(2),
+                  Flatten(), Dense(400, 120, **kw), ReLU(), Dense(120, 84, **kw), ReLU(), Dense(84, 10, **kw)]
+    return Sequential(layers)
