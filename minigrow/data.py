@@ -40,6 +40,25 @@ def data_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "data"
 
 
+def _float_dtype(name, dtype):
+    """The one dtype normaliser of this module: float32/float64 given as a NumPy type, a ``np.dtype`` or its name
+    (``"float32"``) → ``np.dtype``. Integer (and boolean) targets are refused: images are scaled to [0, 1] and
+    coordinates are fractions, which an integer dtype would truncate (to all zeros for images)."""
+    if dtype is None or isinstance(dtype, bool):
+        raise TypeError(f"{name}: expected float32 or float64, got {dtype!r}")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        kind = ValueError if isinstance(dtype, str) else TypeError
+        raise kind(f"{name}: expected float32 or float64 (a NumPy float type or its name), got {dtype!r}") from None
+    if dt.kind in "biu":
+        raise ValueError(f"{name}: expected float32 or float64, got the integer dtype {dt}; the data are scaled to "
+                         f"[0, 1] and an integer dtype would truncate them (every pixel would become 0)")
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"{name}: expected float32 or float64, got {dt}")
+    return dt
+
+
 def two_spirals(n_per_class=300, r0=0.5, turns=1.0, test_fraction=0.25, rng=0, dtype=np.float64):
     """The SensLI two-spirals problem (sensli.md §6), no noise.
 
@@ -52,6 +71,7 @@ def two_spirals(n_per_class=300, r0=0.5, turns=1.0, test_fraction=0.25, rng=0, d
     turns = check_positive("turns", turns)
     test_fraction = check_prob("test_fraction", test_fraction, open_right=True)
     rng = check_rng("rng", rng)
+    dtype = _float_dtype("dtype", dtype)
     i = np.arange(n)
     phi = 2 * np.pi * turns * i / n
     r = r0 + i / n
@@ -77,8 +97,10 @@ def train_test_split(X, y, test_fraction=0.25, rng=0):
 
 def scale_images(x, dtype=np.float32, flatten=True):
     """uint8 images → floats in [0, 1] (x / 255), flattened to (n, h·w) by default."""
+    dt = _float_dtype("dtype", dtype)
     x = np.asarray(x)
-    out = x.astype(dtype) * dtype(1.0 / 255.0) if x.dtype == np.uint8 else x.astype(dtype)
+    # x·(1/255) with the factor rounded to the target dtype first (float32: np.float32(1/255))
+    out = x.astype(dt) * dt.type(1.0 / 255.0) if x.dtype == np.uint8 else x.astype(dt)
     return out.reshape(out.shape[0], -1) if flatten else out
 
 

@@ -1,7 +1,11 @@
 """Data: two spirals exactly as in sensli.md §6, MNIST loader checks, the IDX reader, Fashion-MNIST, splits,
 bad inputs."""
 import gzip
+import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigrow import strategies as mst
-from minigrow.data import (FASHION_DIR, MNIST_SHA256, load_fashion_mnist, load_mnist, read_idx, scale_images,
+from minigrow.io import load
+from minigrow.data import (FASHION_DIR, MNIST_SHA256, data_dir, load_fashion_mnist, load_mnist, read_idx, scale_images,
                            train_test_split, two_spirals)
 from minigrow.optim import Adam
 from minigrow.network import mlp
 from minigrow.train import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # ------------------------------------------------------------------ two spirals (sensli.md §6)
@@ -122,11 +129,94 @@ def test_mnist_missing_file(tmp_path):
         load_mnist(tmp_path / "nope.npz")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.dtype(np.float32), "float32", "f4", np.float64, np.dtype("float64"),
+                                   "float64"])
+def test_mnist_dtype_spellings(dtype):
+    """A NumPy type, a np.dtype and a name all work (np.dtype(...) is what the CLI passes) and give the same bits."""
+    d = load_mnist(n_train=50, n_test=5, dtype=dtype)
+    ref = load_mnist(n_train=50, n_test=5, dtype=np.dtype(dtype).type)
+    assert d.X_train.dtype == np.dtype(dtype) and d.X_train.max() == 1.0
+    np.testing.assert_array_equal(d.X_train, ref.X_train)
+    # x · fl(1/255) in the target dtype, exactly
+    raw = np.load(data_dir() / "mnist.npz")["x_train"][:50].reshape(50, -1)
+    np.testing.assert_array_equal(d.X_train, raw.astype(dtype) * np.dtype(dtype).type(1 / 255))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, int, "int32", np.dtype("int16"), bool])
+def test_integer_dtypes_are_refused(dtype):
+    """An integer target would truncate every scaled pixel to 0 — refused, naming the argument."""
+    with pytest.raises(ValueError, match=r"dtype: expected float32 or float64, got the integer dtype"):
+        load_mnist(n_train=5, n_test=5, dtype=dtype)
+    with pytest.raises(ValueError, match=r"dtype: .*integer dtype"):
+        scale_images(np.zeros((1, 2, 2), np.uint8), dtype=dtype)
+    with pytest.raises(ValueError, match=r"dtype: .*integer dtype"):
+        two_spirals(dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype, exc, match", [
+    ("floot32", ValueError, r"dtype: expected float32 or float64 \(a NumPy float type or its name\), got 'floot32'"),
+    ("float16", ValueError, r"dtype: expected float32 or float64, got float16"),
+    (np.complex64, ValueError, r"dtype: expected float32 or float64, got complex64"),
+    (None, TypeError, r"dtype: expected float32 or float64, got None"),
+    (3.5, TypeError, r"dtype: expected float32 or float64"),
+])
+def test_bad_dtypes_name_the_argument(dtype, exc, match):
+    with pytest.raises(exc, match=match):
+        load_mnist(n_train=5, n_test=5, dtype=dtype)
+
+
 def test_scale_images():
     x = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
     out = scale_images(x)
     assert out.dtype == np.float32 and out.shape == (1, 4)
     np.testing.assert_allclose(out, [[0, 1, 0.2, 0.4]], rtol=1e-6)
+
+
+# ------------------------------------------------------------------ the CLI on MNIST, end to end (a subprocess)
+def run_cli(*argv, env_extra=None, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "minigrow", *argv], cwd=cwd or ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cli_train_on_mnist(tmp_path, dtype):
+    out = tmp_path / "run"
+    r = run_cli("train", "--data", "mnist", "--n-train", "500", "--n-test", "200", "--epochs", "1", "--dtype", dtype,
+                "--out", str(out), "--no-plots", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    hist = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in hist["epochs"]] == [1]
+    assert len(hist["step_loss"]) == int(np.ceil(500 / 128))
+    model = load(out / "model.npz")["model"]
+    assert model.layers[0].params["W"].shape[1] == 784 and model.dtype == np.dtype(dtype)
+    d = load_mnist(n_train=500, n_test=200, dtype=dtype)
+    acc = float((model.predict(d.X_test) == d.y_test).mean())
+    assert acc == pytest.approx(hist["epochs"][-1]["test_acc"], abs=1e-6)    # trained on the same data
+    assert "final:" in r.stdout
+
+
+def test_cli_insert_on_mnist(tmp_path):
+    out = tmp_path / "ins"
+    r = run_cli("insert", "--data", "mnist", "--n-train", "300", "--n-test", "100", "--hidden", "8", "--epochs", "1,1",
+                "--out", str(out), "--no-plots", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "history.json").read_text())
+    model = load(out / "model.npz")["model"]
+    dense = [layer for layer in model.layers if "W" in layer.params]
+    assert dense[0].params["W"].shape == (8, 784) and len(dense) == 3          # one layer inserted
+    assert "inserted at" in r.stdout
+
+
+def test_cli_prune_on_mnist(tmp_path):
+    out = tmp_path / "pr"
+    r = run_cli("prune", "--data", "mnist", "--n-train", "300", "--n-test", "100", "--hidden", "16,8", "--epochs", "1",
+                "--out", str(out), "--no-plots", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "history.json").read_text())
+    for name in ("model.npz", "gated_model.npz"):
+        assert (out / name).stat().st_size > 0
+    assert load(out / "model.npz")["model"].layers[0].params["W"].shape[1] == 784
 
 
 # ------------------------------------------------------------------ IDX files
