@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import zlib
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .validate import check_array, check_int, check_nonneg, check_positive, check_prob, check_rng
+from .validate import check_array, check_int, check_nonneg, check_path, check_positive, check_prob, check_rng
 
 __all__ = [
     "two_spirals", "load_mnist", "load_fashion_mnist", "read_idx", "train_test_split", "scale_images",
@@ -111,11 +112,74 @@ def _subset(X, y, n, name):
     return X[:n], y[:n]
 
 
+N_CLASSES = 10          # MNIST and Fashion-MNIST: labels 0 … 9
+
+
+def _check_split(X, y, xsrc, ysrc, n_classes=N_CLASSES):
+    """What a loader read must be a set of images with one label each, every label one of the classes.
+
+    ``xsrc``/``ysrc`` say where the arrays came from (a file, or ``file[key]``) so the error can name them.
+    """
+    if X.ndim != 3 or min(X.shape) < 1:
+        raise ValueError(f"{xsrc}: expected images of shape (n, rows, cols) with n, rows, cols >= 1, "
+                         f"got shape {X.shape}")
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ValueError(f"{ysrc}: expected a 1-d array of integer labels, got shape {y.shape} and dtype {y.dtype}")
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"{xsrc} holds {X.shape[0]} images but {ysrc} holds {y.shape[0]} labels; the counts must "
+                         f"match (mismatched or truncated files?)")
+    bad = np.flatnonzero((y < 0) | (y >= n_classes))
+    if bad.size:
+        raise ValueError(f"{ysrc}: label {int(y[bad[0]])} at index {int(bad[0])} is outside the {n_classes} classes "
+                         f"0 … {n_classes - 1} ({bad.size} such label(s); wrong or corrupt file?)")
+
+
+def _check_same_image_size(Xtr, Xte, xtr_src, xte_src):
+    if Xtr.shape[1:] != Xte.shape[1:]:
+        raise ValueError(f"{xte_src}: test images are {Xte.shape[1]}×{Xte.shape[2]} but training images "
+                         f"({xtr_src}) are {Xtr.shape[1]}×{Xtr.shape[2]}")
+
+
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _read_npz(path, keys=_NPZ_KEYS):
+    """The arrays ``keys`` of a .npz file, each .npy header checked against the stored member size before
+    anything is allocated (a corrupt header announcing terabytes is refused, not attempted)."""
+    import zipfile
+    from numpy.lib import format as npy
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            for key in keys:
+                if key + ".npy" not in names:
+                    have = sorted(n[:-4] for n in names if n.endswith(".npy"))
+                    raise ValueError(f"{path}: no array {key!r} (the file holds {have}); expected the arrays "
+                                     f"{list(keys)}")
+                info = zf.getinfo(key + ".npy")
+                with zf.open(info) as fh:
+                    version = npy.read_magic(fh)
+                    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                    shape, _, dt = read_header(fh)
+                    if dt.hasobject:
+                        raise ValueError(f"{path}[{key}]: holds Python objects (dtype {dt}); expected numbers")
+                    announced = math.prod(shape) * dt.itemsize
+                    stored = info.file_size - fh.tell()
+                if announced != stored:
+                    raise ValueError(f"{path}[{key}]: the header announces shape {shape} ({announced} bytes) but "
+                                     f"the file stores {stored} bytes; corrupt file")
+            with np.load(path, allow_pickle=False) as d:
+                return [d[key] for key in keys]
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc}); the file is truncated or corrupt") from None
+
+
 def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=True, verify=False):
     """MNIST from the bundled ``data/mnist.npz`` (no download), scaled to [0, 1].
 
     ``n_train``/``n_test`` take the first n images of each split (deterministic subsets); ``verify`` checks the
-    file's SHA-256 against :data:`MNIST_SHA256`.
+    file's SHA-256 against :data:`MNIST_SHA256`. The file must hold ``x_train, y_train, x_test, y_test`` with one
+    label in 0 … 9 per image, else ValueError naming the file.
     """
     path = Path(path) if path is not None else data_dir() / "mnist.npz"
     if not path.exists():
@@ -125,8 +189,10 @@ def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=T
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != MNIST_SHA256:
             raise ValueError(f"{path}: SHA-256 {digest} does not match the expected {MNIST_SHA256}")
-    with np.load(path, allow_pickle=False) as d:
-        Xtr, ytr, Xte, yte = d["x_train"], d["y_train"], d["x_test"], d["y_test"]
+    Xtr, ytr, Xte, yte = _read_npz(path)
+    _check_split(Xtr, ytr, f"{path}[x_train]", f"{path}[y_train]")
+    _check_split(Xte, yte, f"{path}[x_test]", f"{path}[y_test]")
+    _check_same_image_size(Xtr, Xte, f"{path}[x_train]", f"{path}[x_test]")
     Xtr, ytr = _subset(Xtr, ytr, n_train, "n_train")
     Xte, yte = _subset(Xte, yte, n_test, "n_test")
     return Dataset(X_train=scale_images(Xtr, dtype, flatten), y_train=ytr.astype(np.int64),
@@ -134,53 +200,100 @@ def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=T
 
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_MAX_BYTES = 1 << 32      # 4 GiB: read_idx refuses a header announcing more (MNIST's largest file: 47 MB)
+_GZIP_MAX_RATIO = 1100       # deflate expands by at most ~1032 : 1, so a gzip file of s bytes holds < 1100·s
+_CHUNK = 1 << 24             # read in 16 MiB pieces (bounded temporary memory)
 
 
-def read_idx(path):
+def read_idx(path, max_bytes=IDX_MAX_BYTES):
     """Read an IDX file (the MNIST format), gzip-compressed or not, into an ndarray.
 
-    Header: two zero bytes, a type code, the number of dimensions d, then d big-endian uint32 sizes.
+    Header: two zero bytes, a type code, the number of dimensions d, then d big-endian uint32 sizes. The size
+    the header announces is checked before anything is allocated: more than ``max_bytes``, more than the file
+    (or, gzip-compressed, its maximal expansion) can hold, or — plain — not exactly the rest of the file →
+    ValueError naming the file. Truncated, over-long or damaged (gzip) files → ValueError naming the file.
     """
-    path = Path(path)
+    path = check_path("path", path)
+    max_bytes = check_int("max_bytes", max_bytes, lo=1)
+    size = path.stat().st_size
     with open(path, "rb") as fh:
-        magic = fh.read(2)
-    opener = gzip.open if magic == b"\x1f\x8b" else open
+        gz = fh.read(2) == b"\x1f\x8b"
+    if not gz:
+        with open(path, "rb") as fh:
+            return _read_idx_stream(fh, path, size, False, max_bytes)
     try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (EOFError, OSError, zlib.error) as exc:      # truncated or damaged gzip stream
+        with gzip.open(path, "rb") as fh:
+            return _read_idx_stream(fh, path, size, True, max_bytes)
+    except (EOFError, OSError, zlib.error) as exc:      # truncated or damaged gzip stream (BadGzipFile: OSError)
         raise ValueError(f"{path}: cannot decompress ({exc}); the gzip file is truncated or corrupt") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+
+
+def _read_idx_stream(fh, path, size, gz, max_bytes):
+    head = fh.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
         raise ValueError(f"{path}: not an IDX file (bad magic number)")
-    code, ndim = raw[2], raw[3]
+    code, ndim = head[2], head[3]
     if code not in _IDX_DTYPES:
         raise ValueError(f"{path}: unknown IDX type code 0x{code:02x}")
-    if len(raw) < 4 + 4 * ndim:
+    dims = fh.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise ValueError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", dims)
     dt = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(shape)) * dt.itemsize
-    body = raw[4 + 4 * ndim:]
-    if len(body) != expected:
-        raise ValueError(f"{path}: expected {expected} data bytes for shape {shape}, got {len(body)} "
+    expected = math.prod(shape) * dt.itemsize            # exact (Python ints): no overflow for absurd headers
+    # refuse before allocating: the header's promise must fit the limit and the file
+    if expected > max_bytes:
+        raise ValueError(f"{path}: the IDX header announces shape {shape}, {expected} bytes of data, more than "
+                         f"max_bytes={max_bytes}; corrupt header (or raise max_bytes)")
+    if gz and expected > _GZIP_MAX_RATIO * size:
+        raise ValueError(f"{path}: the IDX header announces shape {shape}, {expected} bytes of data, more than a "
+                         f"{size}-byte gzip file can hold; corrupt header")
+    if not gz and expected != size - 4 - 4 * ndim:
+        raise ValueError(f"{path}: expected {expected} data bytes for shape {shape}, got {size - 4 - 4 * ndim} "
                          f"(truncated or corrupt file)")
-    return np.frombuffer(body, dtype=dt).reshape(shape).astype(dt.newbyteorder("="))
+    buf = np.empty(expected, dtype=np.uint8)
+    view, got = memoryview(buf), 0
+    while got < expected:
+        n = fh.readinto(view[got:got + _CHUNK])
+        if not n:
+            break
+        got += n
+    extra = 0                                           # read to the end: counts trailing bytes, checks the CRC
+    while True:
+        n = len(fh.read(_CHUNK))
+        if not n:
+            break
+        extra += n
+    if got != expected or extra:
+        raise ValueError(f"{path}: expected {expected} data bytes for shape {shape}, got {got + extra} "
+                         f"(truncated or corrupt file)")
+    return buf.view(dt).reshape(shape).astype(dt.newbyteorder("="), copy=False)
+
+
+_FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                  "t10k-labels-idx1-ubyte")
 
 
 def load_fashion_mnist(folder=FASHION_DIR, n_train=None, n_test=None, dtype=np.float32, flatten=True):
     """Fashion-MNIST from gzip IDX files (Debian package ``dataset-fashion-mnist`` installs them in
-    /usr/share/datasets/fashion-mnist/); any folder with the four standard MNIST-format file names works."""
+    /usr/share/datasets/fashion-mnist/); any folder with the four standard MNIST-format file names works.
+
+    Images and labels are checked: matching counts, labels in 0 … 9, equal image sizes (else ValueError naming
+    the file); see :func:`read_idx` for the checks on each file.
+    """
     folder = Path(folder)
-    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-             "t10k-labels-idx1-ubyte"]
-    arrays = []
-    for name in names:
+    arrays, files = [], []
+    for name in _FASHION_FILES:
         cands = [folder / (name + ".gz"), folder / name]
         found = next((c for c in cands if c.exists()), None)
         if found is None:
             raise FileNotFoundError(f"{folder / name}[.gz] not found; install the Debian package "
                                     f"'dataset-fashion-mnist' or pass folder=… with the IDX files")
         arrays.append(read_idx(found))
+        files.append(found)
+    _check_split(arrays[0], arrays[1], files[0], files[1])
+    _check_split(arrays[2], arrays[3], files[2], files[3])
+    _check_same_image_size(arrays[0], arrays[2], files[0], files[2])
     Xtr, ytr = _subset(arrays[0], arrays[1], n_train, "n_train")
     Xte, yte = _subset(arrays[2], arrays[3], n_test, "n_test")
     return Dataset(X_train=scale_images(Xtr, dtype, flatten), y_train=ytr.astype(np.int64),

@@ -277,6 +277,127 @@ def test_idx_damaged_gzip_stream(tmp_path):
         read_idx(tmp_path / "flip.gz")
 
 
+def test_idx_damaged_gzip_names_the_file(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx(path, np.zeros((50, 28, 28), np.uint8) + 3, 0x08, gz=True)
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])                      # the CRC/size trailer cut off
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz: cannot decompress .* truncated or corrupt"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("shape, match", [
+    ((4294967295, 4294967295, 4294967295), r"announces shape \(4294967295, 4294967295, 4294967295\), "
+                                           r"\d+ bytes of data, more than max_bytes=4294967296"),
+    ((60000, 1000, 28), None),                        # 1.7 GB, under max_bytes, but not what the file holds
+])
+def test_idx_absurd_header_refused_before_allocating(tmp_path, monkeypatch, gz, shape, match):
+    path = tmp_path / "big"
+    header = bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
+    content = header + bytes(100)
+    if gz:
+        with gzip.open(path, "wb") as fh:
+            fh.write(content)
+    else:
+        path.write_bytes(content)
+    sizes = []
+    real_empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda n, *a, **k: sizes.append(n) or real_empty(n, *a, **k))
+    want = match or (r"more than a \d+-byte gzip file can hold" if gz else r"expected 1680000000 data bytes .* got 100")
+    with pytest.raises(ValueError, match=want):
+        read_idx(path)
+    assert not any(np.prod(n) > 10 ** 6 for n in sizes)        # nothing big was allocated
+    with pytest.raises(ValueError, match=r"max_bytes=1000"):
+        read_idx(path, max_bytes=1000)
+
+
+def write_fashion(folder, n_train=5, n_test=3, labels=None, test_size=28, rng=0):
+    """The four Fashion-MNIST files (train images gz, train labels plain, test both gz) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(rng)
+    imgs = rng.integers(0, 256, (max(n_train, n_test), 28, 28), dtype=np.uint8)
+    labels = np.array([3, 1, 4, 1, 5, 9, 2, 6][:max(n_train, n_test)] if labels is None else labels, np.uint8)
+    write_idx(folder / "train-images-idx3-ubyte.gz", imgs[:n_train], 0x08, gz=True)
+    write_idx(folder / "train-labels-idx1-ubyte", labels[:n_train], 0x08, gz=False)
+    timgs = imgs[:n_test] if test_size == 28 else np.zeros((n_test, test_size, test_size), np.uint8)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", timgs, 0x08, gz=True)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels[:n_test], 0x08, gz=True)
+    return imgs, labels
+
+
+def test_fashion_files_must_agree(tmp_path):
+    # more images than labels
+    write_fashion(tmp_path / "a")
+    write_idx(tmp_path / "a" / "train-labels-idx1-ubyte", np.array([1, 2, 3, 4], np.uint8), 0x08, gz=False)
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.gz holds 5 images but .*train-labels-idx1-ubyte "
+                                         r"holds 4 labels"):
+        load_fashion_mnist(tmp_path / "a")
+    # a label beyond the 10 classes
+    write_fashion(tmp_path / "b", labels=[3, 1, 4, 10, 5])
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: label 10 at index 3 is outside the 10 classes"):
+        load_fashion_mnist(tmp_path / "b", n_train=2)           # checked on the whole file, not just the subset
+    # test images of another size
+    write_fashion(tmp_path / "c", test_size=14)
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte.gz: test images are 14×14 but training images"):
+        load_fashion_mnist(tmp_path / "c")
+    # labels stored as a 2-d array
+    write_fashion(tmp_path / "d")
+    write_idx(tmp_path / "d" / "train-labels-idx1-ubyte", np.zeros((5, 2), np.uint8), 0x08, gz=False)
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: expected a 1-d array of integer labels"):
+        load_fashion_mnist(tmp_path / "d")
+
+
+def fake_mnist(path, **override):
+    arrays = dict(x_train=np.zeros((4, 28, 28), np.uint8), y_train=np.array([0, 1, 2, 9], np.uint8),
+                  x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.array([3, 4], np.uint8))
+    arrays.update(override)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+@pytest.mark.parametrize("override, match", [
+    (dict(y_train=np.array([0, 1, 2], np.uint8)), r"mnist.npz\[x_train\] holds 4 images but .*mnist.npz\[y_train\] "
+                                                  r"holds 3 labels"),
+    (dict(y_test=np.array([3, 12], np.uint8)), r"mnist.npz\[y_test\]: label 12 at index 1 is outside the 10 classes"),
+    (dict(y_train=np.array([0, 1, -1, 2])), r"\[y_train\]: label -1 at index 2"),
+    (dict(y_train=np.array([0.0, 1, 2, 3])), r"\[y_train\]: expected a 1-d array of integer labels"),
+    (dict(x_test=np.zeros((2, 784), np.uint8)), r"\[x_test\]: expected images of shape \(n, rows, cols\)"),
+    (dict(x_test=np.zeros((2, 20, 20), np.uint8)), r"test images are 20×20 but training images"),
+    (dict(y_test=None), r"mnist.npz: no array 'y_test' \(the file holds \['x_test', 'x_train', 'y_train'\]\)"),
+])
+def test_mnist_file_contents_are_checked(tmp_path, override, match):
+    with pytest.raises(ValueError, match=match):
+        load_mnist(fake_mnist(tmp_path / "mnist.npz", **override))
+
+
+def test_mnist_absurd_npy_header_and_corrupt_zip(tmp_path, monkeypatch):
+    import zipfile
+    from numpy.lib import format as npy
+    path = fake_mnist(tmp_path / "mnist.npz")
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for name in src.namelist():
+            if name == "x_train.npy":
+                import io
+                buf = io.BytesIO()
+                npy.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False, "shape": (10 ** 7, 10 ** 6)})
+                dst.writestr(name, buf.getvalue() + bytes(64))
+            else:
+                dst.writestr(name, src.read(name))
+    sizes = []
+    real_empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda n, *a, **k: sizes.append(n) or real_empty(n, *a, **k))
+    with pytest.raises(ValueError, match=r"bad.npz\[x_train\]: the header announces shape \(10000000, 1000000\) "
+                                         r"\(10000000000000 bytes\) but the file stores 64 bytes"):
+        load_mnist(bad)
+    assert not sizes
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"cut.npz: not a readable .npz file"):
+        load_mnist(cut)
+
+
 def test_fashion_from_any_folder(tmp_path):
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
