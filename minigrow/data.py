@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .validate import check_array, check_int, check_nonneg, check_path, check_positive, check_prob, check_rng
+from .validate import check_array, check_bool, check_choice, check_int, check_nonneg, check_path, check_positive, check_prob, check_rng
 
 __all__ = [
     "two_spirals", "load_mnist", "load_fashion_mnist", "read_idx", "train_test_split", "scale_images",
-    "data_dir", "MNIST_SHA256", "Dataset",
+    "data_dir", "MNIST_SHA256", "Dataset", "LAYOUTS",
 ]
 
 MNIST_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"
@@ -96,13 +96,38 @@ def train_test_split(X, y, test_fraction=0.25, rng=0):
     return Dataset(X_train=X[tr], y_train=y[tr], X_test=X[te], y_test=y[te])
 
 
-def scale_images(x, dtype=np.float32, flatten=True):
-    """uint8 images → floats in [0, 1] (x / 255), flattened to (n, h·w) by default."""
+LAYOUTS = ("flat", "nchw", "nhw")
+
+
+def _layout(layout, flatten):
+    """Resolve ``layout`` (the option) and ``flatten`` (its older spelling: True = "flat", False = "nhw")."""
+    if flatten is not None:
+        flatten = check_bool("flatten", flatten)
+    if layout is None:
+        return "nhw" if flatten is False else "flat"
+    layout = check_choice("layout", layout, LAYOUTS)
+    if flatten is not None and flatten != (layout == "flat"):
+        raise ValueError(f"flatten: flatten={flatten} contradicts layout={layout!r}; pass layout alone")
+    return layout
+
+
+def scale_images(x, dtype=np.float32, flatten=None, layout=None):
+    """uint8 images (n, h, w) → floats in [0, 1] (x / 255), arranged by ``layout``:
+
+    ``"flat"`` (default) (n, h·w) rows for the MLPs; ``"nchw"`` (n, 1, h, w) batch-first image tensors with one
+    channel; ``"nhw"`` (n, h, w) as stored. ``flatten=True/False`` is the older spelling of "flat"/"nhw".
+    The values are the same in every layout (only the shape differs).
+    """
+    layout = _layout(layout, flatten)
     dt = _float_dtype("dtype", dtype)
     x = np.asarray(x)
+    if layout != "flat" and x.ndim != 3:
+        raise ValueError(f"x: layout={layout!r} needs images of shape (n, h, w), got shape {x.shape}")
     # x·(1/255) with the factor rounded to the target dtype first (float32: np.float32(1/255))
     out = x.astype(dt) * dt.type(1.0 / 255.0) if x.dtype == np.uint8 else x.astype(dt)
-    return out.reshape(out.shape[0], -1) if flatten else out
+    if layout == "flat":
+        return out.reshape(out.shape[0], -1)
+    return out[:, None, :, :] if layout == "nchw" else out
 
 
 def _subset(X, y, n, name):
@@ -174,13 +199,16 @@ def _read_npz(path, keys=_NPZ_KEYS):
         raise ValueError(f"{path}: not a readable .npz file ({exc}); the file is truncated or corrupt") from None
 
 
-def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=True, verify=False):
+def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=None, verify=False, layout=None):
     """MNIST from the bundled ``data/mnist.npz`` (no download), scaled to [0, 1].
 
     ``n_train``/``n_test`` take the first n images of each split (deterministic subsets); ``verify`` checks the
-    file's SHA-256 against :data:`MNIST_SHA256`. The file must hold ``x_train, y_train, x_test, y_test`` with one
+    file's SHA-256 against :data:`MNIST_SHA256`. ``layout``: ``"flat"`` (default) X of shape (n, 784);
+    ``"nchw"`` batch-first image tensors (n, 1, 28, 28); ``"nhw"`` (n, 28, 28) — see :func:`scale_images`
+    (``flatten=False`` is the older spelling of ``"nhw"``). The file must hold ``x_train, y_train, x_test, y_test`` with one
     label in 0 … 9 per image, else ValueError naming the file.
     """
+    layout, dtype = _layout(layout, flatten), _float_dtype("dtype", dtype)       # bad options fail before reading
     path = Path(path) if path is not None else data_dir() / "mnist.npz"
     if not path.exists():
         raise FileNotFoundError(f"MNIST file not found at {path}; it ships in the repository's data/ folder "
@@ -195,8 +223,8 @@ def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=T
     _check_same_image_size(Xtr, Xte, f"{path}[x_train]", f"{path}[x_test]")
     Xtr, ytr = _subset(Xtr, ytr, n_train, "n_train")
     Xte, yte = _subset(Xte, yte, n_test, "n_test")
-    return Dataset(X_train=scale_images(Xtr, dtype, flatten), y_train=ytr.astype(np.int64),
-                   X_test=scale_images(Xte, dtype, flatten), y_test=yte.astype(np.int64))
+    return Dataset(X_train=scale_images(Xtr, dtype, layout=layout), y_train=ytr.astype(np.int64),
+                   X_test=scale_images(Xte, dtype, layout=layout), y_test=yte.astype(np.int64))
 
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -274,13 +302,14 @@ _FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-im
                   "t10k-labels-idx1-ubyte")
 
 
-def load_fashion_mnist(folder=FASHION_DIR, n_train=None, n_test=None, dtype=np.float32, flatten=True):
+def load_fashion_mnist(folder=FASHION_DIR, n_train=None, n_test=None, dtype=np.float32, flatten=None, layout=None):
     """Fashion-MNIST from gzip IDX files (Debian package ``dataset-fashion-mnist`` installs them in
     /usr/share/datasets/fashion-mnist/); any folder with the four standard MNIST-format file names works.
 
     Images and labels are checked: matching counts, labels in 0 … 9, equal image sizes (else ValueError naming
-    the file); see :func:`read_idx` for the checks on each file.
+    the file); see :func:`read_idx` for the checks on each file. ``layout`` as in :func:`load_mnist`.
     """
+    layout, dtype = _layout(layout, flatten), _float_dtype("dtype", dtype)       # bad options fail before reading
     folder = Path(folder)
     arrays, files = [], []
     for name in _FASHION_FILES:
@@ -296,5 +325,5 @@ def load_fashion_mnist(folder=FASHION_DIR, n_train=None, n_test=None, dtype=np.f
     _check_same_image_size(arrays[0], arrays[2], files[0], files[2])
     Xtr, ytr = _subset(arrays[0], arrays[1], n_train, "n_train")
     Xte, yte = _subset(arrays[2], arrays[3], n_test, "n_test")
-    return Dataset(X_train=scale_images(Xtr, dtype, flatten), y_train=ytr.astype(np.int64),
-                   X_test=scale_images(Xte, dtype, flatten), y_test=yte.astype(np.int64))
+    return Dataset(X_train=scale_images(Xtr, dtype, layout=layout), y_train=ytr.astype(np.int64),
+                   X_test=scale_images(Xte, dtype, layout=layout), y_test=yte.astype(np.int64))

@@ -124,6 +124,47 @@ def test_mnist_subsets_float64_and_unflattened():
         load_mnist(n_train=60001)
 
 
+def test_mnist_nchw_images_are_the_flat_rows_reshaped():
+    """layout="nchw" gives batch-first (N, 1, 28, 28) float images with exactly the default's values."""
+    flat = load_mnist(n_train=300, n_test=40)
+    img = load_mnist(n_train=300, n_test=40, layout="nchw")
+    assert img.X_train.shape == (300, 1, 28, 28) and img.X_test.shape == (40, 1, 28, 28)
+    assert img.X_train.dtype == np.float32 and img.X_train.flags.c_contiguous
+    np.testing.assert_array_equal(img.X_train.reshape(300, -1), flat.X_train)
+    np.testing.assert_array_equal(img.X_test.reshape(40, -1), flat.X_test)
+    np.testing.assert_array_equal(img.y_train, flat.y_train)
+    # pixel (row 5, col 14) of image 0 is entry 5·28 + 14 of its flat row: rows are row-major images
+    assert img.X_train[0, 0, 5, 14] == flat.X_train[0, 5 * 28 + 14]
+    nhw = load_mnist(n_train=300, n_test=40, layout="nhw", dtype="float64")
+    assert nhw.X_train.shape == (300, 28, 28) and nhw.X_train.dtype == np.float64
+    # the default and the explicit spellings of "flat" are the same bits
+    for kw in (dict(layout="flat"), dict(flatten=True), dict(flatten=True, layout="flat")):
+        np.testing.assert_array_equal(load_mnist(n_train=300, n_test=40, **kw).X_train, flat.X_train)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(layout="NCHW"), ValueError, r"layout: expected one of \['flat', 'nchw', 'nhw'\], got 'NCHW'"),
+    (dict(layout="nchw", flatten=True), ValueError, r"flatten: flatten=True contradicts layout='nchw'"),
+    (dict(layout="flat", flatten=False), ValueError, r"flatten: flatten=False contradicts layout='flat'"),
+    (dict(flatten=0), TypeError, r"flatten: expected True or False"),
+])
+def test_layout_bad_arguments(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        load_mnist(n_train=5, n_test=5, **kw)
+    with pytest.raises(exc, match=match):
+        scale_images(np.zeros((2, 3, 3), np.uint8), **kw)
+
+
+def test_scale_images_layouts():
+    x = np.arange(2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 3) * 20
+    flat = scale_images(x)
+    assert flat.shape == (2, 6)
+    np.testing.assert_array_equal(scale_images(x, layout="nchw"), flat.reshape(2, 1, 2, 3))
+    np.testing.assert_array_equal(scale_images(x, layout="nhw"), flat.reshape(2, 2, 3))
+    with pytest.raises(ValueError, match=r"x: layout='nchw' needs images of shape \(n, h, w\), got shape \(2, 6\)"):
+        scale_images(flat, layout="nchw")
+
+
 def test_mnist_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="MNIST file not found"):
         load_mnist(tmp_path / "nope.npz")
@@ -134,10 +175,8 @@ def test_mnist_missing_file(tmp_path):
 def test_mnist_dtype_spellings(dtype):
     """A NumPy type, a np.dtype and a name all work (np.dtype(...) is what the CLI passes) and give the same bits."""
     d = load_mnist(n_train=50, n_test=5, dtype=dtype)
-    ref = load_mnist(n_train=50, n_test=5, dtype=np.dtype(dtype).type)
     assert d.X_train.dtype == np.dtype(dtype) and d.X_train.max() == 1.0
-    np.testing.assert_array_equal(d.X_train, ref.X_train)
-    # x · fl(1/255) in the target dtype, exactly
+    # x · fl(1/255) in the target dtype, exactly (the same bits whichever spelling)
     raw = np.load(data_dir() / "mnist.npz")["x_train"][:50].reshape(50, -1)
     np.testing.assert_array_equal(d.X_train, raw.astype(dtype) * np.dtype(dtype).type(1 / 255))
 
@@ -409,6 +448,9 @@ def test_fashion_from_any_folder(tmp_path):
     assert d.X_train.shape == (5, 784) and d.X_test.shape == (3, 784)
     np.testing.assert_allclose(d.X_train[1], imgs[1].ravel() / 255.0, rtol=1e-6)
     assert d.y_test.tolist() == [3, 1, 4]
+    img = load_fashion_mnist(tmp_path, layout="nchw")
+    assert img.X_train.shape == (5, 1, 28, 28)
+    np.testing.assert_array_equal(img.X_train.reshape(5, -1), d.X_train)
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
         load_fashion_mnist(tmp_path / "empty")
 
