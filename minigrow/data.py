@@ -1,4 +1,4 @@
-"""Data: the two-spirals problem, MNIST from the bundled ``data/mnist.npz``, gzip IDX files (Fashion-MNIST),
+"""Data: the two-spirals problem, MNIST from the bundled ``mnist.npz``, gzip IDX files (Fashion-MNIST),
 splits and scaling. All randomness through an explicit Generator.
 """
 from __future__ import annotations
@@ -33,12 +33,26 @@ class Dataset(dict):
         return "Dataset(" + ", ".join(f"{k}={v.shape}" for k, v in self.items()) + ")"
 
 
-def data_dir() -> Path:
-    """The project's ``data/`` folder (override with the environment variable ``MINIGROW_DATA``)."""
+_BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data"      # holds the bundled mnist.npz
+
+
+def _data_folder(explicit, default):
+    """(folder, where it came from): ``explicit`` if given, else $MINIGROW_DATA if set, else ``default``."""
+    if explicit is not None:
+        folder = check_path("data_dir", explicit)
+        if folder.is_file():
+            raise ValueError(f"data_dir: expected a folder, got the file {folder} (pass the folder that holds it)")
+        return folder, "the data_dir argument"
     env = os.environ.get("MINIGROW_DATA")
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "data"
+        return Path(env), f"MINIGROW_DATA={env}"
+    return Path(default), "the default"
+
+
+def data_dir(path=None) -> Path:
+    """The folder :func:`load_mnist` reads ``mnist.npz`` from: ``path`` if given, else the environment variable
+    ``MINIGROW_DATA`` if set, else the folder of the bundled file."""
+    return _data_folder(path, _BUNDLED_DIR)[0]
 
 
 def _float_dtype(name, dtype):
@@ -199,8 +213,12 @@ def _read_npz(path, keys=_NPZ_KEYS):
         raise ValueError(f"{path}: not a readable .npz file ({exc}); the file is truncated or corrupt") from None
 
 
-def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=None, verify=False, layout=None):
-    """MNIST from the bundled ``data/mnist.npz`` (no download), scaled to [0, 1].
+def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=None, verify=False, layout=None,
+               data_dir=None):
+    """MNIST from ``mnist.npz`` (the bundled copy by default, no download), scaled to [0, 1].
+
+    The file: ``path`` if given, else ``mnist.npz`` in ``data_dir`` if given, else in $MINIGROW_DATA if set, else
+    the copy bundled with the package (see :func:`data_dir`).
 
     ``n_train``/``n_test`` take the first n images of each split (deterministic subsets); ``verify`` checks the
     file's SHA-256 against :data:`MNIST_SHA256`. ``layout``: ``"flat"`` (default) X of shape (n, 784);
@@ -209,10 +227,18 @@ def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=N
     label in 0 … 9 per image, else ValueError naming the file.
     """
     layout, dtype = _layout(layout, flatten), _float_dtype("dtype", dtype)       # bad options fail before reading
-    path = Path(path) if path is not None else data_dir() / "mnist.npz"
+    if path is not None and data_dir is not None:
+        raise ValueError(f"path: give either path (the file, got {path}) or data_dir (its folder, got {data_dir}), "
+                         f"not both")
+    if path is not None:
+        path, where = check_path("path", path), "the path argument"
+    else:
+        folder, where = _data_folder(data_dir, _BUNDLED_DIR)
+        path = folder / "mnist.npz"
     if not path.exists():
-        raise FileNotFoundError(f"MNIST file not found at {path}; it ships in the repository's data/ folder "
-                                f"(set MINIGROW_DATA to another folder that holds mnist.npz)")
+        raise FileNotFoundError(f"MNIST file not found at {path} (from {where}); a copy ships inside the minigrow "
+                                f"package — pass data_dir=… (CLI: --data-dir) or set MINIGROW_DATA to a folder "
+                                f"that holds mnist.npz")
     if verify:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != MNIST_SHA256:
@@ -302,22 +328,24 @@ _FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-im
                   "t10k-labels-idx1-ubyte")
 
 
-def load_fashion_mnist(folder=FASHION_DIR, n_train=None, n_test=None, dtype=np.float32, flatten=None, layout=None):
-    """Fashion-MNIST from gzip IDX files (Debian package ``dataset-fashion-mnist`` installs them in
-    /usr/share/datasets/fashion-mnist/); any folder with the four standard MNIST-format file names works.
+def load_fashion_mnist(data_dir=None, n_train=None, n_test=None, dtype=np.float32, flatten=None, layout=None):
+    """Fashion-MNIST from the four MNIST-format IDX files (gzip-compressed or not) in a folder: ``data_dir`` if
+    given, else $MINIGROW_DATA if set, else :data:`FASHION_DIR` = /usr/share/datasets/fashion-mnist/, where the
+    Debian package ``dataset-fashion-mnist`` installs them.
 
     Images and labels are checked: matching counts, labels in 0 … 9, equal image sizes (else ValueError naming
     the file); see :func:`read_idx` for the checks on each file. ``layout`` as in :func:`load_mnist`.
     """
     layout, dtype = _layout(layout, flatten), _float_dtype("dtype", dtype)       # bad options fail before reading
-    folder = Path(folder)
+    folder, where = _data_folder(data_dir, FASHION_DIR)
     arrays, files = [], []
     for name in _FASHION_FILES:
         cands = [folder / (name + ".gz"), folder / name]
         found = next((c for c in cands if c.exists()), None)
         if found is None:
-            raise FileNotFoundError(f"{folder / name}[.gz] not found; install the Debian package "
-                                    f"'dataset-fashion-mnist' or pass folder=… with the IDX files")
+            raise FileNotFoundError(f"Fashion-MNIST: {folder / name}[.gz] not found (folder from {where}); install "
+                                    f"the Debian package 'dataset-fashion-mnist' (files in {FASHION_DIR}/) or pass "
+                                    f"data_dir=… (CLI: --data-dir) a folder with the four IDX files")
         arrays.append(read_idx(found))
         files.append(found)
     _check_split(arrays[0], arrays[1], files[0], files[1])

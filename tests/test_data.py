@@ -3,6 +3,7 @@ bad inputs."""
 import gzip
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -455,13 +456,113 @@ def test_fashion_from_any_folder(tmp_path):
         load_fashion_mnist(tmp_path / "empty")
 
 
-@pytest.mark.skipif(not (Path(FASHION_DIR) / "train-labels-idx1-ubyte.gz").exists(),
-                    reason="Debian package dataset-fashion-mnist not installed")
-def test_fashion_mnist_installed():
+FASHION_INSTALLED = all((Path(FASHION_DIR) / f"{n}.gz").exists() for n in (
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+needs_fashion = pytest.mark.skipif(not FASHION_INSTALLED, reason=f"Fashion-MNIST not installed in {FASHION_DIR} "
+                                   f"(apt-get install dataset-fashion-mnist)")
+
+
+@needs_fashion
+def test_fashion_mnist_installed(monkeypatch):
+    monkeypatch.delenv("MINIGROW_DATA", raising=False)          # the default folder, whatever the environment
     d = load_fashion_mnist(n_test=1000)
     assert d.X_train.shape == (60000, 784) and d.X_test.shape == (1000, 784)
+    assert d.X_train.dtype == np.float32 and d.X_train.min() == 0.0 and d.X_train.max() == 1.0
+    # provenance: the published Fashion-MNIST facts (balanced classes; first labels 9 ankle boot, 0 T-shirt …;
+    # mean pixel 0.2860)
     assert np.bincount(d.y_train).tolist() == [6000] * 10
-    assert 0.25 < float(d.X_train.mean()) < 0.33
+    assert d.y_train[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    assert d.y_test[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
+    assert float(d.X_train.mean(dtype=np.float64)) == pytest.approx(0.2860, abs=5e-5)
+    img = load_fashion_mnist(data_dir=FASHION_DIR, n_train=100, n_test=10, layout="nchw")
+    assert img.X_train.shape == (100, 1, 28, 28)
+    np.testing.assert_array_equal(img.X_train.reshape(100, -1), d.X_train[:100])
+
+
+@needs_fashion
+def test_cli_train_on_installed_fashion(tmp_path):
+    out = tmp_path / "f"
+    r = run_cli("train", "--data", "fashion", "--n-train", "500", "--n-test", "200", "--epochs", "1",
+                "--out", str(out), "--no-plots", "--no-progress", env_extra={"MINIGROW_DATA": ""})
+    assert r.returncode == 0, r.stderr
+    hist = json.loads((out / "history.json").read_text())
+    model = load(out / "model.npz")["model"]
+    d = load_fashion_mnist(data_dir=FASHION_DIR, n_train=500, n_test=200)
+    assert float((model.predict(d.X_test) == d.y_test).mean()) == pytest.approx(hist["epochs"][-1]["test_acc"],
+                                                                                  abs=1e-6)
+
+
+def test_fashion_folder_from_argument_or_environment(tmp_path, monkeypatch):
+    """data_dir argument > MINIGROW_DATA > /usr/share/datasets/fashion-mnist."""
+    imgs_a, _ = write_fashion(tmp_path / "a", rng=1)
+    imgs_b, _ = write_fashion(tmp_path / "b", rng=2)
+    monkeypatch.setenv("MINIGROW_DATA", str(tmp_path / "a"))
+    np.testing.assert_array_equal(load_fashion_mnist().X_train, scale_images(imgs_a[:5]))
+    np.testing.assert_array_equal(load_fashion_mnist(data_dir=tmp_path / "b").X_train, scale_images(imgs_b[:5]))
+    np.testing.assert_array_equal(load_fashion_mnist(str(tmp_path / "b")).X_train, scale_images(imgs_b[:5]))
+    monkeypatch.setenv("MINIGROW_DATA", str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match=r"nothing/train-images-idx3-ubyte\[.gz\] not found \(folder from "
+                                                r"MINIGROW_DATA=.*nothing\); install the Debian package"):
+        load_fashion_mnist()
+    with pytest.raises(ValueError, match=r"data_dir: expected a folder, got the file"):
+        load_fashion_mnist(data_dir=tmp_path / "a" / "train-labels-idx1-ubyte")
+    with pytest.raises(TypeError, match=r"data_dir: expected a file path"):
+        load_fashion_mnist(data_dir=3)
+
+
+def test_mnist_folder_from_argument_or_environment(tmp_path, monkeypatch):
+    """mnist.npz: path > data_dir argument > MINIGROW_DATA > the bundled copy."""
+    monkeypatch.delenv("MINIGROW_DATA", raising=False)
+    bundled = data_dir()
+    assert (bundled / "mnist.npz").exists()
+    fake_mnist((tmp_path / "a").mkdir() or tmp_path / "a" / "mnist.npz")
+    fake_mnist((tmp_path / "b").mkdir() or tmp_path / "b" / "mnist.npz", x_test=np.full((2, 28, 28), 255, np.uint8))
+    assert load_mnist(data_dir=tmp_path / "a").X_train.shape == (4, 784)
+    monkeypatch.setenv("MINIGROW_DATA", str(tmp_path / "b"))
+    assert data_dir() == tmp_path / "b" and data_dir(tmp_path / "a") == tmp_path / "a"
+    assert load_mnist().X_test.max() == 1.0                                  # b's
+    assert load_mnist(data_dir=tmp_path / "a").X_test.max() == 0.0           # the argument wins
+    assert load_mnist(bundled / "mnist.npz", n_train=10, n_test=10).y_train[:3].tolist() == [5, 0, 4]
+    monkeypatch.setenv("MINIGROW_DATA", str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match=r"MNIST file not found at .*nothing/mnist.npz \(from MINIGROW_DATA="):
+        load_mnist()
+    with pytest.raises(ValueError, match=r"path: give either path \(the file, .*\) or data_dir \(its folder"):
+        load_mnist(tmp_path / "a" / "mnist.npz", data_dir=tmp_path / "a")
+    with pytest.raises(ValueError, match=r"data_dir: expected a folder, got the file .*mnist.npz"):
+        load_mnist(data_dir=tmp_path / "a" / "mnist.npz")
+
+
+def test_cli_data_dir(tmp_path):
+    """--data-dir on the commands that take --data: a folder of Fashion-MNIST files, a folder with mnist.npz."""
+    imgs, labels = write_fashion(tmp_path / "fash", n_train=8, n_test=4)
+    r = run_cli("train", "--data", "fashion", "--data-dir", str(tmp_path / "fash"), "--epochs", "1",
+                "--out", str(tmp_path / "o1"), "--no-plots", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    model = load(tmp_path / "o1" / "model.npz")["model"]
+    dense = [layer for layer in model.layers if "W" in layer.params]
+    assert dense[0].params["W"].shape[1] == 784 and dense[-1].params["W"].shape[0] == int(labels[:8].max()) + 1
+    fake_mnist((tmp_path / "m").mkdir() or tmp_path / "m" / "mnist.npz")
+    r = run_cli("prune", "--data", "mnist", "--data-dir", str(tmp_path / "m"), "--hidden", "4", "--epochs", "1",
+                "--out", str(tmp_path / "o2"), "--no-plots", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "o2" / "history.json").read_text())
+    # MINIGROW_DATA reaches the CLI too
+    r = run_cli("insert", "--data", "fashion", "--hidden", "4", "--epochs", "1,1", "--out", str(tmp_path / "o3"),
+                "--no-plots", "--no-progress", env_extra={"MINIGROW_DATA": str(tmp_path / "fash")})
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "--data", "spirals", "--data-dir", "/tmp"], "--data-dir: only used with --data mnist or --data fashion"),
+    (["train", "--data", "fashion", "--data-dir", "/nonexistent/x"], "dataset-fashion-mnist"),
+    (["insert", "--data", "mnist", "--data-dir", "/nonexistent/x"], r"MNIST file not found at /nonexistent/x/mnist.npz"),
+])
+def test_cli_data_dir_errors(argv, match, capsys):
+    from minigrow.cli import main
+    assert main([*argv, "--no-progress", "--no-plots", "--out", "/nonexistent/out"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("minigrow: error:")
+    assert re.search(match, err[0])
 
 
 # ------------------------------------------------------------------ bad inputs reach the user as ValueError
