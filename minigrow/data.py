@@ -33,7 +33,9 @@ class Dataset(dict):
         return "Dataset(" + ", ".join(f"{k}={v.shape}" for k, v in self.items()) + ")"
 
 
-_BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data"      # holds the bundled mnist.npz
+# the bundled mnist.npz ships inside the package (setup.cfg [options.package_data]), so a non-editable install
+# finds it too; its provenance is in the repository's data/README.md
+_BUNDLED_DIR = Path(__file__).resolve().parent / "_data"
 
 
 def _data_folder(explicit, default):

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import minigrow.data
 from minigrow import strategies as mst
 from minigrow.io import load
 from minigrow.data import (FASHION_DIR, MNIST_SHA256, data_dir, load_fashion_mnist, load_mnist, read_idx, scale_images,
@@ -514,6 +515,7 @@ def test_mnist_folder_from_argument_or_environment(tmp_path, monkeypatch):
     """mnist.npz: path > data_dir argument > MINIGROW_DATA > the bundled copy."""
     monkeypatch.delenv("MINIGROW_DATA", raising=False)
     bundled = data_dir()
+    assert bundled == Path(minigrow.data.__file__).resolve().parent / "_data"      # inside the package
     assert (bundled / "mnist.npz").exists()
     fake_mnist((tmp_path / "a").mkdir() or tmp_path / "a" / "mnist.npz")
     fake_mnist((tmp_path / "b").mkdir() or tmp_path / "b" / "mnist.npz", x_test=np.full((2, 28, 28), 255, np.uint8))
@@ -581,3 +583,56 @@ def trainer():
 def test_trainer_bad_inputs(X, y, match):
     with pytest.raises(ValueError, match=match):
         trainer().fit(X, y, 1)
+
+
+# ------------------------------------------------------------------ packaging: the bundled MNIST ships in the wheel
+def _copy_project(dst):
+    """What a build needs (setup.cfg, pyproject.toml, README.md, LICENSE, minigrow/), copied so that the build's
+    build/ and *.egg-info land under tmp_path, never in the repository."""
+    import shutil
+    dst.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, dst / name)
+    shutil.copytree(ROOT / "minigrow", dst / "minigrow", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def test_wheel_ships_the_bundled_mnist_and_an_install_elsewhere_finds_it(tmp_path):
+    """A non-editable install: build the wheel, check minigrow/_data/mnist.npz is in it (byte for byte), install
+    it into a folder of its own and load MNIST from a process that cannot see the source tree."""
+    import hashlib
+    import importlib.util
+    import zipfile
+    if importlib.util.find_spec("pip") is None:
+        pytest.skip("pip is not installed in this interpreter (needed to build the wheel)")
+    src = tmp_path / "src"
+    _copy_project(src)
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
+           "-w", str(tmp_path / "wheels"), str(src)]
+    if importlib.util.find_spec("setuptools") and importlib.util.find_spec("wheel"):
+        cmd.insert(4, "--no-build-isolation")       # offline; otherwise pip fetches setuptools+wheel from PyPI
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    if r.returncode and "satisfies the requirement setuptools" in r.stderr:
+        pytest.skip("no access to PyPI for the isolated build backend (setuptools, wheel); install 'wheel' to "
+                    "build offline")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wheels = sorted((tmp_path / "wheels").glob("minigrow-*.whl"))
+    assert len(wheels) == 1
+    with zipfile.ZipFile(wheels[0]) as z:
+        names = z.namelist()
+        assert "minigrow/data.py" in names and "minigrow/_data/mnist.npz" in names
+        assert hashlib.sha256(z.read("minigrow/_data/mnist.npz")).hexdigest() == MNIST_SHA256
+    site = tmp_path / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--disable-pip-version-check",
+                        "--target", str(site), str(wheels[0])], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    env = {k: v for k, v in os.environ.items() if k != "MINIGROW_DATA"}
+    env["PYTHONPATH"] = str(site)
+    code = ("import minigrow.data as m; d = m.load_mnist(verify=True); "
+            "print(m.__file__); print(m.data_dir()); print(d.X_train.shape, d.y_train[:3].tolist())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    module_file, folder, shapes = r.stdout.strip().splitlines()
+    assert Path(module_file).resolve() == (site / "minigrow" / "data.py").resolve()     # not the source tree
+    assert Path(folder).resolve() == (site / "minigrow" / "_data").resolve()
+    assert shapes == "(60000, 784) [5, 0, 4]"

@@ -51,7 +51,7 @@ nonneg_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "an integer 
 
 def add_data_args(p, default="spirals"):
     p.add_argument("--data", choices=["spirals", "mnist", "fashion"], default=default,
-                   help=f"data set (default {default}); mnist is the bundled data/mnist.npz")
+                   help=f"data set (default {default}); mnist is the bundled minigrow/_data/mnist.npz")
     p.add_argument("--n-train", type=positive_int, default=None, help="use the first N training samples")
     p.add_argument("--n-test", type=positive_int, default=None, help="use the first N test samples")
     p.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
