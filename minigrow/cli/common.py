@@ -51,9 +51,12 @@ nonneg_int = _number_type(int, lambda v: v >= 0, "an integer >= 0", "an integer 
 
 def add_data_args(p, default="spirals"):
     p.add_argument("--data", choices=["spirals", "mnist", "fashion"], default=default,
-                   help=f"data set (default {default}); mnist is the bundled data/mnist.npz")
+                   help=f"data set (default {default}); mnist is the bundled minigrow/_data/mnist.npz")
     p.add_argument("--n-train", type=positive_int, default=None, help="use the first N training samples")
     p.add_argument("--n-test", type=positive_int, default=None, help="use the first N test samples")
+    p.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                   help="folder with mnist.npz or the four Fashion-MNIST IDX files (default: $MINIGROW_DATA if set, "
+                        "else the bundled MNIST / /usr/share/datasets/fashion-mnist)")
 
 
 def add_run_args(p, out_default):
@@ -76,6 +79,8 @@ def add_checkpoint_args(p):
 def load_data(args, dtype=np.float32):
     """Dataset for ``--data`` with ``--n-train``/``--n-test`` subsets."""
     if args.data == "spirals":
+        if args.data_dir is not None:
+            raise ValueError("--data-dir: only used with --data mnist or --data fashion (spirals are generated)")
         d = two_spirals(rng=args.seed, dtype=dtype)
         for flag, n, key in (("--n-train", args.n_train, "X_train"), ("--n-test", args.n_test, "X_test")):
             if n and n > d[key].shape[0]:
@@ -87,7 +92,7 @@ def load_data(args, dtype=np.float32):
             d["X_test"], d["y_test"] = d["X_test"][:args.n_test], d["y_test"][:args.n_test]
         return d
     loader = load_mnist if args.data == "mnist" else load_fashion_mnist
-    return loader(n_train=args.n_train, n_test=args.n_test, dtype=dtype)
+    return loader(n_train=args.n_train, n_test=args.n_test, dtype=dtype, data_dir=args.data_dir)
 
 
 def write_json(path, obj):
