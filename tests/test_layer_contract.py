@@ -85,7 +85,7 @@ CORE_CASES = {
     "Sigmoid": _act(Sigmoid), "ResidualBlock": _residual, "Sequential": _sequential,
 }
 # Test modules that define layers' cases (CONTRACT_CASES = {type name: factory(rng) -> (layer, x)}).
-CASE_MODULES = ["test_norm"]
+CASE_MODULES = ["test_norm", "test_conv"]
 
 
 def all_cases():
