@@ -596,6 +596,25 @@ def _copy_project(dst):
     shutil.copytree(ROOT / "minigrow", dst / "minigrow", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
+def test_setup_cfg_declares_the_bundled_mnist_as_package_data(monkeypatch):
+    """Fast check (the slow test below builds and installs the wheel): setup.cfg's [options.package_data] for the
+    package minigrow has a pattern matching the file data_dir() resolves to, and that file is the checked MNIST."""
+    import configparser
+    import fnmatch
+    import hashlib
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    patterns = cfg.get("options.package_data", "minigrow", fallback="").split()
+    monkeypatch.delenv("MINIGROW_DATA", raising=False)
+    bundled = data_dir() / "mnist.npz"
+    package = ROOT / "minigrow"
+    rel = bundled.relative_to(package).as_posix()            # raises if the file is outside the package
+    assert any(fnmatch.fnmatch(rel, pat) for pat in patterns), (rel, patterns)
+    assert hashlib.sha256(bundled.read_bytes()).hexdigest() == MNIST_SHA256
+    assert not (ROOT / "data" / "mnist.npz").exists()           # moved, not duplicated
+
+
+@pytest.mark.slow      # 5–25 s here (pip builds in an isolated environment), so on demand: pytest -m slow
 def test_wheel_ships_the_bundled_mnist_and_an_install_elsewhere_finds_it(tmp_path):
     """A non-editable install: build the wheel, check minigrow/_data/mnist.npz is in it (byte for byte), install
     it into a folder of its own and load MNIST from a process that cannot see the source tree."""
