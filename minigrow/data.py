@@ -200,9 +200,12 @@ def _read_npz(path, keys=_NPZ_KEYS):
                                      f"{list(keys)}")
                 info = zf.getinfo(key + ".npy")
                 with zf.open(info) as fh:
-                    version = npy.read_magic(fh)
-                    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-                    shape, _, dt = read_header(fh)
+                    try:
+                        version = npy.read_magic(fh)
+                        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                        shape, _, dt = read_header(fh)
+                    except ValueError as exc:                   # NumPy's message names neither file nor array
+                        raise ValueError(f"{path}[{key}]: not a valid .npy array ({exc})") from None
                     if dt.hasobject:
                         raise ValueError(f"{path}[{key}]: holds Python objects (dtype {dt}); expected numbers")
                     announced = math.prod(shape) * dt.itemsize

@@ -444,6 +444,15 @@ def test_mnist_absurd_npy_header_and_corrupt_zip(tmp_path):
     cut.write_bytes(path.read_bytes()[:300])
     with pytest.raises(ValueError, match=r"cut.npz: not a readable .npz file"):
         load_mnist(cut)
+    junk = tmp_path / "junk.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(junk, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, b"not an npy header at all" if name == "y_test.npy" else src.read(name))
+    with pytest.raises(ValueError, match=r"junk.npz\[y_test\]: not a valid .npy array"):
+        load_mnist(junk)
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match=r"text.npz: not a readable .npz file"):
+        load_mnist(tmp_path / "text.npz")
 
 
 def test_fashion_from_any_folder(tmp_path):
