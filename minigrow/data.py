@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .validate import check_array, check_bool, check_choice, check_int, check_nonneg, check_path, check_positive, check_prob, check_rng
+from .validate import (check_array, check_bool, check_choice, check_int, check_nonneg, check_path, check_positive,
+                       check_prob, check_rng)
 
 __all__ = [
     "two_spirals", "load_mnist", "load_fashion_mnist", "read_idx", "train_test_split", "scale_images",
@@ -69,8 +70,8 @@ def _float_dtype(name, dtype):
         kind = ValueError if isinstance(dtype, str) else TypeError
         raise kind(f"{name}: expected float32 or float64 (a NumPy float type or its name), got {dtype!r}") from None
     if dt.kind in "biu":
-        raise ValueError(f"{name}: expected float32 or float64, got the integer dtype {dt}; the data are scaled to "
-                         f"[0, 1] and an integer dtype would truncate them (every pixel would become 0)")
+        raise ValueError(f"{name}: expected float32 or float64, got the integer dtype {dt}; it would truncate the "
+                         f"data (images scaled to [0, 1] would become all zeros)")
     if dt not in (np.float32, np.float64):
         raise ValueError(f"{name}: expected float32 or float64, got {dt}")
     return dt
@@ -199,9 +200,12 @@ def _read_npz(path, keys=_NPZ_KEYS):
                                      f"{list(keys)}")
                 info = zf.getinfo(key + ".npy")
                 with zf.open(info) as fh:
-                    version = npy.read_magic(fh)
-                    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-                    shape, _, dt = read_header(fh)
+                    try:
+                        version = npy.read_magic(fh)
+                        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                        shape, _, dt = read_header(fh)
+                    except ValueError as exc:                   # NumPy's message names neither file nor array
+                        raise ValueError(f"{path}[{key}]: not a valid .npy array ({exc})") from None
                     if dt.hasobject:
                         raise ValueError(f"{path}[{key}]: holds Python objects (dtype {dt}); expected numbers")
                     announced = math.prod(shape) * dt.itemsize
@@ -225,8 +229,8 @@ def load_mnist(path=None, n_train=None, n_test=None, dtype=np.float32, flatten=N
     ``n_train``/``n_test`` take the first n images of each split (deterministic subsets); ``verify`` checks the
     file's SHA-256 against :data:`MNIST_SHA256`. ``layout``: ``"flat"`` (default) X of shape (n, 784);
     ``"nchw"`` batch-first image tensors (n, 1, 28, 28); ``"nhw"`` (n, 28, 28) — see :func:`scale_images`
-    (``flatten=False`` is the older spelling of ``"nhw"``). The file must hold ``x_train, y_train, x_test, y_test`` with one
-    label in 0 … 9 per image, else ValueError naming the file.
+    (``flatten=False`` is the older spelling of ``"nhw"``). The file must hold ``x_train, y_train, x_test,
+    y_test`` with one label in 0 … 9 per image, else ValueError naming the file.
     """
     layout, dtype = _layout(layout, flatten), _float_dtype("dtype", dtype)       # bad options fail before reading
     if path is not None and data_dir is not None:

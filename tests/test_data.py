@@ -1,5 +1,6 @@
 """Data: two spirals exactly as in sensli.md §6, MNIST loader checks, the IDX reader, Fashion-MNIST, splits,
 bad inputs."""
+import contextlib
 import gzip
 import json
 import os
@@ -7,6 +8,7 @@ import re
 import struct
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -327,13 +329,23 @@ def test_idx_damaged_gzip_names_the_file(tmp_path):
         read_idx(path)
 
 
+@contextlib.contextmanager
+def peak_allocation():
+    """Yields a function giving the peak bytes allocated (Python and NumPy) inside the block."""
+    tracemalloc.start()
+    try:
+        yield lambda: tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("gz", [True, False])
 @pytest.mark.parametrize("shape, match", [
     ((4294967295, 4294967295, 4294967295), r"announces shape \(4294967295, 4294967295, 4294967295\), "
                                            r"\d+ bytes of data, more than max_bytes=4294967296"),
     ((60000, 1000, 28), None),                        # 1.7 GB, under max_bytes, but not what the file holds
 ])
-def test_idx_absurd_header_refused_before_allocating(tmp_path, monkeypatch, gz, shape, match):
+def test_idx_absurd_header_refused_before_allocating(tmp_path, gz, shape, match):
     path = tmp_path / "big"
     header = bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape)
     content = header + bytes(100)
@@ -342,13 +354,10 @@ def test_idx_absurd_header_refused_before_allocating(tmp_path, monkeypatch, gz, 
             fh.write(content)
     else:
         path.write_bytes(content)
-    sizes = []
-    real_empty = np.empty
-    monkeypatch.setattr(np, "empty", lambda n, *a, **k: sizes.append(n) or real_empty(n, *a, **k))
     want = match or (r"more than a \d+-byte gzip file can hold" if gz else r"expected 1680000000 data bytes .* got 100")
-    with pytest.raises(ValueError, match=want):
+    with peak_allocation() as peak, pytest.raises(ValueError, match=want):
         read_idx(path)
-    assert not any(np.prod(n) > 10 ** 6 for n in sizes)        # nothing big was allocated
+    assert peak() < 10 ** 6         # refused before allocating (NumPy reports its allocations to tracemalloc)
     with pytest.raises(ValueError, match=r"max_bytes=1000"):
         read_idx(path, max_bytes=1000)
 
@@ -412,7 +421,7 @@ def test_mnist_file_contents_are_checked(tmp_path, override, match):
         load_mnist(fake_mnist(tmp_path / "mnist.npz", **override))
 
 
-def test_mnist_absurd_npy_header_and_corrupt_zip(tmp_path, monkeypatch):
+def test_mnist_absurd_npy_header_and_corrupt_zip(tmp_path):
     import zipfile
     from numpy.lib import format as npy
     path = fake_mnist(tmp_path / "mnist.npz")
@@ -426,17 +435,24 @@ def test_mnist_absurd_npy_header_and_corrupt_zip(tmp_path, monkeypatch):
                 dst.writestr(name, buf.getvalue() + bytes(64))
             else:
                 dst.writestr(name, src.read(name))
-    sizes = []
-    real_empty = np.empty
-    monkeypatch.setattr(np, "empty", lambda n, *a, **k: sizes.append(n) or real_empty(n, *a, **k))
-    with pytest.raises(ValueError, match=r"bad.npz\[x_train\]: the header announces shape \(10000000, 1000000\) "
-                                         r"\(10000000000000 bytes\) but the file stores 64 bytes"):
+    with peak_allocation() as peak, pytest.raises(ValueError, match=r"bad.npz\[x_train\]: the header announces shape "
+                                                             r"\(10000000, 1000000\) \(10000000000000 bytes\) but "
+                                                             r"the file stores 64 bytes"):
         load_mnist(bad)
-    assert not sizes
+    assert peak() < 10 ** 7
     cut = tmp_path / "cut.npz"
     cut.write_bytes(path.read_bytes()[:300])
     with pytest.raises(ValueError, match=r"cut.npz: not a readable .npz file"):
         load_mnist(cut)
+    junk = tmp_path / "junk.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(junk, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, b"not an npy header at all" if name == "y_test.npy" else src.read(name))
+    with pytest.raises(ValueError, match=r"junk.npz\[y_test\]: not a valid .npy array"):
+        load_mnist(junk)
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ValueError, match=r"text.npz: not a readable .npz file"):
+        load_mnist(tmp_path / "text.npz")
 
 
 def test_fashion_from_any_folder(tmp_path):
@@ -557,7 +573,7 @@ def test_cli_data_dir(tmp_path):
 @pytest.mark.parametrize("argv, match", [
     (["train", "--data", "spirals", "--data-dir", "/tmp"], "--data-dir: only used with --data mnist or --data fashion"),
     (["train", "--data", "fashion", "--data-dir", "/nonexistent/x"], "dataset-fashion-mnist"),
-    (["insert", "--data", "mnist", "--data-dir", "/nonexistent/x"], r"MNIST file not found at /nonexistent/x/mnist.npz"),
+    (["insert", "--data", "mnist", "--data-dir", "/nonexistent/x"], r"MNIST file not found at /nonexistent/x/mnist"),
 ])
 def test_cli_data_dir_errors(argv, match, capsys):
     from minigrow.cli import main
@@ -596,6 +612,25 @@ def _copy_project(dst):
     shutil.copytree(ROOT / "minigrow", dst / "minigrow", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
+def test_setup_cfg_declares_the_bundled_mnist_as_package_data(monkeypatch):
+    """Fast check (the slow test below builds and installs the wheel): setup.cfg's [options.package_data] for the
+    package minigrow has a pattern matching the file data_dir() resolves to, and that file is the checked MNIST."""
+    import configparser
+    import fnmatch
+    import hashlib
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    patterns = cfg.get("options.package_data", "minigrow", fallback="").split()
+    monkeypatch.delenv("MINIGROW_DATA", raising=False)
+    bundled = data_dir() / "mnist.npz"
+    package = ROOT / "minigrow"
+    rel = bundled.relative_to(package).as_posix()            # raises if the file is outside the package
+    assert any(fnmatch.fnmatch(rel, pat) for pat in patterns), (rel, patterns)
+    assert hashlib.sha256(bundled.read_bytes()).hexdigest() == MNIST_SHA256
+    assert not (ROOT / "data" / "mnist.npz").exists()           # moved, not duplicated
+
+
+@pytest.mark.slow      # 5–25 s here (pip builds in an isolated environment), so on demand: pytest -m slow
 def test_wheel_ships_the_bundled_mnist_and_an_install_elsewhere_finds_it(tmp_path):
     """A non-editable install: build the wheel, check minigrow/_data/mnist.npz is in it (byte for byte), install
     it into a folder of its own and load MNIST from a process that cannot see the source tree."""
