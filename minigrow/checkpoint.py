@@ -124,8 +124,11 @@ def write_epoch_checkpoint(trainer):
     """``Trainer(checkpoint_dir=…)``: write ``epoch-NNNN.npz`` and delete all but the newest ``checkpoint_keep``."""
     d = trainer.checkpoint_dir
     path = save_checkpoint(checkpoint_path(d, trainer.epoch), trainer, meta=getattr(trainer, "checkpoint_meta", None))
-    old = sorted((int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name)))
-    for _, p in old[:-trainer.checkpoint_keep]:
+    # Only OLDER checkpoints are pruned: the file just written is always kept, and so are higher epoch numbers (a
+    # folder holding another run's later checkpoints must never make this run delete its own files).
+    older = sorted((e, p) for p in d.iterdir() if (m := _NAME.match(p.name)) and (e := int(m.group(1))) <
+                   trainer.epoch)
+    for _, p in older[:max(len(older) - (trainer.checkpoint_keep - 1), 0)]:
         p.unlink(missing_ok=True)
     return path
 
