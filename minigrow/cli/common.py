@@ -525,3 +525,22 @@ def check_memory(args, sizes, data, dtype, flag="--hidden"):
                          f"{_gb(need)} to train, more than the {_gb(avail)} of memory available; use smaller widths "
                          f"(or --batch-size)")
     return need
+
+
+def reproduction_folder(out, quick, command, files=(), default=None):
+    """The :class:`RunFolder` of a reproduction and whether it is the repository's ``docs/``.
+
+    No ``--out`` (or the parser's ``default``): the repository's ``docs/`` — except with ``--quick``, which goes to
+    ``runs/quick/<command>``: a quick run never touches the committed results, and an explicit ``--out`` inside them
+    is refused for it. ``docs/`` gets no manifest.json (the files are still staged and renamed in atomically).
+    """
+    from ..experiments import REPO_ROOT, touches_committed
+    if out is None or (default is not None and str(out) == default):
+        root = Path("runs") / "quick" / command if quick else REPO_ROOT / "docs"
+    else:
+        root = Path(out)
+    in_docs = touches_committed(root)
+    if quick and in_docs:
+        raise ValueError(f"--out: a --quick run never writes into the repository's committed results ({root}); "
+                         f"choose another folder")
+    return RunFolder(root, command, files, manifest=not in_docs), root == REPO_ROOT / "docs"
