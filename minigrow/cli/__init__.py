@@ -55,7 +55,7 @@ def _one_line(exc):
 def explicit_options(argv):
     """The ``dest`` names of the options given in ``argv`` (defaults suppressed in a second parse)."""
     parser = build_parser()
-    stack = [parser]
+    stack, options = [parser], set()
     while stack:
         p = stack.pop()
         for action in p._actions:
@@ -63,9 +63,10 @@ def explicit_options(argv):
                 stack.extend(action.choices.values())
             elif action.option_strings and action.dest != "help":
                 action.default = argparse.SUPPRESS
+                options.add(action.dest)
         p._defaults.clear()
     ns = parser.parse_args(argv)
-    return set(vars(ns)) - {"command", "action", "func"}
+    return set(vars(ns)) & options
 
 
 def _thread_limit(args):

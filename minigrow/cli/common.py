@@ -398,6 +398,12 @@ class RunFolder:
         (p if name == "" else p.parent).mkdir(parents=True, exist_ok=True)
         return p
 
+    def stage_dir(self, name):
+        """A staged sub-folder of OUT (created)."""
+        p = self.stage(name)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
     def commit(self, status="complete", info=None):
         """Move every staged file into OUT (atomic renames), drop the previous run's other files, manifest last."""
         staged = sorted(p for p in self.staging.rglob("*") if p.is_file() and p.name != ".probe")
