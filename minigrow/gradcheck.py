@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .losses import get_loss
-from .validate import check_choice, check_positive, check_rng
+from .validate import check_array, check_choice, check_nonneg, check_positive, check_rng
 
 __all__ = [
     "rel_error", "numerical_gradient", "GradCheckReport", "check_layer", "check_network", "check_directional",
@@ -132,7 +132,9 @@ def check_layer(layer, x, rng=0, h=1e-5, method="central", tol=1e-7, check_input
     ``n_entries`` checks that many random entries per array instead of all.
     """
     rng = check_rng("rng", rng)
-    x = np.array(x, dtype=np.float64 if layer.dtype is None else layer.dtype, copy=True)
+    h = check_positive("h", h)
+    tol = check_nonneg("tol", tol)
+    x = np.array(check_array("x", x, dtype=np.float64 if layer.dtype is None else layer.dtype), copy=True)
     u = rng.standard_normal(layer.forward(x, train).shape).astype(x.dtype)
 
     def f():

@@ -194,7 +194,7 @@ class Dense(Layer):
         self.in_features = check_int("in_features", in_features, lo=1)
         self.out_features = check_int("out_features", out_features, lo=1)
         self.init = init
-        self.bias = bool(bias)
+        self.bias = bool(check_choice("bias", bias, {True, False}))
         self.scale = float(scale)
         rng = check_rng("rng", 0 if rng is None else rng)
         W, b = init_dense(self.in_features, self.out_features, init, rng, dtype, scale)
