@@ -444,7 +444,7 @@ class Sequential(Layer):
 
     def predict_logits(self, X, batch_size=4096):
         """Inference-mode outputs for ``X`` in chunks (no caches kept beyond one chunk)."""
-        X = check_array("X", X, ndim=2)
+        X, batch_size = check_array("X", X, ndim=2), check_int("batch_size", batch_size, lo=1)
         dt = self.dtype or X.dtype
         out = [self.forward(X[i:i + batch_size].astype(dt, copy=False), train=False)
                for i in range(0, X.shape[0], batch_size)]
