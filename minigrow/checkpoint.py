@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -211,6 +212,14 @@ def _validate(d, ck, path):
             isinstance(v.get("arrays"), list) and all(isinstance(a, str) for a in v["arrays"])
             for v in method.values()):
         bad("'method' must map keys to {class, meta, arrays} records")
+    # the optimiser's stored config must be complete (a missing field would silently become the default)
+    with np.load(path, allow_pickle=False) as f:
+        cfg = json.loads(str(f["__meta__"])).get("optimizer")
+    need = {"sgd": {"name", "lr", "momentum", "weight_decay"},
+            "adam": {"name", "lr", "beta1", "beta2", "eps", "weight_decay"}}.get(getattr(d["optimizer"], "name", None))
+    if not isinstance(cfg, dict) or (need is not None and set(cfg) != need):
+        bad(f"optimiser config must hold exactly {sorted(need or [])}, got "
+            f"{sorted(cfg) if isinstance(cfg, dict) else cfg!r}")
     dtype = np.dtype(ck["dtype"])
     opt = d["optimizer"]
     kind = getattr(opt, "name", None)
