@@ -247,13 +247,27 @@ def test_non_regular_target_is_refused_and_left_alone(make, name, needle, tmp_pa
         assert (out / "elsewhere.txt").read_text() == "keep me"
 
 
-def test_resume_on_a_fifo_does_not_hang(tmp_path):
+def test_resume_on_a_fifo_does_not_hang(tmp_path, capsys):
+    """Opening a FIFO for reading blocks until a writer appears: it used to hang forever. A real process for
+    train (killed by the timeout if it hangs), in process under an alarm for the others."""
     fifo = _fifo(tmp_path / "ck.npz")
-    for argv in (["train", "--resume", str(fifo)], ["insert", "--resume", str(fifo)],
-                 ["prune", "--resume", str(fifo)], ["bundles", "measure", "--model", str(fifo)]):
-        p = subprocess.run([sys.executable, "-m", "minigrow", *argv, "--out", str(tmp_path / "o")],
-                           capture_output=True, text=True, env=_env(), timeout=60, cwd=tmp_path)
-        assert p.returncode == 2 and "FIFO" in p.stderr and p.stderr.count("\n") == 1, (argv, p.stderr)
+    p = subprocess.run([sys.executable, "-m", "minigrow", "train", "--resume", str(fifo), "--out",
+                        str(tmp_path / "o")], capture_output=True, text=True, env=_env(), timeout=60, cwd=tmp_path)
+    assert p.returncode == 2 and "FIFO" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+    def hung(*_):
+        raise TimeoutError("the command hung on a FIFO")
+    old = signal.signal(signal.SIGALRM, hung)
+    try:
+        for argv in (["insert", "--resume", fifo], ["prune", "--data", "spirals", "--resume", fifo],
+                     ["bundles", "measure", "--model", fifo]):
+            signal.alarm(20)
+            code, _, err = cli([*argv, "--out", tmp_path / "o"], capsys)
+            signal.alarm(0)
+            one_line(code, err, ["FIFO"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def test_library_load_checkpoint_refuses_a_fifo(tmp_path):
@@ -285,32 +299,35 @@ def test_a_folder_in_use_is_refused(tmp_path, capsys):
 
 
 def test_two_concurrent_processes_into_one_folder(tmp_path):
-    """Process A holds the folder (checked through its lock file); B, started meanwhile, exits 2 at once with one
-    line; A completes; the folder is A's run alone and consistent."""
+    """Process A takes the folder (seen through its lock file) and is paused there (SIGSTOP), so the overlap is
+    certain; B, started meanwhile, exits 2 at once with one line naming A; A resumes and completes; the folder is
+    A's run alone and consistent."""
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "minigrow", "train", "--epochs", "400", "--hidden", "32,32", "--batch-size", "16",
+    cmd = [sys.executable, "-m", "minigrow", "train", "--epochs", "60", "--hidden", "16", "--batch-size", "16",
            "--out", str(out), *FAST]
     a = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    stopped = False
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
+        deadline = time.time() + 120
+        while time.time() < deadline and a.poll() is None:
             lock = out / LOCK
             if lock.exists() and f"pid {a.pid}" in lock.read_text():
+                os.kill(a.pid, signal.SIGSTOP)
+                stopped = True
                 break
-            time.sleep(0.05)
-        else:
-            pytest.fail("process A never took the lock")
-        b = subprocess.run(cmd[:-4] + ["--epochs", "1", *cmd[-4:]], capture_output=True, text=True, env=_env(),
-                           timeout=60, cwd=tmp_path)
-        still_running = a.poll() is None
+            time.sleep(0.01)
+        assert stopped, "process A finished or never took the lock"
+        b = subprocess.run([*cmd[:-4], "--epochs", "1", *cmd[-4:]], capture_output=True, text=True, env=_env(),
+                           timeout=120, cwd=tmp_path)
         assert b.returncode == 2, b.stderr
-        assert b.stderr.count("\n") == 1 and "in use" in b.stderr and f"pid {a.pid}" in b.stderr
-        assert still_running, "A finished before B was refused: the test did not overlap"
+        assert b.stderr.count("\n") == 1 and "in use" in b.stderr and f"pid {a.pid}" in b.stderr, b.stderr
     finally:
+        if stopped:
+            os.kill(a.pid, signal.SIGCONT)
         a_out, a_err = a.communicate(timeout=300)
     assert a.returncode == 0, a_err
     man = assert_consistent(out, expect=["history.json", "model.npz"])
-    assert len(strict_json(out / "history.json")["epochs"]) == 400
+    assert len(strict_json(out / "history.json")["epochs"]) == 60
     assert man["pid"] == a.pid
 
 
