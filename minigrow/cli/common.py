@@ -506,6 +506,8 @@ def available_memory():
 
 
 def _gb(n):
+    if n >= 100 * 2**30:
+        return f"{n / 2**30:,.0f} GB"
     return f"{n / 2**30:.3g} GB" if n >= 2**30 else f"{n / 2**20:.3g} MB"
 
 
