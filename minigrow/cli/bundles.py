@@ -154,8 +154,12 @@ def run_reproduce(args):
     """docs/results/bundles_*.json and docs/figures/bundles_*.png; ``--out`` puts both in one folder; ``--quick``
     without ``--out`` writes runs/quick/bundles (never the committed results)."""
     from ..experiments import bundles as ex
-    rf, _ = reproduction_folder(args.out, args.quick, "bundles")
     in_docs = args.out is None and not args.quick            # docs/results + docs/figures; else one flat folder
+    name = "bundles_" + args.what.replace("-", "_")
+    figs = [name] + (["bundles_depth", "bundles_layers"] if args.what == "grid" else [])
+    files = [("results/" if in_docs else "") + f"{name}.json"] + \
+        [("figures/" if in_docs else "") + f"{f}.png" for f in figs]         # checked before the work starts
+    rf, _ = reproduction_folder(args.out, args.quick, "bundles", files)
     prog = not args.no_progress
     with rf:
         res_dir = rf.stage_dir("results") if in_docs else rf.stage()
