@@ -410,9 +410,11 @@ def test_full_disk_during_checkpoints_keeps_the_folder_consistent(tmp_path):
     (["insert", "--lr", "1e30", "--epochs", "2,2"], ["model.npz", "history.json"]),
     (["prune", "--data", "spirals", "--hidden", "16,16", "--lr", "1e30", "--epochs", "3", "--warmup", "1"],
      ["gated_model.npz", "history.json"]),
-], ids=["train", "insert", "prune"])
+    (["bundles", "measure", "--lr", "1e30", "--depth", "3", "--width", "8", "--n-train", "300", "--n-test", "100",
+      "--no-progress"], ["model.npz", "history.json"]),
+], ids=["train", "insert", "prune", "bundles measure"])
 def test_divergence_saves_model_and_history(argv, files, tmp_path, capsys):
-    code, out, err = cli([*argv, "--out", tmp_path, *FAST], capsys)
+    code, out, err = cli([*argv, "--out", tmp_path, *([] if argv[0] == "bundles" else FAST)], capsys)
     one_line(code, err, ["training diverged"], status=3)
     man = assert_consistent(tmp_path, status="diverged", expect=files)
     assert "training diverged" in man["error"]

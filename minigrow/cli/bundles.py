@@ -85,13 +85,13 @@ def _data(args):
 def run_measure(args):
     from ..bundles import format_report, label_entropy, layer_report
     from ..experiments.bundles import make_net
-    from ..io import load
+    from ..io import load, save
     from ..optim import Adam
-    from ..train import Trainer
+    from ..train import Trainer, TrainingDiverged
     if args.model is not None:
         refuse_unused(args, ["arch", "depth", "width", "epochs"], "with --model (the saved network is measured)")
         check_input_file("--model", args.model)
-    with RunFolder(args.out, "bundles measure", ["bundles.json"]) as rf:
+    with RunFolder(args.out, "bundles measure", ["bundles.json", "history.json", "model.npz"]) as rf:
         d = _data(args)
         if args.model is not None:
             model = load(args.model)["model"]
@@ -100,8 +100,16 @@ def run_measure(args):
             model = make_net(args.arch, args.depth, args.width, args.seed)
             what = f"{args.arch} depth {args.depth} width {args.width}"
             if args.epochs:
-                Trainer(model, "ce", Adam(args.lr), batch_size=args.batch_size, rng=args.seed,
-                        progress=not args.no_progress).fit(d.X_train, d.y_train, args.epochs, d.X_test, d.y_test)
+                tr = Trainer(model, "ce", Adam(args.lr), batch_size=args.batch_size, rng=args.seed,
+                             progress=not args.no_progress)
+                try:
+                    tr.fit(d.X_train, d.y_train, args.epochs, d.X_test, d.y_test)
+                except TrainingDiverged as exc:
+                    write_json(rf.stage("history.json"), tr.history.as_dict())
+                    save(rf.stage("model.npz"), model)                   # the last finite state
+                    rf.commit(status="diverged", info={"error": str(exc)})
+                    print(f"wrote the last finite model to {args.out}/model.npz and history.json", flush=True)
+                    raise
         n = min(args.n_eval, d.X_train.shape[0])
         Xe, ye = d.X_train[:n], d.y_train[:n]
         rep = layer_report(model, Xe, ye, lr=args.lr, batch_size=args.batch_size, n_classes=10,
