@@ -393,7 +393,8 @@ class RunFolder:
         """The staging path for ``name`` (a file or sub-folder of OUT); its parent folder exists."""
         if self.staging is None:
             raise RuntimeError("RunFolder.stage: call open() first")
-        self._target(name) if name else None
+        if name:
+            self._target(name)                               # refuses a name that leaves OUT
         p = self.staging / name if name else self.staging
         (p if name == "" else p.parent).mkdir(parents=True, exist_ok=True)
         return p
