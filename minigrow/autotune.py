@@ -301,6 +301,11 @@ def lesion_study(model, X_eval, y_eval, X_test, y_test, ks=None, repeats=15, rng
     single = [acc([b]) for b in range(n_blocks)]
     if ks is None:
         ks = list(range(1, n_blocks + 1))
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise TypeError(f"ks: expected a list of block counts, got {type(ks).__name__}")
+    ks = [check_int(f"ks[{i}]", k, lo=1, hi=n_blocks) for i, k in enumerate(ks)]
+    if not ks:
+        raise ValueError("ks: expected at least one number of blocks to drop, got an empty list")
     groups = {"conflicting": conf, "non_conflicting": nonconf, "random": list(range(n_blocks))}
     curves = {g: {"k": [], "mean": [], "std": []} for g in groups}
     for k in ks:

@@ -366,7 +366,11 @@ def hidden_activations(model, X, distinct_rows=False):
     are alive at a time (apart from the consumer's).
     """
     check_model("model", model)
-    x = np.asarray(X, dtype=model.dtype or np.asarray(X).dtype)
+    x = check_array("X", X, ndim=2, dtype=model.dtype)      # here, not at the first next(): eager checks
+    return _hidden_activations(model, x, distinct_rows)
+
+
+def _hidden_activations(model, x, distinct_rows):
     inv = np.arange(x.shape[0])
     if distinct_rows:
         x, inv = _distinct(x, inv)

@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -124,8 +125,11 @@ def write_epoch_checkpoint(trainer):
     """``Trainer(checkpoint_dir=…)``: write ``epoch-NNNN.npz`` and delete all but the newest ``checkpoint_keep``."""
     d = trainer.checkpoint_dir
     path = save_checkpoint(checkpoint_path(d, trainer.epoch), trainer, meta=getattr(trainer, "checkpoint_meta", None))
-    old = sorted((int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name)))
-    for _, p in old[:-trainer.checkpoint_keep]:
+    # Only OLDER checkpoints are pruned: the file just written is always kept, and so are higher epoch numbers (a
+    # folder holding another run's later checkpoints must never make this run delete its own files).
+    older = sorted((e, p) for p in d.iterdir() if (m := _NAME.match(p.name)) and (e := int(m.group(1))) <
+                   trainer.epoch)
+    for _, p in older[:max(len(older) - (trainer.checkpoint_keep - 1), 0)]:
         p.unlink(missing_ok=True)
     return path
 
@@ -143,6 +147,9 @@ def load_checkpoint(path):
         if found is None:
             raise FileNotFoundError(f"{path}: no checkpoint (epoch-NNNN.npz) in this folder")
         path = found
+    if path.exists() and not path.is_file():      # a FIFO would block the read forever, a device never ends
+        raise ValueError(f"path: {path} is not a regular file (a FIFO, device or socket); expected a checkpoint "
+                         f"file or a folder of them")
     d = load(path)
     ck = d["meta"].get("checkpoint") if isinstance(d["meta"], dict) else None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
@@ -150,8 +157,95 @@ def load_checkpoint(path):
                                f"with minigrow.io.load")
     if d["optimizer"] is None:
         raise CorruptFileError(f"{path}: checkpoint without optimiser state")
+    _validate(d, ck, path)
     d["checkpoint"], d["user"], d["path"] = ck, ck.get("user", {}), path
     return d
+
+
+def _is_int(v, lo=0):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _is_pos_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+
+
+def _validate(d, ck, path):
+    """Structure of a checkpoint whose digest is right: every field the resume reads has the right type and range,
+    so that a hand-edited (re-digested) or foreign file raises CorruptFileError here — never a KeyError, an
+    OverflowError or a silently wrong run later."""
+    def bad(what):
+        raise CorruptFileError(f"{path}: invalid checkpoint: {what}")
+
+    for key, lo in (("epoch", 0), ("step", 0)):
+        if not _is_int(ck.get(key), lo):
+            bad(f"{key!r} must be an integer >= {lo}, got {ck.get(key)!r}")
+    bs = ck.get("batch_size")
+    if bs is not None and not _is_int(bs, 1):
+        bad(f"'batch_size' must be None or an integer >= 1, got {bs!r}")
+    if ck.get("dtype") not in ("float32", "float64"):
+        bad(f"'dtype' must be 'float32' or 'float64', got {ck.get('dtype')!r}")
+    for key in ("loss", "trainer_class"):
+        if not isinstance(ck.get(key), str):
+            bad(f"{key!r} must be a string, got {ck.get(key)!r}")
+    if not isinstance(ck.get("rng"), dict):
+        bad("'rng' must be the generator state (a dict)")
+    hist = ck.get("history")
+    if not isinstance(hist, dict) or not isinstance(hist.get("epochs"), list) or \
+            not isinstance(hist.get("events"), list) or not all(isinstance(e, dict) for e in hist["epochs"]):
+        bad("'history' must hold lists 'epochs' (of dicts) and 'events'")
+    sl = d["arrays"].get("trainer/step_loss")
+    if sl is None or sl.ndim != 1 or sl.dtype.kind != "f":
+        bad("the step losses ('trainer/step_loss') must be a 1-d float array")
+    sched = ck.get("scheduler")
+    if sched is not None:
+        if not isinstance(sched, dict) or sched.get("type") not in ("StepLR", "protocol"):
+            bad(f"'scheduler' must be None or a StepLR/protocol record, got {sched!r}"[:200])
+        if sched["type"] == "StepLR" and not (_is_int(sched.get("step_size"), 1) and
+                                              _is_pos_number(sched.get("gamma")) and
+                                              _is_pos_number(sched.get("base_lr")) and
+                                              _is_int(sched.get("last_epoch"), 0)):
+            bad(f"StepLR record needs step_size >= 1, gamma > 0, base_lr > 0, last_epoch >= 0, got {sched}")
+    method = ck.get("method")
+    if not isinstance(method, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("class"), str) and isinstance(v.get("meta"), dict) and
+            isinstance(v.get("arrays"), list) and all(isinstance(a, str) for a in v["arrays"])
+            for v in method.values()):
+        bad("'method' must map keys to {class, meta, arrays} records")
+    # the optimiser's stored config must be complete (a missing field would silently become the default)
+    with np.load(path, allow_pickle=False) as f:
+        cfg = json.loads(str(f["__meta__"])).get("optimizer")
+    need = {"sgd": {"name", "lr", "momentum", "weight_decay"},
+            "adam": {"name", "lr", "beta1", "beta2", "eps", "weight_decay"}}.get(getattr(d["optimizer"], "name", None))
+    if not isinstance(cfg, dict) or (need is not None and set(cfg) != need):
+        bad(f"optimiser config must hold exactly {sorted(need or [])}, got "
+            f"{sorted(cfg) if isinstance(cfg, dict) else cfg!r}")
+    dtype = np.dtype(ck["dtype"])
+    opt = d["optimizer"]
+    kind = getattr(opt, "name", None)
+    from .train import _all_layers
+    for i, layer in enumerate(_all_layers(d["model"])):
+        for name, w in layer.params.items():
+            if w.dtype != dtype:
+                bad(f"layer {i} ({type(layer).__name__}) parameter {name!r} has dtype {w.dtype}, the checkpoint's "
+                    f"dtype is {dtype}")
+        for name, st in layer.state.items():
+            if name not in layer.params or not isinstance(st, dict):
+                bad(f"layer {i}: optimiser state for an unknown parameter {name!r}")
+            w = layer.params[name]
+            want = {"adam": {"m", "v", "t"}, "sgd": {"v"}}.get(kind)
+            if want is None:
+                continue
+            if (kind == "adam" and st and set(st) != want) or (kind == "sgd" and not set(st) <= want):
+                bad(f"layer {i} parameter {name!r}: {kind} state must hold {sorted(want)}, got {sorted(st)}")
+            for key, v in st.items():
+                if key == "t":
+                    if not _is_int(v, 1) or v > max(ck["step"], 1):
+                        bad(f"layer {i} parameter {name!r}: Adam step count t must be an integer in [1, "
+                            f"{max(ck['step'], 1)}], got {v!r}")
+                elif not isinstance(v, np.ndarray) or v.shape != w.shape or v.dtype != w.dtype:
+                    bad(f"layer {i} parameter {name!r}: optimiser state {key!r} must be a {w.dtype} array of shape "
+                        f"{w.shape}, got {getattr(v, 'dtype', type(v).__name__)} {getattr(v, 'shape', '')}")
 
 
 def _set_rng(rng, state, path):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .losses import get_loss
-from .validate import check_array, check_choice, check_positive, check_rng
+from .validate import check_array, check_choice, check_nonneg, check_positive, check_rng
 
 __all__ = [
     "rel_error", "numerical_gradient", "GradCheckReport", "check_layer", "check_network", "check_directional",
@@ -188,6 +188,8 @@ def check_layer(layer, x, rng=0, h=1e-5, method="central", tol=1e-7, check_input
     forward passes would move running statistics (batch norm); every buffer is restored afterwards.
     """
     rng = check_rng("rng", rng)
+    h = check_positive("h", h)
+    tol = check_nonneg("tol", tol)
     x = check_array("x", x, min_rows=1)
     report = GradCheckReport(tol=tol)
     work = layer

@@ -21,14 +21,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from .validate import check_dtype, check_nonneg
+
 INITS = ("torch", "he", "glorot", "identity", "zeros")
 
 
 def init_dense(fan_in, fan_out, method, rng, dtype=np.float32, scale=1.0):
     """Return ``(W, b)`` for a dense layer, ``W`` of shape ``(fan_out, fan_in)``.
 
-    ``scale`` multiplies the drawn weights and biases (used for init-scale robustness studies).
+    ``scale`` multiplies the drawn weights and biases (used for init-scale robustness studies): a finite number
+    >= 0. ``dtype``: float32 or float64 (integer parameters are refused). Memory: the draw is float64 (so that a
+    seed gives the same weights in either dtype); it is scaled in place and cast once, so the peak is 12 bytes per
+    float32 weight (not 20 as with ``(scale * W).astype``).
     """
+    scale = check_nonneg("scale", scale)
+    dtype = check_dtype("dtype", dtype)
     if method == "torch":
         bound = 1.0 / np.sqrt(fan_in)
         W = rng.uniform(-bound, bound, size=(fan_out, fan_in))
@@ -51,7 +58,10 @@ def init_dense(fan_in, fan_out, method, rng, dtype=np.float32, scale=1.0):
         b = np.zeros(fan_out)
     else:
         raise ValueError(f"init: expected one of {list(INITS)}, got {method!r}")
-    return (scale * W).astype(dtype), (scale * b).astype(dtype)
+    if scale != 1.0:
+        W *= scale                                   # in place: no second float64 copy of W
+        b *= scale
+    return W.astype(dtype), b.astype(dtype)
 
 
 CONV_INITS = ("torch", "he", "glorot", "zeros")

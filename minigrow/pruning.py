@@ -80,7 +80,7 @@ import numpy as np
 from .layers import ACTIVATIONS, Activation, Dense, Layer, Sequential, activation_layer, register_layer
 from .losses import get_loss
 from .train import Trainer, TrainingDiverged
-from .validate import check_bool, check_choice, check_int, check_nonneg, check_prob, check_rng
+from .validate import check_bool, check_choice, check_int, check_nonneg, check_positive, check_prob, check_rng
 
 __all__ = [
     "GatedDense", "InputGate", "gated_mlp", "gated_layers", "weight_layer_after", "unit_sizes",
@@ -358,6 +358,8 @@ def hyper_prior(model, sigma0=None, strength=0.0, a=1.0, b=1e-8):
     stays below (a − 1 + ½ρP_l + ½Σn)/(b + ½ρP_lσ0²). Our addition: with a = 1, b → 0 the joint minimum of
     eq. C and eq. Cλ over (W, λ) is degenerate (ln λ* → ∞ as a layer's weights shrink, which a ReLU net can
     do at no loss by moving scale to the next layer) and Adam training indeed collapsed the weights on MNIST."""
+    a, b, strength = check_positive("a", a), check_nonneg("b", b), check_nonneg("strength", strength)
+    sigma0 = None if sigma0 is None else check_positive("sigma0", sigma0)
     out = {}
     for i in weight_layers(model):
         if strength > 0:
@@ -918,7 +920,7 @@ class PruningTrainer(Trainer):
         self.price = check_choice("price", price, set(PRICES))
         self.warmup_epochs = check_int("warmup_epochs", warmup_epochs, lo=0)
         self.eps = check_prob("eps", eps)
-        self.a, self.b = float(a), check_nonneg("b", b)
+        self.a, self.b = check_positive("a", a), check_nonneg("b", b)
         self.n_train = None if n_train is None else check_int("n_train", n_train, lo=1)
         self.record_every = check_int("record_every", record_every, lo=1)
         self.max_elements = check_int("max_elements", max_elements, lo=1)
@@ -930,7 +932,8 @@ class PruningTrainer(Trainer):
         self.cv_every = check_int("cv_every", cv_every, lo=1)
         self.precondition = check_bool("precondition", precondition)
         self._gacc, self._gcount = {}, 0
-        self.sigma0, self.strength = sigma0, check_nonneg("strength", strength)
+        self.sigma0 = None if sigma0 is None else check_positive("sigma0", sigma0)
+        self.strength = check_nonneg("strength", strength)
         self.hyper = hyper_prior(model, sigma0, self.strength, self.a, self.b)   # fixed at the start
         self.lams = layer_precisions(model, self.hyper)
         self.theta_trace = []       # (step, gated-layer position, unit ids, θ copy)

@@ -68,7 +68,7 @@ import numpy as np
 from .layers import Activation, Dense, ReLU, ResidualBlock, Sequential, activation_layer, ACTIVATIONS
 from .losses import get_loss
 from .optim import SGD, Adam, Optimizer, StepLR
-from .train import Trainer, evaluate, iterate_minibatches
+from .train import Trainer, TrainingDiverged, evaluate, iterate_minibatches
 from .validate import (check_array, check_callable, check_choice, check_int, check_model, check_nonneg,
                        check_positive, check_rng, check_Xy)
 
@@ -706,5 +706,9 @@ def sensli_train(model, X, y, epochs, X_test=None, y_test=None, *, mode="abs_max
     else:
         from .checkpoint import resume as _resume
         _resume(resume, trainer)
-    trainer.fit(X, y, sum(epochs) - trainer.epoch)
+    try:
+        trainer.fit(X, y, sum(epochs) - trainer.epoch)
+    except TrainingDiverged as exc:
+        exc.run = schedule.run          # the records so far (the CLI saves them with the last finite model)
+        raise
     return schedule.run

@@ -408,6 +408,86 @@ def _method_cases():
 
 
 CASES += _method_cases()
+
+
+def _round2_cases():
+    """Reliability round 2 (issue 10): hyper-parameters the library used to accept silently."""
+    from minigrow import autotune, bundles, pruning
+    from minigrow.initializers import init_dense
+    nan, inf = float("nan"), float("inf")
+
+    def g():
+        return pruning.gated_mlp([2, 5, 2], rng=0)
+    cases = []
+    for label, v in (("NaN", nan), ("inf", inf), ("negative", -1.0)):
+        cases += [
+            (f"mlp scale {label}", lambda v=v: mlp([2, 3, 2], scale=v), ValueError, ["scale"]),
+            (f"Dense scale {label}", lambda v=v: Dense(2, 3, scale=v), ValueError, ["scale"]),
+            (f"gated_mlp scale {label}", lambda v=v: pruning.gated_mlp([2, 3, 2], scale=v), ValueError, ["scale"]),
+            (f"init_dense scale {label}", lambda v=v: init_dense(2, 3, "torch", np.random.default_rng(0), scale=v),
+             ValueError, ["scale"]),
+            (f"pruning a {label}", lambda v=v: pruning.PruningTrainer(g(), a=v, progress=False), ValueError, ["a:"]),
+            (f"pruning b {label}", lambda v=v: pruning.PruningTrainer(g(), b=v, progress=False), ValueError, ["b:"]),
+            (f"pruning sigma0 {label}", lambda v=v: pruning.PruningTrainer(g(), sigma0=v, strength=1.0,
+                                                                            progress=False),
+             ValueError, ["sigma0"]),
+            (f"hyper_prior a {label}", lambda v=v: pruning.hyper_prior(g(), a=v), ValueError, ["a:"]),
+            (f"hyper_prior sigma0 {label}", lambda v=v: pruning.hyper_prior(g(), sigma0=v, strength=1.0),
+             ValueError, ["sigma0"]),
+            (f"mlp leaky alpha {label}", lambda v=v: mlp([2, 3, 2], activation="leaky_relu", alpha=v), ValueError,
+             ["alpha"]),
+        ]
+    cases += [
+        ("pruning a zero", lambda: pruning.PruningTrainer(g(), a=0.0, progress=False), ValueError, ["a:"]),
+        ("pruning sigma0 zero", lambda: pruning.PruningTrainer(g(), sigma0=0.0, strength=1.0, progress=False),
+         ValueError, ["sigma0"]),
+        ("Dense bias 'no'", lambda: Dense(2, 3, bias="no"), ValueError, ["bias", "'no'"]),
+        ("Dense bias None", lambda: Dense(2, 3, bias=None), ValueError, ["bias"]),
+        ("Dense dtype int32", lambda: Dense(2, 3, dtype=np.int32), ValueError, ["dtype", "int32"]),
+        ("mlp dtype int64", lambda: mlp([2, 3, 2], dtype=np.int64), ValueError, ["dtype", "int64"]),
+        ("gated_mlp dtype int64", lambda: pruning.gated_mlp([2, 3, 2], dtype=np.int64), ValueError, ["dtype"]),
+        ("init_dense dtype str", lambda: init_dense(2, 3, "torch", np.random.default_rng(0), dtype="int8"),
+         ValueError, ["dtype", "int8"]),
+        ("predict batch_size 0", lambda: net().predict(X, batch_size=0), ValueError, ["batch_size"]),
+        ("bundles hidden_activations empty X", lambda: bundles.hidden_activations(net(), np.zeros((0, 2))),
+         ValueError, ["X", "empty"]),
+        ("bundles hidden_activations NaN X", lambda: bundles.hidden_activations(net(), with_nan(X)), ValueError,
+         ["X", "nan"]),
+        ("bundles bundles empty", lambda: bundles.bundles(np.zeros((0, 2)), np.zeros(0, int)), ValueError, []),
+        ("bundles layer_report empty", lambda: bundles.layer_report(net(), np.zeros((0, 2)), np.zeros(0, int)),
+         ValueError, ["X"]),
+        ("bundles label_entropy empty", lambda: bundles.label_entropy(np.zeros(0, int)), ValueError, []),
+        ("bundles majority_share empty", lambda: bundles.majority_share(np.zeros(0, int)), ValueError, []),
+        ("lesion ks beyond blocks", lambda: autotune.lesion_study(residual_mlp(2, 4, 3, 2, "relu"), X, Y, X, Y,
+                                                                   ks=[4], repeats=1),
+         ValueError, ["ks[0]", "<= 3", "4"]),
+        ("lesion ks zero", lambda: autotune.lesion_study(residual_mlp(2, 4, 3, 2, "relu"), X, Y, X, Y, ks=[0],
+                                                         repeats=1),
+         ValueError, ["ks[0]"]),
+        ("lesion ks empty", lambda: autotune.lesion_study(residual_mlp(2, 4, 3, 2, "relu"), X, Y, X, Y, ks=[],
+                                                          repeats=1),
+         ValueError, ["ks", "empty"]),
+        ("lesion ks text", lambda: autotune.lesion_study(residual_mlp(2, 4, 3, 2, "relu"), X, Y, X, Y, ks="12",
+                                                         repeats=1),
+         TypeError, ["ks"]),
+        ("check_layer NaN input", lambda: gradcheck.check_layer(Dense(2, 3, dtype=np.float64),
+                                                                np.array([[1.0, nan]])), ValueError, ["x", "nan"]),
+        ("check_layer inf input", lambda: gradcheck.check_layer(Dense(2, 3, dtype=np.float64),
+                                                                np.array([[inf, 1.0]])), ValueError, ["x", "inf"]),
+        ("check_layer empty input", lambda: gradcheck.check_layer(Dense(2, 3, dtype=np.float64), np.zeros((0, 2))),
+         ValueError, ["x", "empty"]),
+        ("check_layer h NaN", lambda: gradcheck.check_layer(Dense(2, 3, dtype=np.float64), np.ones((2, 2)), h=nan),
+         ValueError, ["h"]),
+        ("check_layer h zero", lambda: gradcheck.check_layer(Dense(2, 3, dtype=np.float64), np.ones((2, 2)), h=0),
+         ValueError, ["h"]),
+        ("check_layer tol negative", lambda: gradcheck.check_layer(Dense(2, 3, dtype=np.float64), np.ones((2, 2)),
+                                                                   tol=-1), ValueError, ["tol"]),
+    ]
+    return cases
+
+
+ROUND2_CASES = _round2_cases()
+CASES += ROUND2_CASES
 _ids = [c[0] for c in CASES]
 assert len(set(_ids)) == len(_ids), "duplicate case ids"
 
@@ -430,7 +510,8 @@ def test_table(case):
 
 def test_case_count_is_reported():
     """The number of distinct bad-input cases (the figure quoted in docs/reliability.md is at least this)."""
-    print(f"\n{len(CASES)} distinct bad-input cases in the table, {len(CASES) - len(GAPS)} handled, "
+    print(f"\n{len(CASES)} distinct bad-input cases in the table ({len(ROUND2_CASES)} added in round 2), "
+          f"{len(CASES) - len(GAPS)} handled, "
           f"{len(GAPS)} known gaps in method modules (strict xfail)")
     assert len(CASES) >= 120
 

@@ -9,6 +9,10 @@ Errors (docs/reliability.md):
 * a diverging run (:class:`~minigrow.train.TrainingDiverged`) prints one line and exits with status 3 (the
   subcommand saves the last finite model first when it can);
 * Ctrl-C exits with status 130. Set ``MINIGROW_DEBUG=1`` to get the traceback instead.
+
+``args.explicit`` (set by :func:`main`) is the set of option names given on the command line, so that a command can
+tell ``--lr 0.001`` from the default 0.001 (a flag that contradicts a checkpoint, a flag without effect).
+``--threads N`` pins the BLAS thread count with threadpoolctl (optional; refused with one line without it).
 """
 from __future__ import annotations
 
@@ -48,6 +52,38 @@ def _one_line(exc):
     return text if text else type(exc).__name__
 
 
+def explicit_options(argv):
+    """The ``dest`` names of the options given in ``argv`` (defaults suppressed in a second parse)."""
+    parser = build_parser()
+    stack, options = [parser], set()
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+            elif action.option_strings and action.dest != "help":
+                action.default = argparse.SUPPRESS
+                options.add(action.dest)
+        p._defaults.clear()
+    ns = parser.parse_args(argv)
+    return set(vars(ns)) & options
+
+
+def _thread_limit(args):
+    """A context that pins the BLAS threads to ``--threads N`` (threadpoolctl), or does nothing."""
+    import contextlib
+    n = getattr(args, "threads", None)
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise ValueError("--threads: needs the optional package threadpoolctl (pip install 'minigrow[threads]'); "
+                         "NumPy's BLAS cannot be re-pinned after import without it — or set OPENBLAS_NUM_THREADS/"
+                         "OMP_NUM_THREADS/MKL_NUM_THREADS before starting Python") from None
+    return threadpool_limits(limits=n, user_api="blas")
+
+
 def main(argv=None):
     """Run the command line; returns the exit status (0 ok, 2 bad input, 3 diverged, 130 interrupted)."""
     from ..train import TrainingDiverged
@@ -57,8 +93,10 @@ def main(argv=None):
     except SystemExit as exc:           # --help (0) or an argparse error (2, already printed on one line)
         return exc.code if isinstance(exc.code, int) else 2
     debug = os.environ.get("MINIGROW_DEBUG") == "1"
+    args.explicit = explicit_options(sys.argv[1:] if argv is None else argv)
     try:
-        return args.func(args) or 0
+        with _thread_limit(args):
+            return args.func(args) or 0
     except TrainingDiverged as exc:
         if debug:
             raise
@@ -68,6 +106,12 @@ def main(argv=None):
         if debug:
             raise
         print(f"minigrow: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        if debug:
+            raise
+        print(f"minigrow: error: out of memory{': ' + _one_line(exc) if str(exc) else ''} — use smaller sizes "
+              f"(--hidden, --n-train, --batch-size …)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("minigrow: interrupted", file=sys.stderr)

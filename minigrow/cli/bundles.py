@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import int_list, nonneg_int, positive_float, positive_int, write_json
+from .common import (RunFolder, add_threads_arg, check_input_file, given, int_list, nonneg_int, positive_float,
+                     positive_int, refuse_unused, reproduction_folder, write_json)
 
 
 def register(sub):
@@ -34,6 +35,7 @@ def register(sub):
         q.add_argument("--seed", type=nonneg_int, default=0)
         q.add_argument("--out", type=Path, default=Path("runs/bundles"))
         q.add_argument("--no-progress", action="store_true")
+        add_threads_arg(q)
 
     m = s.add_parser("measure", help="bundles of every hidden layer of a network (trained here or loaded)")
     m.add_argument("--model", type=Path, default=None, help="a model saved by minigrow (.npz); else build one")
@@ -50,7 +52,6 @@ def register(sub):
     a.add_argument("--widths", type=int_list, default=[32], help="width of each block type")
     a.add_argument("--rule", choices=["first_type", "all_types"], default="first_type")
     a.add_argument("--epochs", type=positive_int, default=10)
-    a.add_argument("--check-epochs", type=nonneg_int, default=10)
     a.add_argument("--max-rounds", type=positive_int, default=8)
     common(a)
     a.set_defaults(func=run_autotune)
@@ -72,6 +73,7 @@ def register(sub):
     r.add_argument("--out", type=Path, default=None, help="folder for JSON and PNG (default docs/results, "
                                                           "docs/figures of the repository)")
     r.add_argument("--no-progress", action="store_true")
+    add_threads_arg(r)
     r.set_defaults(func=run_reproduce)
 
 
@@ -83,29 +85,42 @@ def _data(args):
 def run_measure(args):
     from ..bundles import format_report, label_entropy, layer_report
     from ..experiments.bundles import make_net
-    from ..io import load
+    from ..io import load, save
     from ..optim import Adam
-    from ..train import Trainer
-    d = _data(args)
+    from ..train import Trainer, TrainingDiverged
     if args.model is not None:
-        model = load(args.model)["model"]
-        what = str(args.model)
-    else:
-        model = make_net(args.arch, args.depth, args.width, args.seed)
-        what = f"{args.arch} depth {args.depth} width {args.width}"
-        if args.epochs:
-            Trainer(model, "ce", Adam(args.lr), batch_size=args.batch_size, rng=args.seed,
-                    progress=not args.no_progress).fit(d.X_train, d.y_train, args.epochs, d.X_test, d.y_test)
-    n = min(args.n_eval, d.X_train.shape[0])
-    Xe, ye = d.X_train[:n], d.y_train[:n]
-    rep = layer_report(model, Xe, ye, lr=args.lr, batch_size=args.batch_size, n_classes=10, grid=not args.exact)
-    acc = float((model.predict(d.X_test) == d.y_test).mean())
-    print(f"{what}: bundles on the first {n} training images ({'exact' if args.exact else 'float32 grid'}, "
-          f"η={args.lr}, B={args.batch_size}); H(Y) = {label_entropy(ye):.4f}; test accuracy {acc:.4f}")
-    print(format_report(rep))
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "bundles.json", {"model": what, "test_acc": acc, "n_eval": n,
-                                           "layers": [r.as_dict() for r in rep]})
+        refuse_unused(args, ["arch", "depth", "width", "epochs"], "with --model (the saved network is measured)")
+        check_input_file("--model", args.model)
+    with RunFolder(args.out, "bundles measure", ["bundles.json", "history.json", "model.npz"]) as rf:
+        d = _data(args)
+        if args.model is not None:
+            model = load(args.model)["model"]
+            what = str(args.model)
+        else:
+            model = make_net(args.arch, args.depth, args.width, args.seed)
+            what = f"{args.arch} depth {args.depth} width {args.width}"
+            if args.epochs:
+                tr = Trainer(model, "ce", Adam(args.lr), batch_size=args.batch_size, rng=args.seed,
+                             progress=not args.no_progress)
+                try:
+                    tr.fit(d.X_train, d.y_train, args.epochs, d.X_test, d.y_test)
+                except TrainingDiverged as exc:
+                    write_json(rf.stage("history.json"), tr.history.as_dict())
+                    save(rf.stage("model.npz"), model)                   # the last finite state
+                    rf.commit(status="diverged", info={"error": str(exc)})
+                    print(f"wrote the last finite model to {args.out}/model.npz and history.json", flush=True)
+                    raise
+        n = min(args.n_eval, d.X_train.shape[0])
+        Xe, ye = d.X_train[:n], d.y_train[:n]
+        rep = layer_report(model, Xe, ye, lr=args.lr, batch_size=args.batch_size, n_classes=10,
+                           grid=not args.exact)
+        acc = float((model.predict(d.X_test) == d.y_test).mean())
+        print(f"{what}: bundles on the first {n} training images ({'exact' if args.exact else 'float32 grid'}, "
+              f"η={args.lr}, B={args.batch_size}); H(Y) = {label_entropy(ye):.4f}; test accuracy {acc:.4f}")
+        print(format_report(rep))
+        write_json(rf.stage("bundles.json"), {"model": what, "test_acc": acc, "n_eval": n,
+                                              "layers": [r.as_dict() for r in rep]})
+        rf.commit()
     print(f"wrote {args.out}/bundles.json")
     return 0
 
@@ -114,12 +129,14 @@ def run_autotune(args):
     from ..experiments.bundles import autotune_mnist
     if len(args.counts) != len(args.widths):
         raise ValueError(f"--widths: expected one width per block type ({len(args.counts)}), got {args.widths}")
-    if args.lr != 1e-3 or args.batch_size != 64:
-        raise ValueError("--lr/--batch-size: the auto-tune command uses the reference η = 1e-3, B = 64")
-    args.out.mkdir(parents=True, exist_ok=True)
-    out = autotune_mnist(args.counts, args.widths, args.rule, args.n_train, args.n_test, args.epochs, args.n_eval,
-                         args.max_rounds, args.seed, out_dir=args.out, fig_dir=args.out,
-                         progress=not args.no_progress)
+    if given(args, "lr") or given(args, "batch_size") or (args.lr, args.batch_size) != (1e-3, 64):
+        raise ValueError("--lr/--batch-size: the auto-tune command uses the reference η = 1e-3, B = 64; drop the "
+                         "flag")
+    with RunFolder(args.out, "bundles autotune", ["bundles_autotune.json", "bundles_autotune.png"]) as rf:
+        out = autotune_mnist(args.counts, args.widths, args.rule, args.n_train, args.n_test, args.epochs,
+                             args.n_eval, args.max_rounds, args.seed, out_dir=rf.stage(), fig_dir=rf.stage(),
+                             progress=not args.no_progress)
+        rf.commit()
     last = out["rounds"][-1]
     print(f"auto-tune {args.counts} → {out['counts']} in {len(out['rounds'])} round(s), "
           f"{'converged' if out['converged'] else 'NOT converged'}; final test accuracy "
@@ -129,30 +146,46 @@ def run_autotune(args):
 
 def run_lesion(args):
     from ..experiments.bundles import lesion_mnist
-    args.out.mkdir(parents=True, exist_ok=True)
-    res = lesion_mnist(args.width, args.blocks, args.hidden, args.n_train, args.n_test, args.epochs, args.n_eval,
-                       args.repeats, args.ks, args.seed, out_dir=args.out, fig_dir=args.out,
-                       progress=not args.no_progress)
+    if max(args.ks) > args.blocks:
+        raise ValueError(f"--ks: expected numbers of blocks to drop <= --blocks {args.blocks}, got {args.ks}")
+    with RunFolder(args.out, "bundles lesion", ["bundles_lesion.json", "bundles_lesion.png"]) as rf:
+        res = lesion_mnist(args.width, args.blocks, args.hidden, args.n_train, args.n_test, args.epochs,
+                           args.n_eval, args.repeats, args.ks, args.seed, out_dir=rf.stage(), fig_dir=rf.stage(),
+                           progress=not args.no_progress)
+        rf.commit()
     print(f"{len(res['conflicting_blocks'])}/{res['n_blocks']} conflicting blocks; base test accuracy "
           f"{res['base_test_acc']:.4f}; wrote {args.out}/bundles_lesion.json, .png")
     return 0
 
 
 def run_reproduce(args):
+    """docs/results/bundles_*.json and docs/figures/bundles_*.png; ``--out`` puts both in one folder; ``--quick``
+    without ``--out`` writes runs/quick/bundles (never the committed results)."""
     from ..experiments import bundles as ex
-    res_dir = args.out or ex.REPO_ROOT / "docs" / "results"
-    fig_dir = args.out or ex.REPO_ROOT / "docs" / "figures"
+    in_docs = args.out is None and not args.quick            # docs/results + docs/figures; else one flat folder
+    name = "bundles_" + args.what.replace("-", "_")
+    figs = [name] + (["bundles_depth", "bundles_layers"] if args.what == "grid" else [])
+    files = [("results/" if in_docs else "") + f"{name}.json"] + \
+        [("figures/" if in_docs else "") + f"{f}.png" for f in figs]         # checked before the work starts
+    rf, _ = reproduction_folder(args.out, args.quick, "bundles", files)
     prog = not args.no_progress
-    if args.what == "grid":
-        ex.depth_width_grid(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
-    elif args.what == "autotune":
-        ex.autotune_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
-    elif args.what == "autotune-blocks":
-        ex.autotune_mnist(counts=(3, 12, 41, 3), widths=(64, 32, 16, 8), rule="all_types", seed=args.seed,
-                          out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog, name="autotune_blocks")
-    else:
-        ex.lesion_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
-    print(f"wrote {res_dir}/bundles_*.json and {fig_dir}/bundles_*.png", file=sys.stderr)
+    with rf:
+        res_dir = rf.stage_dir("results") if in_docs else rf.stage()
+        fig_dir = rf.stage_dir("figures") if in_docs else rf.stage()
+        if args.what == "grid":
+            ex.depth_width_grid(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
+        elif args.what == "autotune":
+            ex.autotune_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
+        elif args.what == "autotune-blocks":
+            ex.autotune_mnist(counts=(3, 12, 41, 3), widths=(64, 32, 16, 8), rule="all_types", seed=args.seed,
+                              out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog,
+                              name="autotune_blocks")
+        else:
+            ex.lesion_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
+        rf.commit()
+    where = (f"{rf.out}/results/bundles_*.json and {rf.out}/figures/bundles_*.png" if in_docs else
+             f"{rf.out}/bundles_*.json, .png")
+    print(f"wrote {where}", file=sys.stderr)
     return 0
 
 

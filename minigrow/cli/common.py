@@ -1,7 +1,13 @@
 """Arguments and helpers shared by the subcommands."""
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import os
+import re
+import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -65,6 +71,29 @@ def add_run_args(p, out_default):
     p.add_argument("--out", type=Path, default=Path(out_default), help=f"output folder (default {out_default})")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--no-plots", action="store_true", help="skip the plots (no matplotlib needed)")
+    add_threads_arg(p)
+
+
+def add_threads_arg(p):
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="pin the BLAS threads to N (needs threadpoolctl: pip install 'minigrow[threads]'); results "
+                        "differ in the last bits between thread counts, so pin it for bit-identical reruns")
+
+
+def given(args, name):
+    """True when ``--name`` was given on the command line (``args.explicit`` from :func:`minigrow.cli.main`; a
+    namespace built elsewhere falls back to "differs from the default")."""
+    explicit = getattr(args, "explicit", None)
+    if explicit is not None:
+        return name in explicit
+    return None
+
+
+def refuse_unused(args, names, why):
+    """Flags that have no effect in the chosen mode are refused, not ignored."""
+    for name in names:
+        if given(args, name):
+            raise ValueError(f"--{name.replace('_', '-')}: has no effect {why}; drop it")
 
 
 def add_checkpoint_args(p):
@@ -96,10 +125,10 @@ def load_data(args, dtype=np.float32):
 
 
 def write_json(path, obj):
+    """Write ``obj`` as strict JSON (NaN/inf → null), atomically (temporary file, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(obj), indent=1))
-    return path
+    return _write_text_atomic(path, _strict_json(obj))
 
 
 
@@ -111,6 +140,10 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
+
+
+def _jsonish(v):
+    return json.loads(json.dumps(to_jsonable(v)))
 
 
 def settings_from_checkpoint(args, command, run_args):
@@ -127,10 +160,400 @@ def settings_from_checkpoint(args, command, run_args):
         raise ValueError(f"--resume: {ck['path']} was not written by 'python -m minigrow {command}'")
     defaults = build_parser().parse_args([command])
     for key in run_args:
-        given, default = getattr(args, key), getattr(defaults, key)
-        if given != default and given != saved.get(key):
+        value, default = getattr(args, key), getattr(defaults, key)
+        explicit = given(args, key)
+        if explicit is None:                     # no command line at hand: "differs from the default"
+            explicit = value != default
+        if explicit and _jsonish(value) != _jsonish(saved.get(key, default)):
             raise ValueError(f"--{key.replace('_', '-')}: the checkpoint's run used {saved.get(key)!r}, got "
-                             f"{given!r}; resuming keeps the original settings (drop the flag)")
+                             f"{value!r}; resuming keeps the original settings (drop the flag)")
     for key in run_args:
         setattr(args, key, saved.get(key, getattr(defaults, key)))   # keys added later: their defaults
     return ck
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Output folders (docs/reliability.md, "Output folders"): every command writes through one RunFolder.
+#
+#   * checked before the work starts: --out must be (or become) a writable folder; every file the run will write
+#     must be absent or a regular file (a device, FIFO, folder or symbolic link in its place is refused — a link is
+#     never replaced); names taken from the user (--tag …) must stay inside the folder;
+#   * locked while in use: OUT/.minigrow.lock held with flock(LOCK_EX | LOCK_NB) — a second run into the same folder
+#     stops at once with one line; the kernel drops the lock when a process dies, so there are no stale locks;
+#   * written atomically as a whole: files go to OUT/.staging-<pid>/ (each fsync'ed); only when all of them are
+#     written are they renamed into place, files of the previous run's manifest that this run does not write are
+#     removed, and OUT/manifest.json (files, sizes, SHA-256, command, status) is renamed in LAST. A full disk or a
+#     crash while writing leaves the previous run's files and manifest untouched; a folder whose manifest is
+#     missing or does not match its files is an interrupted commit.
+#   * checkpoints (OUT/checkpoints/epoch-NNNN.npz) belong to the run in the folder: a new run into a folder that
+#     holds checkpoints of an earlier run is refused before the work starts (continue it with --resume, or use
+#     another --out), so a new run can never mix its checkpoints with old ones.
+
+MANIFEST = "manifest.json"
+LOCK = ".minigrow.lock"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def safe_name(flag, text):
+    """A user-given name that becomes part of a file name (``--tag``): letters, digits, ``._-``; never a path."""
+    text = str(text)
+    if text == "":
+        return text
+    if not _SAFE_NAME.match(text.lstrip("_-")) or ".." in text:
+        raise ValueError(f"{flag}: expected a name of letters, digits, '.', '_' and '-' (it becomes part of a file "
+                         f"name inside --out), got {text!r}")
+    return text
+
+
+def _kind(st):
+    m = st.st_mode
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file")):
+        if test(m):
+            return name
+    return "not a regular file"
+
+
+def check_input_file(flag, path, allow_dir=False):
+    """An input path (``--resume``, ``--model``): an existing regular file (or folder); a FIFO or device is refused
+    before anything opens it (opening a FIFO for reading blocks forever)."""
+    path = Path(path)
+    try:
+        st = path.stat()                       # follows a symbolic link
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{flag}: {path}: no such file") from None
+    if stat.S_ISREG(st.st_mode) or (allow_dir and stat.S_ISDIR(st.st_mode)):
+        return path
+    want = "a file or a folder" if allow_dir else "a file"
+    raise ValueError(f"{flag}: {path} is {_kind(st)}, expected {want}")
+
+
+def check_output_target(path):
+    """An output file: absent or a regular file; never replace a link, a device, a FIFO or a folder."""
+    path = Path(path)
+    if path.is_symlink():
+        raise ValueError(f"--out: {path} is a symbolic link; refusing to replace it with the run's file (remove the "
+                         f"link or choose another --out)")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"--out: {path} is {_kind(st)}, expected a regular file or nothing there (remove it or "
+                         f"choose another --out)")
+    return path
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class RunFolder:
+    """The output folder of one command run; see the comment block above for the guarantees.
+
+    Use::
+
+        with RunFolder(args.out, "train", files=["history.json", "model.npz"]) as rf:
+            ... training ...
+            write_json(rf.stage("history.json"), history)      # into the staging folder
+            save(rf.stage("model.npz"), model)
+            rf.commit()                                        # rename into place, manifest.json last
+
+    ``files``: the names the run will write (checked before the work starts); ``checkpoints``: the run writes
+    ``OUT/checkpoints`` (``None``: not a checkpointing command; ``"new"``: a new run; a Path: the checkpoint
+    ``--resume`` continues). ``manifest=False`` for the repository's ``docs/`` (reproductions): the files are still
+    staged and renamed, but no manifest.json is written there.
+    """
+
+    def __init__(self, out, command, files=(), checkpoints=None, manifest=True):
+        self.out = Path(out)
+        self.command = command
+        self.files = list(files)
+        self.checkpoints = checkpoints
+        self.manifest = manifest
+        self.staging = None
+        self._lock_fd = None
+        self.committed = False
+
+    # --- before the work ---------------------------------------------------------------------------------------
+    def __enter__(self):
+        self.open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def open(self):
+        out = self.out
+        if out.is_symlink() and not out.exists():
+            raise ValueError(f"--out: {out} is a dangling symbolic link")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out: {out} is {_kind(out.stat())}, expected a folder (choose another --out)")
+        for parent in out.parents:                         # a file where a parent folder should be
+            if parent.exists():
+                if not parent.is_dir():
+                    raise ValueError(f"--out: {parent} is {_kind(parent.stat())}, so {out} cannot be created")
+                break
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"--out: cannot create the folder {out}: {exc.strerror or exc}") from None
+        self._lock()
+        try:
+            for name in self.files:
+                check_output_target(self._target(name))
+            check_output_target(out / MANIFEST)
+            self._check_checkpoints()
+            self.staging = out / f".staging-{os.getpid()}"
+            if self.staging.exists():
+                shutil.rmtree(self.staging)
+            try:
+                self.staging.mkdir()
+                probe = self.staging / ".probe"
+                with open(probe, "wb") as fh:            # writable? (a read-only folder or mount fails here, not
+                    fh.write(b"x")                        # after the training)
+                probe.unlink()
+            except OSError as exc:
+                self.staging = None
+                raise OSError(f"--out: cannot write into {out}: {exc.strerror or exc}") from None
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _lock(self):
+        try:
+            import fcntl
+        except ImportError:                                # not POSIX: no lock (documented)
+            return
+        path = self.out / LOCK
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise ValueError(f"--out: {path} is not a regular file; remove it")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OSError(f"--out: cannot write into {self.out}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            except OSError:
+                holder = "another process"
+            os.close(fd)
+            raise ValueError(f"--out: {self.out} is in use by another minigrow run ({holder}); wait for it to "
+                             f"finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, {self.command}".encode(), 0)
+        self._lock_fd = fd
+
+    def _target(self, name):
+        p = (self.out / name)
+        root = os.path.realpath(self.out)
+        if os.path.commonpath([root, os.path.realpath(p.parent)]) != root or Path(name).is_absolute() or \
+                ".." in Path(name).parts:
+            raise ValueError(f"--out: the file name {name!r} would be written outside {self.out}")
+        return p
+
+    def _check_checkpoints(self):
+        if self.checkpoints is None:
+            return
+        from ..checkpoint import latest_checkpoint
+        ckdir = self.out / "checkpoints"
+        if ckdir.exists() and not ckdir.is_dir():
+            raise ValueError(f"--out: {ckdir} is {_kind(ckdir.stat())}, expected a folder for the checkpoints")
+        newest = latest_checkpoint(ckdir)
+        if newest is None:
+            return
+        if self.checkpoints == "new":
+            raise ValueError(f"--out: {ckdir} holds checkpoints of an earlier run (newest {newest.name}); continue "
+                             f"that run with --resume {ckdir}, or choose another --out, or delete the folder")
+        src = Path(os.path.realpath(self.checkpoints))
+        if src.parent != Path(os.path.realpath(ckdir)):
+            raise ValueError(f"--out: {ckdir} holds checkpoints of another run (newest {newest.name}), but --resume "
+                             f"continues {self.checkpoints}; choose an --out without checkpoints")
+
+    # --- writing --------------------------------------------------------------------------------------------------
+    def stage(self, name=""):
+        """The staging path for ``name`` (a file or sub-folder of OUT); its parent folder exists."""
+        if self.staging is None:
+            raise RuntimeError("RunFolder.stage: call open() first")
+        if name:
+            self._target(name)                               # refuses a name that leaves OUT
+        p = self.staging / name if name else self.staging
+        (p if name == "" else p.parent).mkdir(parents=True, exist_ok=True)
+        return p
+
+    def stage_dir(self, name):
+        """A staged sub-folder of OUT (created)."""
+        p = self.stage(name)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def commit(self, status="complete", info=None):
+        """Move every staged file into OUT (atomic renames), drop the previous run's other files, manifest last."""
+        staged = sorted(p for p in self.staging.rglob("*") if p.is_file() and p.name != ".probe")
+        rels = [p.relative_to(self.staging).as_posix() for p in staged]
+        for rel in rels:
+            check_output_target(self._target(rel))
+        entries = {}
+        for p, rel in zip(staged, rels):
+            with open(p, "rb+") as fh:                     # plots and the like were not fsync'ed by their writer
+                os.fsync(fh.fileno())
+            entries[rel] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        man = None
+        if self.manifest:
+            man = self.staging / MANIFEST
+            doc = {"format": "minigrow-run-1", "command": self.command, "status": status, "files": entries,
+                   "pid": os.getpid(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            if self.checkpoints is not None and (self.out / "checkpoints").is_dir():
+                doc["checkpoints"] = sorted(p.name for p in (self.out / "checkpoints").glob("epoch-*.npz"))
+            if info:
+                doc.update(info)
+            _write_text_atomic(man, _strict_json(doc))
+            old = self.out / MANIFEST
+            previous = {}
+            if old.is_file():
+                try:
+                    previous = json.loads(old.read_text()).get("files", {})
+                except (ValueError, OSError, AttributeError):
+                    previous = {}
+                old.unlink()                               # from here on the folder has no valid manifest …
+        for p, rel in zip(staged, rels):
+            dst = self.out / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dst)
+        if self.manifest:
+            for rel in previous if isinstance(previous, dict) else ():
+                if rel not in entries and rel != MANIFEST:
+                    try:
+                        tgt = self._target(rel)
+                        if tgt.is_file() and not tgt.is_symlink():
+                            tgt.unlink()
+                    except (ValueError, OSError):
+                        pass
+            _fsync_dir(self.out)
+            os.replace(man, self.out / MANIFEST)           # … until this rename: the manifest comes last
+        _fsync_dir(self.out)
+        self.committed = True
+        return self.out
+
+    def close(self):
+        if self.staging is not None and self.staging.exists():
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)                        # releases the flock
+            self._lock_fd = None
+
+
+def _strict(x):
+    """JSON-able with non-finite floats as null (strict JSON: no bare NaN/Infinity)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_strict(v) for v in x]
+    return x
+
+
+def _strict_json(obj):
+    return json.dumps(_strict(to_jsonable(obj)), indent=1, allow_nan=False)
+
+
+def _write_text_atomic(path, text):
+    path = Path(path)
+    check_output_target(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------------------
+def available_memory():
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _gb(n):
+    if n >= 100 * 2**30:
+        return f"{n / 2**30:,.0f} GB"
+    return f"{n / 2**30:.3g} GB" if n >= 2**30 else f"{n / 2**20:.3g} MB"
+
+
+def estimate_mlp_bytes(sizes, batch, itemsize):
+    """Peak bytes of training an MLP with layer widths ``sizes``: per parameter the value, its gradient, two
+    optimiser-state arrays and the epoch-start rollback copy (5 × itemsize), plus the float64 draw of the largest
+    weight matrix at initialisation, plus the activations and their gradients of one batch (4 × itemsize per unit)."""
+    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    largest = max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return n_params, 5 * itemsize * n_params + 8 * largest + 4 * itemsize * batch * sum(sizes)
+
+
+def check_memory(args, sizes, data, dtype, flag="--hidden"):
+    """Refuse, before anything big is allocated, a network that cannot fit into the available memory: one line,
+    exit status 2, instead of a MemoryError traceback after minutes."""
+    n = data.X_train.shape[0]
+    bs = getattr(args, "batch_size", None) or n
+    n_params, need = estimate_mlp_bytes(sizes, max(min(bs, n), min(4096, data.X_test.shape[0])),
+                                        np.dtype(dtype).itemsize)
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise ValueError(f"{flag}: a network with widths {list(sizes)} has {n_params:,} parameters and needs about "
+                         f"{_gb(need)} to train, more than the {_gb(avail)} of memory available; use smaller widths "
+                         f"(or --batch-size)")
+    return need
+
+
+def reproduction_folder(out, quick, command, files=(), default=None):
+    """The :class:`RunFolder` of a reproduction and whether it is the repository's ``docs/``.
+
+    No ``--out`` (or the parser's ``default``): the repository's ``docs/`` — except with ``--quick``, which goes to
+    ``runs/quick/<command>``: a quick run never touches the committed results, and an explicit ``--out`` inside them
+    is refused for it. ``docs/`` gets no manifest.json (the files are still staged and renamed in atomically).
+    """
+    from ..experiments import REPO_ROOT, touches_committed
+    if out is None or (default is not None and str(out) == default):
+        root = Path("runs") / "quick" / command if quick else REPO_ROOT / "docs"
+    else:
+        root = Path(out)
+    in_docs = touches_committed(root)
+    if quick and in_docs:
+        raise ValueError(f"--out: a --quick run never writes into the repository's committed results ({root}); "
+                         f"choose another folder")
+    return RunFolder(root, command, files, manifest=not in_docs), root == REPO_ROOT / "docs"

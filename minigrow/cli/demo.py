@@ -14,7 +14,7 @@ from ..data import load_mnist
 from ..network import mlp
 from ..optim import Adam
 from ..train import Trainer
-from .common import nonneg_int, write_json
+from .common import RunFolder, add_threads_arg, nonneg_int, write_json
 
 # (name, module under minigrow.cli, what it shows). Each module has demo(out_dir, seed, quick, progress) -> dict.
 PARTS = [
@@ -34,6 +34,7 @@ def register(sub):
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for tests")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--only", default=None, help="comma-separated parts to run: " + ",".join(n for n, *_ in PARTS))
+    add_threads_arg(p)
     p.set_defaults(func=run)
 
 
@@ -55,24 +56,26 @@ def core_demo(out, seed, quick, progress):
 
 
 def run(args):
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     wanted = None if args.only is None else set(args.only.split(","))
     known = {n for n, *_ in PARTS}
     if wanted is not None and not wanted <= known:
         raise ValueError(f"--only: unknown part(s) {sorted(wanted - known)}; expected some of {sorted(known)}")
     results = {}
     t_all = time.perf_counter()
-    for name, module, what in PARTS:
-        if wanted is not None and name not in wanted:
-            continue
-        print(f"== {name}: {what}", file=sys.stderr)
-        t0 = time.perf_counter()
-        fn = core_demo if module is None else importlib.import_module(f"{__package__}.{module}").demo
-        res = fn(out, args.seed, args.quick, not args.no_progress)
-        res["seconds"] = time.perf_counter() - t0
-        results[name] = res
-    write_json(out / "summary.json", results)
+    with RunFolder(args.out, "demo", ["summary.json"]) as rf:
+        stage = rf.stage()
+        for name, module, what in PARTS:
+            if wanted is not None and name not in wanted:
+                continue
+            print(f"== {name}: {what}", file=sys.stderr)
+            t0 = time.perf_counter()
+            fn = core_demo if module is None else importlib.import_module(f"{__package__}.{module}").demo
+            res = fn(stage, args.seed, args.quick, not args.no_progress)
+            res["seconds"] = time.perf_counter() - t0
+            results[name] = res
+        write_json(rf.stage("summary.json"), results)
+        rf.commit()
+    out = args.out
     print(f"\nminigrow demo — {time.perf_counter() - t_all:.0f} s in all, plots and summary.json in {out}/")
     for name, res in results.items():
         print(f"  [{name}] {res['summary']}  ({res['seconds']:.0f} s)")

@@ -26,8 +26,9 @@ from ..io import save
 from ..network import mlp, residual_mlp
 from ..sensli import MODES, sensli_train
 from ..train import TrainingDiverged
-from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_float, nonneg_int,
-                     positive_float, positive_int, settings_from_checkpoint, write_json)
+from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args, check_memory, int_list, load_data,
+                     nonneg_float, nonneg_int, positive_float, positive_int, refuse_unused, reproduction_folder,
+                     settings_from_checkpoint, write_json)
 
 # The settings that define a run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "epochs", "optimizer", "lr", "weight_decay",
@@ -100,57 +101,99 @@ def _settings_from_checkpoint(args):
     return ck["path"]
 
 
-def run(args):
-    if args.reproduce and (args.checkpoint_every or args.resume is not None):
-        raise ValueError("--checkpoint-every/--resume: not available with --reproduce (they apply to one run)")
+# flags of one run, without effect with --reproduce (the setting fixes them)
+ONE_RUN = ["data", "n_train", "n_test", "arch", "hidden", "activation", "epochs", "optimizer", "lr", "weight_decay",
+           "batch_size", "step_size", "gamma", "decrease", "mode", "position", "tau", "normalise", "form", "seed",
+           "dtype"]
+
+
+def check_flags(args):
+    """Flags that have no effect in the chosen mode are refused (not silently ignored)."""
     if args.reproduce:
-        from ..experiments.sensli import reproduce
-        out = None if str(args.out) == "runs/insert" else args.out
-        s = reproduce(args.reproduce, seeds=args.seeds, quick=args.quick, out_dir=out,
-                      progress=not args.no_progress, plots=not args.no_plots)
-        print_summary(s)
-        return 0
-    resume_path = _settings_from_checkpoint(args) if args.resume is not None else None
+        if args.checkpoint_every or args.resume is not None:
+            raise ValueError("--checkpoint-every/--resume: not available with --reproduce (they apply to one run)")
+        refuse_unused(args, ONE_RUN, "with --reproduce (the setting fixes it)")
+        return
+    refuse_unused(args, ["seeds", "quick"], "without --reproduce")
+    if args.mode != "fixed":
+        refuse_unused(args, ["position"], f"with --mode {args.mode} (only --mode fixed uses it)")
+    if args.mode != "threshold":
+        refuse_unused(args, ["tau"], f"with --mode {args.mode} (only --mode threshold uses it)")
+    if not args.step_size:
+        refuse_unused(args, ["gamma"], "without --step-size (it is the StepLR factor)")
+    if len(args.epochs) < 2:
+        refuse_unused(args, ["mode", "position", "tau", "normalise", "form", "decrease"],
+                      "with a single phase (--epochs E inserts nothing)")
     if args.mode == "fixed" and args.position is None:
         raise ValueError("--position: --mode fixed needs --position P")
     if args.mode == "threshold" and args.tau is None:
         raise ValueError("--tau: --mode threshold needs --tau T")
+    if args.tau is not None and not np.isfinite(args.tau):
+        raise ValueError(f"--tau: expected a finite number, got {args.tau}")
+
+
+def run(args):
+    if args.reproduce:
+        check_flags(args)
+        from ..experiments.sensli import reproduce
+        rf, _ = reproduction_folder(args.out, args.quick, "insert", default="runs/insert")
+        with rf:
+            s = reproduce(args.reproduce, seeds=args.seeds, quick=args.quick, out_dir=rf.stage(),
+                          progress=not args.no_progress, plots=not args.no_plots)
+            rf.commit()
+        print_summary(s)
+        print(f"wrote {rf.out}/results/sensli_{args.reproduce}.json" +
+              ("" if args.no_plots else f", {rf.out}/figures/sensli_{args.reproduce}.png"))
+        return 0
+    resume_path = _settings_from_checkpoint(args) if args.resume is not None else None
+    check_flags(args)
     dtype = np.dtype(args.dtype)
-    d = load_data(args, dtype)
-    n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
-    model = build_model(args, d.X_train.shape[1], n_out, dtype)       # on --resume: replaced by the saved layers
-    print(model.summary() if resume_path is None else f"resuming {resume_path}")
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        r = sensli_train(model, d.X_train, d.y_train, args.epochs, d.X_test, d.y_test, mode=args.mode,
-                         position=args.position, tau=args.tau, optimizer=args.optimizer, lr=args.lr,
-                         weight_decay=args.weight_decay, batch_size=args.batch_size or None,
-                         step_size=args.step_size, gamma=args.gamma, decrease=args.decrease, form=args.form,
-                         normalise=args.normalise, rng=np.random.default_rng(args.seed),
-                         progress=not args.no_progress,
-                         checkpoint_dir=out / "checkpoints" if args.checkpoint_every else None,
-                         checkpoint_every=max(args.checkpoint_every, 1), resume=resume_path,
-                         checkpoint_meta={"command": "insert", "args": {k: getattr(args, k) for k in RUN_ARGS}})
-    except TrainingDiverged:
-        save(out / "model.npz", model)                                  # the last finite state
-        print(f"wrote the last finite model to {out}/model.npz", flush=True)
-        raise
-    write_json(out / "history.json", r.as_dict())
-    save(out / "model.npz", model, meta={"sensli": {"epochs": args.epochs, "mode": args.mode}})
-    print(model.summary())
-    for e in r.insertions:
-        print(f"epoch {e['epoch']}: scores {np.round(e['scores'], 6).tolist()} -> "
-              f"{'inserted at p=' + str(e['chosen']) if e['inserted'] else 'no insertion'}; "
-              f"loss {e['loss_before']:.5f} -> {e['loss_after']:.5f}; pass {e['macs']:,} MACs, {e['seconds']:.3f} s")
-    for p in r.phases:
-        print(f"phase {p['phase']}: {p['epochs']} epochs, {p['n_params']} params, {p['macs']:,} MACs, "
-              f"{p['seconds']:.2f} s, lr {p['lr_start']:.4g} -> {p['lr_end']:.4g}")
-    print(f"final: train loss {r.train_loss[-1]:.4f}, test error {1 - r.test_acc[-1][1]:.4f}; training "
-          f"{r.train_macs:,} MACs + sensitivity passes {r.sensitivity_macs:,} MACs")
-    if not args.no_plots:
-        plot_run(r, out / "loss.png", f"SensLI on {args.data}, {args.arch} {args.hidden}")
-    print(f"wrote {out}/history.json, model.npz" + ("" if args.no_plots else ", loss.png"))
+    files = ["history.json", "model.npz"] + ([] if args.no_plots else ["loss.png"])
+    with RunFolder(args.out, "insert", files, checkpoints=resume_path or "new") as rf:
+        d = load_data(args, dtype)
+        n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
+        if args.arch == "mlp":
+            check_memory(args, [d.X_train.shape[1], *args.hidden, n_out], d, dtype)
+        model = build_model(args, d.X_train.shape[1], n_out, dtype)   # on --resume: replaced by the saved layers
+        print(model.summary() if resume_path is None else f"resuming {resume_path}")
+        out = args.out
+        try:
+            r = sensli_train(model, d.X_train, d.y_train, args.epochs, d.X_test, d.y_test, mode=args.mode,
+                             position=args.position, tau=args.tau, optimizer=args.optimizer, lr=args.lr,
+                             weight_decay=args.weight_decay, batch_size=args.batch_size or None,
+                             step_size=args.step_size, gamma=args.gamma, decrease=args.decrease, form=args.form,
+                             normalise=args.normalise, rng=np.random.default_rng(args.seed),
+                             progress=not args.no_progress,
+                             checkpoint_dir=out / "checkpoints" if args.checkpoint_every else None,
+                             checkpoint_every=max(args.checkpoint_every, 1), resume=resume_path,
+                             checkpoint_meta={"command": "insert",
+                                              "args": {k: getattr(args, k) for k in RUN_ARGS}})
+        except TrainingDiverged as exc:
+            run_so_far = getattr(exc, "run", None)
+            if run_so_far is not None:
+                write_json(rf.stage("history.json"), {**run_so_far.as_dict(),
+                                                      "trainer": run_so_far.trainer.history.as_dict()})
+            save(rf.stage("model.npz"), model)                          # the last finite state
+            rf.commit(status="diverged", info={"error": str(exc)})
+            print(f"wrote the last finite model to {out}/model.npz and history.json", flush=True)
+            raise
+        write_json(rf.stage("history.json"), r.as_dict())
+        save(rf.stage("model.npz"), model, meta={"sensli": {"epochs": args.epochs, "mode": args.mode}})
+        print(model.summary())
+        for e in r.insertions:
+            print(f"epoch {e['epoch']}: scores {np.round(e['scores'], 6).tolist()} -> "
+                  f"{'inserted at p=' + str(e['chosen']) if e['inserted'] else 'no insertion'}; "
+                  f"loss {e['loss_before']:.5f} -> {e['loss_after']:.5f}; pass {e['macs']:,} MACs, "
+                  f"{e['seconds']:.3f} s")
+        for p in r.phases:
+            print(f"phase {p['phase']}: {p['epochs']} epochs, {p['n_params']} params, {p['macs']:,} MACs, "
+                  f"{p['seconds']:.2f} s, lr {p['lr_start']:.4g} -> {p['lr_end']:.4g}")
+        print(f"final: train loss {r.train_loss[-1]:.4f}, test error {1 - r.test_acc[-1][1]:.4f}; training "
+              f"{r.train_macs:,} MACs + sensitivity passes {r.sensitivity_macs:,} MACs")
+        if not args.no_plots:
+            plot_run(r, rf.stage("loss.png"), f"SensLI on {args.data}, {args.arch} {args.hidden}")
+        rf.commit()
+    print(f"wrote {out}/history.json, model.npz" + ("" if args.no_plots else ", loss.png") + ", manifest.json")
     return 0
 
 

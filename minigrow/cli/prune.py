@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_int,
-                     positive_float, positive_int, settings_from_checkpoint, write_json)
+from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args, check_memory, int_list, load_data,
+                     nonneg_int, positive_float, positive_int, refuse_unused, reproduction_folder, safe_name,
+                     settings_from_checkpoint, write_json)
 
 WHAT = ["train", "toy", "mnist", "grid", "tradeoff"]
 
@@ -149,12 +150,43 @@ def _settings(args):
     return s
 
 
+SETTINGS = ["gamma", "eta_theta", "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "price",
+            "precondition", "estimate_every", "cv_every", "polish", "finetune", "lr", "lr_step", "lr_decay", "epochs",
+            "batch_size"]
+# the flags each form uses; any other flag given explicitly has no effect there and is refused
+USED = {
+    "train": SETTINGS + ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "seed",
+                         "dtype", "checkpoint_every", "resume"],
+    "toy": ["seed", "quick"],
+    "mnist": SETTINGS + ["n_train", "n_test", "hidden", "init_scale", "input_gate", "seed", "quick"],
+    "grid": SETTINGS + ["n_train", "n_test", "seeds", "scales", "hiddens", "quick", "tag"],
+    "tradeoff": [k for k in SETTINGS if k != "gamma"] + ["n_train", "n_test", "hidden", "seed", "quick", "tag",
+                                                         "gammas"],
+}
+GENERIC = {"out", "no_progress", "no_plots", "threads"}
+
+
+def check_flags(args):
+    """Flags without effect in the chosen form are refused, not ignored; user names stay file names."""
+    used = set(USED[args.what]) | GENERIC
+    explicit = getattr(args, "explicit", None) or set()
+    for name in sorted(explicit - used):
+        if name in ("checkpoint_every", "resume"):
+            raise ValueError(f"--{name.replace('_', '-')}: only for one run ('prune train'), not for "
+                             f"'prune {args.what}'")
+        refuse_unused(args, [name], f"for 'prune {args.what}'")
+    if args.what != "train" and (args.checkpoint_every or args.resume is not None):
+        raise ValueError(f"--checkpoint-every/--resume: only for one run ('prune train'), not for 'prune {args.what}'")
+    if args.quick and args.what in ("mnist", "grid", "tradeoff"):
+        refuse_unused(args, ["n_train", "n_test"], "with --quick (it uses 2000 / 1000 images)")
+    safe_name("--tag", args.tag)
+
+
 def run(args):
+    check_flags(args)
     if min(np.atleast_1d(args.gamma)) < 0 or args.strength < 0 or not 0 <= args.eps <= 1:
         raise ValueError(f"--gamma and --strength must be >= 0 and --eps in [0, 1], got {args.gamma}, "
                          f"{args.strength}, {args.eps}")
-    if args.what != "train" and (args.checkpoint_every or args.resume is not None):
-        raise ValueError(f"--checkpoint-every/--resume: only for one run ('prune train'), not for 'prune {args.what}'")
     return {"train": run_train, "toy": run_toy, "mnist": run_mnist, "grid": run_grid,
             "tradeoff": run_tradeoff}[args.what](args)
 
@@ -178,62 +210,78 @@ def run_train(args):
     from ..pruning import PruningTrainer, gated_mlp, widths
     from ..train import evaluate
     from ..checkpoint import resume
+    from ..train import TrainingDiverged
     resume_path = _settings_from_checkpoint(args) if args.resume is not None else None
     dtype = np.dtype(args.dtype).type
-    d = load_data(args, dtype)
-    n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
-    model = gated_mlp([d.X_train.shape[1], *args.hidden, n_out], args.activation, rng=args.seed, dtype=dtype,
-                      scale=args.init_scale, input_gate=args.input_gate)
-    s = _settings(args)
-    epochs = s.pop("epochs", 20)
-    lr, bs = s.pop("lr"), s.pop("batch_size")
-    lr_step, lr_decay, polish = s.pop("lr_step"), s.pop("lr_decay"), s.pop("polish_epochs")
-    finetune = s.pop("finetune_epochs")
-    ckdir = args.out / "checkpoints" if args.checkpoint_every else None
-    meta = {"command": "prune", "args": {**{k: getattr(args, k) for k in RUN_ARGS}, "epochs": epochs}}
-    # built as for the original run (same hyper-prior); on --resume the saved (pruned) state replaces it
-    opt = Adam(lr)
-    tr = PruningTrainer(model, "ce", opt, batch_size=bs, rng=np.random.default_rng(args.seed),
-                        scheduler=StepLR(opt, lr_step, lr_decay) if lr_step else None,
-                        progress=not args.no_progress, dtype=dtype, checkpoint_dir=ckdir,
-                        checkpoint_every=max(args.checkpoint_every, 1), checkpoint_meta=meta, **s)
-    if resume_path is not None:
-        resume(resume_path, tr)
-        tr.checkpoint_dir, tr.checkpoint_every, tr.checkpoint_meta = ckdir, max(args.checkpoint_every, 1), meta
-        print(f"resumed {resume_path} at epoch {tr.epoch}")
-    tr.fit_schedule(d.X_train, d.y_train, epochs, polish, d.X_test, d.y_test, finetune_epochs=finetune)
-    final, ids = tr.finalize()
-    Xte = d.X_test if ids is None else d.X_test[:, ids]
-    _, acc = evaluate(final, "ce", Xte, d.y_test)
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "history.json", tr.history.as_dict())
-    save(out / "gated_model.npz", model, optimizer=tr.optimizer, meta={"settings": s})
-    save(out / "model.npz", final, meta={"input_ids": None if ids is None else ids.tolist()})
-    print(final.summary())
-    print(f"final widths {widths(model)}, test error {100 * (1 - acc):.2f} %, parameters {final.n_params():,}")
-    if not args.no_plots:
-        from ..experiments.pruning import plot_theta_trajectories, plot_widths
-        spe = int(np.ceil(d.X_train.shape[0] / bs))
-        plot_theta_trajectories(tr.theta_trace, out / "theta.png", steps_per_epoch=spe)
-        plot_widths([("run", [e["widths"] for e in tr.history.epochs])], out / "widths.png")
-    print(f"wrote {out}/history.json, gated_model.npz, model.npz" + ("" if args.no_plots else ", theta.png, widths.png"))
+    files = ["history.json", "gated_model.npz", "model.npz"] + ([] if args.no_plots else ["theta.png", "widths.png"])
+    with RunFolder(args.out, "prune", files, checkpoints=resume_path or "new") as rf:
+        d = load_data(args, dtype)
+        n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
+        check_memory(args, [d.X_train.shape[1], *args.hidden, n_out], d, dtype)
+        model = gated_mlp([d.X_train.shape[1], *args.hidden, n_out], args.activation, rng=args.seed, dtype=dtype,
+                          scale=args.init_scale, input_gate=args.input_gate)
+        s = _settings(args)
+        epochs = s.pop("epochs", 20)
+        lr, bs = s.pop("lr"), s.pop("batch_size")
+        lr_step, lr_decay, polish = s.pop("lr_step"), s.pop("lr_decay"), s.pop("polish_epochs")
+        finetune = s.pop("finetune_epochs")
+        ckdir = args.out / "checkpoints" if args.checkpoint_every else None
+        meta = {"command": "prune", "args": {**{k: getattr(args, k) for k in RUN_ARGS}, "epochs": epochs}}
+        # built as for the original run (same hyper-prior); on --resume the saved (pruned) state replaces it
+        opt = Adam(lr)
+        tr = PruningTrainer(model, "ce", opt, batch_size=bs, rng=np.random.default_rng(args.seed),
+                            scheduler=StepLR(opt, lr_step, lr_decay) if lr_step else None,
+                            progress=not args.no_progress, dtype=dtype, checkpoint_dir=ckdir,
+                            checkpoint_every=max(args.checkpoint_every, 1), checkpoint_meta=meta, **s)
+        if resume_path is not None:
+            resume(resume_path, tr)
+            tr.checkpoint_dir, tr.checkpoint_every, tr.checkpoint_meta = ckdir, max(args.checkpoint_every, 1), meta
+            print(f"resumed {resume_path} at epoch {tr.epoch}")
+        out = args.out
+        try:
+            tr.fit_schedule(d.X_train, d.y_train, epochs, polish, d.X_test, d.y_test, finetune_epochs=finetune)
+        except TrainingDiverged as exc:
+            write_json(rf.stage("history.json"), tr.history.as_dict())
+            save(rf.stage("gated_model.npz"), model, optimizer=tr.optimizer, meta={"settings": s})   # last finite
+            rf.commit(status="diverged", info={"error": str(exc)})
+            print(f"wrote the last finite gated model to {out}/gated_model.npz and history.json", flush=True)
+            raise
+        final, ids = tr.finalize()
+        Xte = d.X_test if ids is None else d.X_test[:, ids]
+        _, acc = evaluate(final, "ce", Xte, d.y_test)
+        write_json(rf.stage("history.json"), tr.history.as_dict())
+        save(rf.stage("gated_model.npz"), model, optimizer=tr.optimizer, meta={"settings": s})
+        save(rf.stage("model.npz"), final, meta={"input_ids": None if ids is None else ids.tolist()})
+        print(final.summary())
+        print(f"final widths {widths(model)}, test error {100 * (1 - acc):.2f} %, parameters {final.n_params():,}")
+        if not args.no_plots:
+            from ..experiments.pruning import plot_theta_trajectories, plot_widths
+            spe = int(np.ceil(d.X_train.shape[0] / bs))
+            plot_theta_trajectories(tr.theta_trace, rf.stage("theta.png"), steps_per_epoch=spe)
+            plot_widths([("run", [e["widths"] for e in tr.history.epochs])], rf.stage("widths.png"))
+        rf.commit()
+    print(f"wrote {out}/history.json, gated_model.npz, model.npz" +
+          ("" if args.no_plots else ", theta.png, widths.png") + ", manifest.json")
     return 0
 
 
-def _out_dirs(args):
-    root = Path("docs") if str(args.out) == "runs/prune" else args.out
-    return root / "results", root / "figures"
+def _folder(args):
+    """The RunFolder of a reproduction (docs/ by default; runs/quick/prune with --quick) and its staged
+    results/ and figures/ folders."""
+    rf, _ = reproduction_folder(args.out, args.quick, "prune", default="runs/prune")
+    return rf
 
 
 def run_toy(args):
-    res, fig = _out_dirs(args)
-    out = toy_reproduction(fig, seed=args.seed, quick=args.quick, plots=not args.no_plots)
-    write_json(res / "pruning_toy.json", out)
-    for r in out["runs"]:
-        print(f"teacher k={r['k']}, student width {r['width']} (seed {r['seed']}): final width {r['final_width']}, "
-              f"θ binary {r['theta_binary_frac']:.2f}, test MSE {r['test_loss']:.4f}, {r['seconds']:.1f} s")
-    print(f"wrote {res}/pruning_toy.json")
+    with _folder(args) as rf:
+        res, fig = rf.stage_dir("results"), rf.stage_dir("figures")
+        out = toy_reproduction(fig, seed=args.seed, quick=args.quick, plots=not args.no_plots)
+        write_json(res / "pruning_toy.json", out)
+        for r in out["runs"]:
+            print(f"teacher k={r['k']}, student width {r['width']} (seed {r['seed']}): final width {r['final_width']}, "
+                  f"θ binary {r['theta_binary_frac']:.2f}, test MSE {r['test_loss']:.4f}, {r['seconds']:.1f} s")
+        rf.commit()
+        print(f"wrote {rf.out / 'results'}/pruning_toy.json")
     return 0
 
 
@@ -256,42 +304,44 @@ def toy_reproduction(fig_dir, seed=0, quick=False, plots=True, k=3):
 def run_mnist(args):
     from ..experiments.pruning import dense_baseline, mnist_run, plot_error_vs_params, plot_theta_trajectories, \
         plot_widths
-    res, fig = _out_dirs(args)
-    n_train, n_test = (2000, 1000) if args.quick else (args.n_train, args.n_test)
-    s = _settings(args)
-    if args.quick:
-        s["epochs"], s["warmup_epochs"], s["finetune_epochs"] = 3, 1, min(s["finetune_epochs"], 1)
-    r = mnist_run(tuple(args.hidden), seed=args.seed, scale=args.init_scale, n_train=n_train, n_test=n_test,
-                  progress=not args.no_progress, input_gate=args.input_gate, **s)
-    dense = dense_baseline(tuple(args.hidden), seed=args.seed, epochs=r["settings"]["epochs"],
-                           lr=r["settings"]["lr"], batch_size=r["settings"]["batch_size"], n_train=n_train,
-                           n_test=n_test, progress=not args.no_progress, lr_step=r["settings"]["lr_step"],
-                           lr_decay=r["settings"]["lr_decay"])
-    keep = {k: r[k] for k in ("hidden", "seed", "scale", "settings", "n_train", "widths", "test_err",
-                              "theta_binary_frac", "theta_near_binary_frac", "theta_binary_before_rounding",
-                              "n_params", "macs", "seconds", "input_gate", "input_ids")}
-    keep["events"] = r["trainer"].history.events
-    keep["history"] = r["history"]
-    keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
-    keep["command"] = ("python -m minigrow prune mnist" + (" --input-gate" if args.input_gate else "")
-                       + (" --quick" if args.quick else ""))
-    tag = ("_quick" if args.quick else "") + ("_input" if args.input_gate else "")
-    if not args.no_plots:
-        spe = int(np.ceil(r["n_train"] / r["settings"]["batch_size"]))
-        plot_theta_trajectories(r["trainer"].theta_trace, fig / f"pruning_mnist_theta{tag}.png", steps_per_epoch=spe,
-                                title="θ trajectories, MNIST 784-300-100-10")
-        plot_widths([("pruned", [e["widths"] for e in r["history"]])], fig / f"pruning_mnist_widths{tag}.png",
-                    title="hidden widths over epochs (MNIST)")
-        plot_error_vs_params([(f"ours {'-'.join(map(str, r['widths']))}", r["n_params"], r["test_err"])],
-                             [(f"dense {'-'.join(map(str, args.hidden))}", dense["n_params"], dense["test_err"])],
-                             fig / f"pruning_mnist_error_vs_params{tag}.png", title="MNIST 784-300-100-10")
-    write_json(res / f"pruning_mnist{tag}.json", keep)
-    before = r["theta_binary_before_rounding"]
-    print(f"pruned: widths {r['widths']}, test error {100 * r['test_err']:.2f} %, θ binary "
-          f"{r['theta_binary_frac']:.3f}" + ("" if before is None else f" ({before:.3f} before the rounding)")
-          + f", {r['n_params']:,} parameters, {r['seconds']:.0f} s")
-    print(f"dense : test error {100 * dense['test_err']:.2f} %, {dense['n_params']:,} parameters, "
-          f"{dense['seconds']:.0f} s")
+    with _folder(args) as rf:
+        res, fig = rf.stage_dir("results"), rf.stage_dir("figures")
+        n_train, n_test = (2000, 1000) if args.quick else (args.n_train, args.n_test)
+        s = _settings(args)
+        if args.quick:
+            s["epochs"], s["warmup_epochs"], s["finetune_epochs"] = 3, 1, min(s["finetune_epochs"], 1)
+        r = mnist_run(tuple(args.hidden), seed=args.seed, scale=args.init_scale, n_train=n_train, n_test=n_test,
+                      progress=not args.no_progress, input_gate=args.input_gate, **s)
+        dense = dense_baseline(tuple(args.hidden), seed=args.seed, epochs=r["settings"]["epochs"],
+                               lr=r["settings"]["lr"], batch_size=r["settings"]["batch_size"], n_train=n_train,
+                               n_test=n_test, progress=not args.no_progress, lr_step=r["settings"]["lr_step"],
+                               lr_decay=r["settings"]["lr_decay"])
+        keep = {k: r[k] for k in ("hidden", "seed", "scale", "settings", "n_train", "widths", "test_err",
+                                  "theta_binary_frac", "theta_near_binary_frac", "theta_binary_before_rounding",
+                                  "n_params", "macs", "seconds", "input_gate", "input_ids")}
+        keep["events"] = r["trainer"].history.events
+        keep["history"] = r["history"]
+        keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
+        keep["command"] = ("python -m minigrow prune mnist" + (" --input-gate" if args.input_gate else "")
+                           + (" --quick" if args.quick else ""))
+        tag = ("_quick" if args.quick else "") + ("_input" if args.input_gate else "")
+        if not args.no_plots:
+            spe = int(np.ceil(r["n_train"] / r["settings"]["batch_size"]))
+            plot_theta_trajectories(r["trainer"].theta_trace, fig / f"pruning_mnist_theta{tag}.png",
+                                    steps_per_epoch=spe, title="θ trajectories, MNIST 784-300-100-10")
+            plot_widths([("pruned", [e["widths"] for e in r["history"]])], fig / f"pruning_mnist_widths{tag}.png",
+                        title="hidden widths over epochs (MNIST)")
+            plot_error_vs_params([(f"ours {'-'.join(map(str, r['widths']))}", r["n_params"], r["test_err"])],
+                                 [(f"dense {'-'.join(map(str, args.hidden))}", dense["n_params"], dense["test_err"])],
+                                 fig / f"pruning_mnist_error_vs_params{tag}.png", title="MNIST 784-300-100-10")
+        write_json(res / f"pruning_mnist{tag}.json", keep)
+        before = r["theta_binary_before_rounding"]
+        print(f"pruned: widths {r['widths']}, test error {100 * r['test_err']:.2f} %, θ binary "
+              f"{r['theta_binary_frac']:.3f}" + ("" if before is None else f" ({before:.3f} before the rounding)")
+              + f", {r['n_params']:,} parameters, {r['seconds']:.0f} s")
+        print(f"dense : test error {100 * dense['test_err']:.2f} %, {dense['n_params']:,} parameters, "
+              f"{dense['seconds']:.0f} s")
+        rf.commit()
     return 0
 
 
@@ -304,69 +354,74 @@ def _mnist_and_settings(args):
 
 def run_grid(args):
     from ..experiments.pruning import plot_error_vs_params, plot_widths, robustness_grid
-    res, fig = _out_dirs(args)
-    d, s = _mnist_and_settings(args)
-    if args.quick:
-        s["epochs"], s["warmup_epochs"], s["finetune_epochs"] = 2, 1, 0
-    t0 = time.perf_counter()
+    with _folder(args) as rf:
+        res, fig = rf.stage_dir("results"), rf.stage_dir("figures")
+        d, s = _mnist_and_settings(args)
+        if args.quick:
+            s["epochs"], s["warmup_epochs"], s["finetune_epochs"] = 2, 1, 0
+        t0 = time.perf_counter()
 
-    def log(row):
-        print(f"{row['hidden']} scale {row['scale']} seed {row['seed']}: widths {row['widths']}, test error "
-              f"{100 * row['test_err']:.2f} %, θ binary {row['theta_binary_frac']:.3f}, {row['seconds']:.0f} s",
-              flush=True)
-    rows = robustness_grid(tuple(args.seeds), tuple(args.scales), tuple(args.hiddens), data=d, log=log, **s)
-    tag = ("_quick" if args.quick else "") + args.tag
-    out = {"command": "python -m minigrow prune grid " + " ".join(
-        [f"--seeds {','.join(map(str, args.seeds))}", f"--scales {','.join(map(str, args.scales))}",
-         "--hiddens " + ",".join("-".join(map(str, h)) for h in args.hiddens)]
-        + [f"--n-train {args.n_train}" if args.n_train else "",
-           "--gamma " + ",".join(map(str, np.atleast_1d(args.gamma))), f"--eta-theta {args.eta_theta}",
-           f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}", f"--price {args.price}",
-           "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
-           f"--lr-step {args.lr_step or 0}", f"--estimate-every {args.estimate_every}",
-           f"--estimator {args.estimator}", f"--cv-every {args.cv_every}", f"--finetune {args.finetune}"]
-        + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])
-        + ([f"--tag {args.tag}"] if args.tag else [])),
-        "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}
-    write_json(res / f"pruning_grid{tag}.json", out)
-    if not args.no_plots:
-        plot_widths([(f"{'-'.join(map(str, r['hidden']))} ×{r['scale']} s{r['seed']}", r["widths_per_epoch"])
-                     for r in rows], fig / f"pruning_grid_widths{tag}.png", title="robustness grid: widths")
-        plot_error_vs_params([(f"{'-'.join(map(str, r['hidden']))} ×{r['scale']}", r["n_params"], r["test_err"])
-                              for r in rows], [], fig / f"pruning_grid_error_vs_params{tag}.png",
-                             title="robustness grid: final nets")
-    print(f"wrote {res}/pruning_grid{tag}.json")
+        def log(row):
+            print(f"{row['hidden']} scale {row['scale']} seed {row['seed']}: widths {row['widths']}, test error "
+                  f"{100 * row['test_err']:.2f} %, θ binary {row['theta_binary_frac']:.3f}, {row['seconds']:.0f} s",
+                  flush=True)
+        rows = robustness_grid(tuple(args.seeds), tuple(args.scales), tuple(args.hiddens), data=d, log=log, **s)
+        tag = ("_quick" if args.quick else "") + args.tag
+        out = {"command": "python -m minigrow prune grid " + " ".join(
+            [f"--seeds {','.join(map(str, args.seeds))}", f"--scales {','.join(map(str, args.scales))}",
+             "--hiddens " + ",".join("-".join(map(str, h)) for h in args.hiddens)]
+            + [f"--n-train {args.n_train}" if args.n_train else "",
+               "--gamma " + ",".join(map(str, np.atleast_1d(args.gamma))), f"--eta-theta {args.eta_theta}",
+               f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}", f"--price {args.price}",
+               "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
+               f"--lr-step {args.lr_step or 0}", f"--estimate-every {args.estimate_every}",
+               f"--estimator {args.estimator}", f"--cv-every {args.cv_every}", f"--finetune {args.finetune}"]
+            + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])
+            + ([f"--tag {args.tag}"] if args.tag else [])),
+            "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}
+        write_json(res / f"pruning_grid{tag}.json", out)
+        if not args.no_plots:
+            plot_widths([(f"{'-'.join(map(str, r['hidden']))} ×{r['scale']} s{r['seed']}", r["widths_per_epoch"])
+                         for r in rows], fig / f"pruning_grid_widths{tag}.png", title="robustness grid: widths")
+            plot_error_vs_params([(f"{'-'.join(map(str, r['hidden']))} ×{r['scale']}", r["n_params"], r["test_err"])
+                                  for r in rows], [], fig / f"pruning_grid_error_vs_params{tag}.png",
+                                 title="robustness grid: final nets")
+        rf.commit()
+        print(f"wrote {rf.out / 'results'}/pruning_grid{tag}.json")
     return 0
 
 
 def run_tradeoff(args):
     """One MNIST pruning run per γ (other settings as given, default MNIST_SETTINGS): error vs kept widths."""
     from ..experiments.pruning import mnist_run, plot_error_vs_params
-    res, fig = _out_dirs(args)
-    d, s = _mnist_and_settings(args)
-    if args.quick:
-        s["epochs"], s["warmup_epochs"], s["polish_epochs"] = 3, 1, 0
-        s["finetune_epochs"] = min(s["finetune_epochs"], 1)
-    rows = []
-    for g in args.gammas:
-        r = mnist_run(tuple(args.hidden), seed=args.seed, data=d, progress=not args.no_progress, **{**s, "gamma": g})
-        row = {k: r[k] for k in ("widths", "test_err", "theta_binary_frac", "theta_binary_before_rounding",
-                                 "n_params", "seconds")}
-        row["gamma"] = g
-        rows.append(row)
-        print(f"γ {g}: widths {row['widths']}, test error {100 * row['test_err']:.2f} %, θ binary "
-              f"{row['theta_binary_frac']:.3f}, {row['n_params']:,} parameters, {row['seconds']:.0f} s", flush=True)
-    tag = ("_quick" if args.quick else "") + args.tag
-    out = {"command": "python -m minigrow prune tradeoff --gammas " + ",".join(map(str, args.gammas))
-           + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else ""),
-           "settings": {k: v for k, v in s.items() if k != "gamma"}, "seed": args.seed,
-           "n_train": int(d.X_train.shape[0]), "rows": rows}
-    write_json(res / f"pruning_mnist_tradeoff{tag}.json", out)
-    if not args.no_plots:
-        plot_error_vs_params([(f"ours γ={r['gamma']}: {'-'.join(map(str, r['widths']))}", r["n_params"],
-                               r["test_err"]) for r in rows], [], fig / f"pruning_mnist_tradeoff{tag}.png",
-                             title="MNIST 784-300-100-10: error vs kept parameters across γ")
-    print(f"wrote {res}/pruning_mnist_tradeoff{tag}.json")
+    with _folder(args) as rf:
+        res, fig = rf.stage_dir("results"), rf.stage_dir("figures")
+        d, s = _mnist_and_settings(args)
+        if args.quick:
+            s["epochs"], s["warmup_epochs"], s["polish_epochs"] = 3, 1, 0
+            s["finetune_epochs"] = min(s["finetune_epochs"], 1)
+        rows = []
+        for g in args.gammas:
+            r = mnist_run(tuple(args.hidden), seed=args.seed, data=d, progress=not args.no_progress,
+                          **{**s, "gamma": g})
+            row = {k: r[k] for k in ("widths", "test_err", "theta_binary_frac", "theta_binary_before_rounding",
+                                     "n_params", "seconds")}
+            row["gamma"] = g
+            rows.append(row)
+            print(f"γ {g}: widths {row['widths']}, test error {100 * row['test_err']:.2f} %, θ binary "
+                  f"{row['theta_binary_frac']:.3f}, {row['n_params']:,} parameters, {row['seconds']:.0f} s", flush=True)
+        tag = ("_quick" if args.quick else "") + args.tag
+        out = {"command": "python -m minigrow prune tradeoff --gammas " + ",".join(map(str, args.gammas))
+               + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else ""),
+               "settings": {k: v for k, v in s.items() if k != "gamma"}, "seed": args.seed,
+               "n_train": int(d.X_train.shape[0]), "rows": rows}
+        write_json(res / f"pruning_mnist_tradeoff{tag}.json", out)
+        if not args.no_plots:
+            plot_error_vs_params([(f"ours γ={r['gamma']}: {'-'.join(map(str, r['widths']))}", r["n_params"],
+                                   r["test_err"]) for r in rows], [], fig / f"pruning_mnist_tradeoff{tag}.png",
+                                 title="MNIST 784-300-100-10: error vs kept parameters across γ")
+        rf.commit()
+        print(f"wrote {rf.out / 'results'}/pruning_mnist_tradeoff{tag}.json")
     return 0
 
 

@@ -13,8 +13,9 @@ from ..io import save
 from ..network import mlp, residual_mlp
 from ..optim import SGD, Adam, StepLR
 from ..train import Trainer, TrainingDiverged
-from .common import (add_checkpoint_args, add_data_args, add_run_args, int_list, load_data, nonneg_float,
-                     nonneg_int, positive_float, positive_int, settings_from_checkpoint, unit_float, write_json)
+from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args, check_memory, int_list, load_data,
+                     nonneg_float, nonneg_int, positive_float, positive_int, refuse_unused, settings_from_checkpoint,
+                     unit_float, write_json)
 
 # The settings that define a run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "init", "optimizer", "lr", "momentum",
@@ -70,44 +71,59 @@ def _settings_from_checkpoint(args):
     return ck["path"]
 
 
+def check_flags(args):
+    """Flags that have no effect with the chosen settings are refused (not silently ignored)."""
+    if args.optimizer != "sgd":
+        refuse_unused(args, ["momentum"], f"with --optimizer {args.optimizer} (SGD momentum only)")
+    if not args.step_size:
+        refuse_unused(args, ["gamma"], "without --step-size (it is the StepLR factor)")
+
+
 def run(args):
     resume_path = _settings_from_checkpoint(args) if args.resume is not None else None
+    check_flags(args)
     dtype = np.dtype(args.dtype)
-    d = load_data(args, dtype)
-    ckdir = args.out / "checkpoints" if args.checkpoint_every else None
-    if resume_path is None:
+    files = ["history.json", "model.npz"] + ([] if args.no_plots else ["history.png"])
+    with RunFolder(args.out, "train", files, checkpoints=resume_path or "new") as rf:
+        d = load_data(args, dtype)
         n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
-        model = build_model(args, d.X_train.shape[1], n_out, dtype)
-        opt = make_optimizer(args)
-        sched = StepLR(opt, args.step_size, args.gamma) if args.step_size else None
-        trainer = Trainer(model, "ce", opt, batch_size=args.batch_size or None,
-                          rng=np.random.default_rng(args.seed), scheduler=sched, progress=not args.no_progress,
-                          dtype=dtype, checkpoint_dir=ckdir, checkpoint_every=max(args.checkpoint_every, 1))
-    else:
-        trainer = resume(resume_path, progress=not args.no_progress)
-        trainer.checkpoint_dir, trainer.checkpoint_every = ckdir, max(args.checkpoint_every, 1)
-        print(f"resumed {resume_path} at epoch {trainer.epoch}")
-    model, opt = trainer.model, trainer.optimizer
-    # what --resume needs to rebuild the data and to check the flags
-    trainer.checkpoint_meta = {"command": "train", "args": {k: getattr(args, k) for k in RUN_ARGS}}
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        trainer.fit(d.X_train, d.y_train, args.epochs - trainer.epoch, d.X_test, d.y_test)
-    except TrainingDiverged:
-        write_json(out / "history.json", trainer.history.as_dict())
-        save(out / "model.npz", model, optimizer=opt)          # the last finite state
-        print(f"wrote the last finite model to {out}/model.npz", flush=True)
-        raise
-    write_json(out / "history.json", trainer.history.as_dict())
-    save(out / "model.npz", model, optimizer=opt)
-    last = trainer.history.epochs[-1] if trainer.history.epochs else {}
-    print(model.summary())
-    if last:
-        print(f"final: train loss {last['train_loss']:.4f}, test accuracy {last.get('test_acc', float('nan')):.4f}"
-              f" after {last['epoch']} epochs")
-    if not args.no_plots:
-        from ..plotting import plot_history
-        plot_history(trainer.history, out / "history.png", title=f"{args.arch} on {args.data}")
-    print(f"wrote {out}/history.json, model.npz" + ("" if args.no_plots else ", history.png"))
+        if args.arch == "mlp":
+            check_memory(args, [d.X_train.shape[1], *args.hidden, n_out], d, dtype)
+        ckdir = args.out / "checkpoints" if args.checkpoint_every else None
+        if resume_path is None:
+            model = build_model(args, d.X_train.shape[1], n_out, dtype)
+            opt = make_optimizer(args)
+            sched = StepLR(opt, args.step_size, args.gamma) if args.step_size else None
+            trainer = Trainer(model, "ce", opt, batch_size=args.batch_size or None,
+                              rng=np.random.default_rng(args.seed), scheduler=sched,
+                              progress=not args.no_progress, dtype=dtype, checkpoint_dir=ckdir,
+                              checkpoint_every=max(args.checkpoint_every, 1))
+        else:
+            trainer = resume(resume_path, progress=not args.no_progress)
+            trainer.checkpoint_dir, trainer.checkpoint_every = ckdir, max(args.checkpoint_every, 1)
+            print(f"resumed {resume_path} at epoch {trainer.epoch}")
+        model, opt = trainer.model, trainer.optimizer
+        # what --resume needs to rebuild the data and to check the flags
+        trainer.checkpoint_meta = {"command": "train", "args": {k: getattr(args, k) for k in RUN_ARGS}}
+        out = args.out
+        try:
+            trainer.fit(d.X_train, d.y_train, args.epochs - trainer.epoch, d.X_test, d.y_test)
+        except TrainingDiverged as exc:
+            write_json(rf.stage("history.json"), trainer.history.as_dict())
+            save(rf.stage("model.npz"), model, optimizer=opt)          # the last finite state
+            rf.commit(status="diverged", info={"error": str(exc)})
+            print(f"wrote the last finite model to {out}/model.npz and history.json", flush=True)
+            raise
+        write_json(rf.stage("history.json"), trainer.history.as_dict())
+        save(rf.stage("model.npz"), model, optimizer=opt)
+        last = trainer.history.epochs[-1] if trainer.history.epochs else {}
+        print(model.summary())
+        if last:
+            print(f"final: train loss {last['train_loss']:.4f}, test accuracy "
+                  f"{last.get('test_acc', float('nan')):.4f} after {last['epoch']} epochs")
+        if not args.no_plots:
+            from ..plotting import plot_history
+            plot_history(trainer.history, rf.stage("history.png"), title=f"{args.arch} on {args.data}")
+        rf.commit()
+    print(f"wrote {out}/history.json, model.npz" + ("" if args.no_plots else ", history.png") + ", manifest.json")
     return 0

@@ -33,7 +33,7 @@ from ..train import Trainer
 
 __all__ = ["REPO_ROOT", "make_net", "depth_width_grid", "autotune_mnist", "lesion_mnist", "GRID", "QUICK_GRID"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from . import REPO_ROOT, guard_quick  # noqa: E402
 GRID = dict(depths=[2, 5, 10, 20, 35, 50, 75, 100], widths=[10, 25, 50], n_train=10000, n_test=2000, epochs=3, n_eval=512)
 QUICK_GRID = dict(depths=[2, 12], widths=[10], n_train=600, n_test=300, epochs=1, n_eval=128)
 
@@ -79,6 +79,7 @@ def _train_one(arch, depth, width, d, epochs, n_eval, seed, lr=1e-3, batch_size=
 def depth_width_grid(depths=None, widths=None, n_train=None, n_test=None, epochs=None, n_eval=None, seed=0,
                      archs=("plain", "residual"), out_dir=None, fig_dir=None, quick=False, progress=True):
     """Train every (arch, depth, width) once; returns the JSON-able result and writes it (and the figures)."""
+    guard_quick(quick, out_dir=out_dir, fig_dir=fig_dir)
     cfg = dict(QUICK_GRID if quick else GRID)
     for k, v in dict(depths=depths, widths=widths, n_train=n_train, n_test=n_test, epochs=epochs,
                      n_eval=n_eval).items():
@@ -181,6 +182,7 @@ def autotune_mnist(counts=(75,), widths=(32,), rule="first_type", n_train=10000,
                    n_eval=512, max_rounds=8, seed=0, out_dir=None, fig_dir=None, quick=False, progress=True,
                    name="autotune"):
     """Auto-tune a deep plain block network on an MNIST subset (bundles.md §5)."""
+    guard_quick(quick, out_dir=out_dir, fig_dir=fig_dir)
     if quick:
         n_train, n_test, epochs, n_eval, max_rounds = 600, 300, 2, 128, 4
     d = load_mnist(n_train=n_train, n_test=n_test)
@@ -228,6 +230,7 @@ def plot_autotune(out, path):
 def lesion_mnist(width=32, n_blocks=30, hidden=4, n_train=10000, n_test=2000, epochs=3, n_eval=512, repeats=10,
                  ks=(1, 2, 4, 8, 12, 16), seed=0, out_dir=None, fig_dir=None, quick=False, progress=True):
     """Train a residual ReLU MLP, then drop conflicting / non-conflicting / random blocks at test time."""
+    guard_quick(quick, out_dir=out_dir, fig_dir=fig_dir)
     if quick:
         n_blocks, n_train, n_test, epochs, n_eval, repeats, ks = 6, 600, 300, 1, 128, 2, (1, 2)
     d = load_mnist(n_train=n_train, n_test=n_test)

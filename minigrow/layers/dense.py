@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..initializers import init_dense
-from ..validate import check_int, check_rng
+from ..validate import check_choice, check_int, check_rng
 from .base import Layer, check_keep, register_layer
 
 __all__ = ["Dense"]
@@ -30,7 +30,7 @@ class Dense(Layer):
         self.in_features = check_int("in_features", in_features, lo=1)
         self.out_features = check_int("out_features", out_features, lo=1)
         self.init = init
-        self.bias = bool(bias)
+        self.bias = bool(check_choice("bias", bias, {True, False}))
         self.scale = float(scale)
         rng = check_rng("rng", 0 if rng is None else rng)
         W, b = init_dense(self.in_features, self.out_features, init, rng, dtype, scale)
