@@ -357,7 +357,7 @@ def test_trainer_fits_a_convnet_on_images():
     Trainer(net, "ce", Adam(1e-2), batch_size=16, rng=0, progress=False).fit(X, y, 15)
     loss1, acc = evaluate(net, "ce", X, y)
     assert loss1 < 0.5 * loss0 and acc >= 0.9
-    with pytest.raises(ValueError, match="expected 1 features"):
+    with pytest.raises(ValueError, match="expected 1 channels"):
         evaluate(net, "ce", np.zeros((2, 3, 8, 8), np.float32), [0, 1])
     for bad in (np.zeros(8, np.float32), np.zeros((2, 64), np.float32), np.zeros((2, 1, 64), np.float32)):
         with pytest.raises(ValueError, match=r"X: expected a 4-d array \(samples, channels, height, width\)"):
