@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.
 sys.path.insert(0, str(ROOT))
 QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 
-from minigrow import sensli as S                                   # noqa: E402
+from minigrow.methods import sensli as S                                   # noqa: E402
 from minigrow.data import two_spirals                              # noqa: E402
 from minigrow.gradcheck import numerical_gradient, rel_error       # noqa: E402
 from minigrow.losses import SoftmaxCrossEntropy                    # noqa: E402

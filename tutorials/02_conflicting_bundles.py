@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.
 sys.path.insert(0, str(ROOT))
 QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 
-from minigrow import bundles as Bn                                   # noqa: E402
-from minigrow.autotune import remove_all_types, remove_first_type   # noqa: E402
+from minigrow.methods import bundles as Bn                                   # noqa: E402
+from minigrow.methods.bundles import remove_all_types, remove_first_type   # noqa: E402
 from minigrow.network import mlp                                     # noqa: E402
 from minigrow.optim import Adam                                      # noqa: E402
 from minigrow.train import Trainer                                   # noqa: E402
@@ -88,8 +88,8 @@ assert abs(b.entropy - by_hand) < 1e-12 and b.acc_max == 5 / 6
 
 # %%
 w_max = np.float32(0.55)
-print(f"γ ≈ ulp(W_max)·B/η = {Bn.grid_gamma(w_max, 1e-3, 64):.2e} in float32, "
-      f"{Bn.grid_gamma(w_max, 1e-3, 64, np.float64):.2e} in float64")
+print(f"γ ≈ ulp(W_max)·B/η = {Bn.grid_spacing(w_max, 1e-3, 64):.2e} in float32, "
+      f"{Bn.grid_spacing(w_max, 1e-3, 64, np.float64):.2e} in float64")
 a = (0.3 + 1e-4 * np.arange(40))[:, None] * np.ones((1, 4))          # 40 rows, 1e-4 apart
 y40 = np.arange(40) % 2
 b32 = Bn.bundles(a, y40, w_max, dtype=np.float32)

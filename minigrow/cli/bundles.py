@@ -16,10 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import int_list, nonneg_int, positive_float, positive_int, write_json
+from ..experiments.bundles import demo  # noqa: F401  (the bundles part of `python -m minigrow demo`)
+from ..methods.bundles import AutotuneSettings, BundleSettings
+from .common import int_list, nonneg_int, positive_float, positive_int
+
+A_DEFAULT = AutotuneSettings()
 
 
 def register(sub):
+    B, A = BundleSettings(), AutotuneSettings()      # the library's defaults are the command's
     p = sub.add_parser("bundles", help="conflicting bundles: measure, auto-tune, lesion, reproduce",
                        description="Conflicting bundles (Peer et al. 2021) on MNIST subsets.")
     s = p.add_subparsers(dest="action", metavar="ACTION")
@@ -28,9 +33,9 @@ def register(sub):
     def common(q, n_train=10000):
         q.add_argument("--n-train", type=positive_int, default=n_train, help="first N MNIST training images")
         q.add_argument("--n-test", type=positive_int, default=2000)
-        q.add_argument("--n-eval", type=positive_int, default=512, help="bundles on the first N training images")
-        q.add_argument("--lr", type=positive_float, default=1e-3, help="Adam η (also the η of the bundle grid)")
-        q.add_argument("--batch-size", type=positive_int, default=64, help="B (also the B of the bundle grid)")
+        q.add_argument("--n-eval", type=positive_int, default=B.n_eval, help="bundles on the first N training images")
+        q.add_argument("--lr", type=positive_float, default=B.lr, help="Adam η (also the η of the bundle grid)")
+        q.add_argument("--batch-size", type=positive_int, default=B.batch_size, help="B (also the B of the bundle grid)")
         q.add_argument("--seed", type=nonneg_int, default=0)
         q.add_argument("--out", type=Path, default=Path("runs/bundles"))
         q.add_argument("--no-progress", action="store_true")
@@ -48,10 +53,10 @@ def register(sub):
     a = s.add_parser("autotune", help="remove conflicting blocks and restart until training has no conflict")
     a.add_argument("--counts", type=int_list, default=[75], help="blocks per type, e.g. 3,12,41,3")
     a.add_argument("--widths", type=int_list, default=[32], help="width of each block type")
-    a.add_argument("--rule", choices=["first_type", "all_types"], default="first_type")
-    a.add_argument("--epochs", type=positive_int, default=10)
-    a.add_argument("--check-epochs", type=nonneg_int, default=10)
-    a.add_argument("--max-rounds", type=positive_int, default=8)
+    a.add_argument("--rule", choices=["first_type", "all_types"], default=A.rule)
+    a.add_argument("--epochs", type=positive_int, default=A.epochs)
+    a.add_argument("--check-epochs", type=nonneg_int, default=A.check_epochs)
+    a.add_argument("--max-rounds", type=positive_int, default=A.max_rounds)
     common(a)
     a.set_defaults(func=run_autotune)
 
@@ -81,31 +86,16 @@ def _data(args):
 
 
 def run_measure(args):
-    from ..bundles import format_report, label_entropy, layer_report
-    from ..experiments.bundles import make_net
-    from ..io import load
-    from ..optim import Adam
-    from ..train import Trainer
-    d = _data(args)
-    if args.model is not None:
-        model = load(args.model)["model"]
-        what = str(args.model)
-    else:
-        model = make_net(args.arch, args.depth, args.width, args.seed)
-        what = f"{args.arch} depth {args.depth} width {args.width}"
-        if args.epochs:
-            Trainer(model, "ce", Adam(args.lr), batch_size=args.batch_size, rng=args.seed,
-                    progress=not args.no_progress).fit(d.X_train, d.y_train, args.epochs, d.X_test, d.y_test)
-    n = min(args.n_eval, d.X_train.shape[0])
-    Xe, ye = d.X_train[:n], d.y_train[:n]
-    rep = layer_report(model, Xe, ye, lr=args.lr, batch_size=args.batch_size, n_classes=10, grid=not args.exact)
-    acc = float((model.predict(d.X_test) == d.y_test).mean())
-    print(f"{what}: bundles on the first {n} training images ({'exact' if args.exact else 'float32 grid'}, "
-          f"η={args.lr}, B={args.batch_size}); H(Y) = {label_entropy(ye):.4f}; test accuracy {acc:.4f}")
-    print(format_report(rep))
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "bundles.json", {"model": what, "test_acc": acc, "n_eval": n,
-                                           "layers": [r.as_dict() for r in rep]})
+    from ..experiments.bundles import measure
+    from ..methods.bundles import format_report
+    out = measure(model_path=args.model, arch=args.arch, depth=args.depth, width=args.width, epochs=args.epochs,
+                  n_train=args.n_train, n_test=args.n_test, n_eval=args.n_eval, lr=args.lr,
+                  batch_size=args.batch_size, seed=args.seed, exact=args.exact, out_dir=args.out,
+                  progress=not args.no_progress)
+    print(f"{out['model']}: bundles on the first {out['n_eval']} training images "
+          f"({'exact' if args.exact else 'float32 grid'}, η={args.lr}, B={args.batch_size}); "
+          f"H(Y) = {out['label_entropy']:.4f}; test accuracy {out['test_acc']:.4f}")
+    print(format_report(out["report"]))
     print(f"wrote {args.out}/bundles.json")
     return 0
 
@@ -114,8 +104,9 @@ def run_autotune(args):
     from ..experiments.bundles import autotune_mnist
     if len(args.counts) != len(args.widths):
         raise ValueError(f"--widths: expected one width per block type ({len(args.counts)}), got {args.widths}")
-    if args.lr != 1e-3 or args.batch_size != 64:
-        raise ValueError("--lr/--batch-size: the auto-tune command uses the reference η = 1e-3, B = 64")
+    if args.lr != A_DEFAULT.lr or args.batch_size != A_DEFAULT.batch_size:
+        raise ValueError(f"--lr/--batch-size: the auto-tune command uses the reference η = {A_DEFAULT.lr}, "
+                         f"B = {A_DEFAULT.batch_size}")
     args.out.mkdir(parents=True, exist_ok=True)
     out = autotune_mnist(args.counts, args.widths, args.rule, args.n_train, args.n_test, args.epochs, args.n_eval,
                          args.max_rounds, args.seed, out_dir=args.out, fig_dir=args.out,
@@ -148,54 +139,9 @@ def run_reproduce(args):
     elif args.what == "autotune":
         ex.autotune_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
     elif args.what == "autotune-blocks":
-        ex.autotune_mnist(counts=(3, 12, 41, 3), widths=(64, 32, 16, 8), rule="all_types", seed=args.seed,
-                          out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog, name="autotune_blocks")
+        ex.autotune_mnist(**ex.AUTOTUNE_BLOCKS, seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick,
+                          progress=prog)
     else:
         ex.lesion_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
     print(f"wrote {res_dir}/bundles_*.json and {fig_dir}/bundles_*.png", file=sys.stderr)
     return 0
-
-
-def demo(out_dir, seed, quick, progress):
-    """Part of ``python -m minigrow demo``: bundles of a deep plain vs residual MLP, then auto-tune."""
-    from ..autotune import autotune
-    from ..bundles import layer_report
-    from ..data import load_mnist
-    from ..experiments.bundles import make_net, savefig_small
-    from ..optim import Adam
-    from ..plotting import pyplot
-    from ..train import Trainer
-    n_train, n_test, depth, width, epochs, n_eval = (600, 300, 12, 10, 1, 128) if quick else \
-        (20000, 5000, 40, 16, 2, 512)
-    d = load_mnist(n_train=n_train, n_test=n_test)
-    Xe, ye = d.X_train[:n_eval], d.y_train[:n_eval]
-    prof, accs = {}, {}
-    for arch in ("plain", "residual"):
-        model = make_net(arch, depth, width, seed)
-        Trainer(model, "ce", Adam(1e-3), batch_size=64, rng=seed, progress=False).fit(d.X_train, d.y_train, epochs)
-        rep = layer_report(model, Xe, ye, n_classes=10, kinds={"hidden", "block"})
-        prof[arch] = rep
-        accs[arch] = float((model.predict(d.X_test) == d.y_test).mean())
-    plt = pyplot()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for arch, rep in prof.items():
-        a1.plot([r.n_bundles for r in rep], label=f"{arch} (test acc {accs[arch]:.2f})")
-        a2.plot([r.entropy for r in rep], label=arch)
-    a1.set_yscale("log")
-    a1.set_xlabel("layer / block")
-    a1.set_ylabel("|B^l|")
-    a2.set_xlabel("layer / block")
-    a2.set_ylabel("H(B^l)")
-    a1.legend(fontsize=7)
-    savefig_small(fig, Path(out_dir) / "bundles_profile.png")
-    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 5,
-                   n_eval=n_eval, max_rounds=4, seed=seed, n_classes=10)
-    last = res.rounds[-1]
-    final = f"test acc {last['test_acc']:.3f}" if res.converged else "not converged within 4 rounds"
-    pl, rs = prof["plain"][-1], prof["residual"][-1]
-    summary = (f"depth {depth} width {width}, {epochs} epoch on {n_train} images: plain |B^L|={pl.n_bundles}, "
-               f"H={pl.entropy:.3f}, acc {accs['plain']:.3f}; residual |B^L|={rs.n_bundles}, H={rs.entropy:.3f}, "
-               f"acc {accs['residual']:.3f}; auto-tune [{depth}] → {res.counts} in {len(res.rounds)} round(s), "
-               f"{final}")
-    return {"summary": summary, "plots": ["bundles_profile.png"], "autotune": res.as_dict(),
-            "plain_last": pl.as_dict(), "residual_last": rs.as_dict()}

@@ -1,14 +1,13 @@
 """Arguments and helpers shared by the subcommands."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..data import load_fashion_mnist, load_mnist, two_spirals
-from ..io import to_jsonable
+from ..output import write_json  # noqa: F401  (re-used by the subcommands)
 
 
 def int_list(text):
@@ -90,11 +89,6 @@ def load_data(args, dtype=np.float32):
     return loader(n_train=args.n_train, n_test=args.n_test, dtype=dtype)
 
 
-def write_json(path, obj):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(obj), indent=1))
-    return path
 
 
 

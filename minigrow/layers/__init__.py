@@ -14,9 +14,9 @@ from .base import LAYER_TYPES, Layer, check_keep, register_layer
 from .activations import ACTIVATIONS, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
 from .dense import Dense
 from .residual import ResidualBlock
-from .sequential import Sequential
+from .sequential import Sequential, check_model
 
 __all__ = [
     "Layer", "Dense", "Activation", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "ResidualBlock", "Sequential",
-    "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep",
+    "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep", "check_model",
 ]

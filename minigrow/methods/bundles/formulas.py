@@ -9,7 +9,7 @@ so close that a float32 weight update of size (η/B)·a cannot tell them apart. 
 with W_max = max |w| over every trainable tensor of the whole model (one float32 scalar), η the training
 learning rate and B the training batch size. Each operation is rounded to float32 in this order:
 ``t = fl32(a·fl32(η))``, ``t = fl32(t·fl32(1/B))``, ``q = fl32(W_max − t)``. (B1) is a **rounding grid**
-(effective γ ≈ ulp(W_max)·B/η), not a distance threshold: computed in float64 almost no two rows coincide,
+(effective spacing ulp(W_max)·B/η, :func:`grid_spacing`), not a distance threshold: computed in float64 almost no two rows coincide,
 so the dtype and the order of the operations are part of the definition (see ``tutorials/02``).
 
 Given the partition B^l = {b_1, …, b_|B|} of the N samples and the labels y with C classes, n_bc = #{i ∈ b: y_i = c}:
@@ -32,6 +32,10 @@ collision: each contiguous row viewed as one opaque byte string and grouped the 
 renumbered in order of first appearance (bundle 0 holds sample 0), like the reference loop.
 :func:`bundles_pairwise` is that straightforward reference loop, kept as the test oracle.
 
+This module holds the definitions (B1)–(B3) as functions of arrays; the per-layer report of a network is
+:mod:`.report`, the propositions P1–P5 are :mod:`.propositions`, auto-tune and the lesion study are
+:mod:`.autotune` and :mod:`.lesion`.
+
 Propositions P1–P5 (``check_p1_accuracy_bound`` … ``check_p5_dead_layer``) are **derived by us** from the
 definitions (bundles.md §2), not taken from the papers; they hold exactly for exact-equality bundles
 (``grid=False``) and approximately for the float32 grid.
@@ -48,16 +52,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layers import Activation, Dense, ResidualBlock, Sequential
-from .losses import log_softmax, softmax
-from .validate import check_array, check_int, check_labels, check_model, check_positive
+from ...layers import check_model
+from ...validate import check_int, check_labels, check_positive
 
 __all__ = [
-    "BundleDivergenceError", "Bundles", "LayerBundles", "PropositionCheck",
-    "weight_amplitude", "quantize", "grid_gamma", "group_rows", "bundle_stats", "bundles", "bundles_pairwise",
-    "label_entropy", "majority_share", "hidden_activations", "logits_distinct", "layer_report", "format_report",
-    "check_p1_accuracy_bound", "check_p2_loss_bound", "check_p3_gradient_cancellation",
-    "check_p4_depth_monotonicity", "check_p5_dead_layer",
+    "BundleDivergenceError", "Bundles", "weight_amplitude", "quantize", "grid_spacing", "group_rows",
+    "bundle_stats", "bundles", "bundles_pairwise", "label_entropy", "majority_share",
 ]
 
 
@@ -129,8 +129,8 @@ def quantize(a, w_max, lr=1e-3, batch_size=64, dtype=np.float32):
     return np.ascontiguousarray(q)
 
 
-def grid_gamma(w_max, lr=1e-3, batch_size=64, dtype=np.float32):
-    """Effective resolution of the grid: γ ≈ ulp(W_max)·B/η (activation differences below γ usually vanish)."""
+def grid_spacing(w_max, lr=1e-3, batch_size=64, dtype=np.float32):
+    """Effective spacing of the grid (B1): ulp(W_max)·B/η (activation differences below it usually vanish)."""
     dt = np.dtype(dtype)
     return float(np.spacing(dt.type(w_max))) * batch_size / lr
 
@@ -321,312 +321,3 @@ def majority_share(y) -> float:
     """Share of the most frequent label = acc_max of a single bundle."""
     y = check_labels("y", y)
     return float(np.bincount(y).max() / y.shape[0])
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Per-layer reports on a network
-# ----------------------------------------------------------------------------------------------------------------
-
-@dataclass
-class LayerBundles:
-    """Bundles of one recorded point of a network (``name``: e.g. 'hidden 3', 'block 2 branch')."""
-    name: str
-    kind: str           # 'hidden' (a^l after σ), 'branch' (residual branch output), 'block' (block output)
-    index: int          # position in model.layers
-    bundles: Bundles
-
-    def __getattr__(self, item):        # report.n_bundles, report.entropy … read through to the Bundles
-        if item in ("bundles", "__setstate__"):
-            raise AttributeError(item)
-        return getattr(self.bundles, item)
-
-    def as_dict(self, arrays=False):
-        return {"name": self.name, "kind": self.kind, "index": self.index, **self.bundles.as_dict(arrays)}
-
-
-def _distinct(x, inv):
-    """Keep one representative per distinct row of ``x``; ``inv`` maps samples to rows of ``x``."""
-    g = group_rows(x)
-    first = np.full(int(g.max()) + 1, x.shape[0])
-    np.minimum.at(first, g, np.arange(x.shape[0]))
-    return x[first], g[inv]
-
-
-def hidden_activations(model, X, distinct_rows=False):
-    """Yield ``(name, kind, index, a)`` for every hidden representation of ``model`` on ``X`` (inference mode).
-
-    * plain chain: the output of every activation layer (a^l = σ(z^l)), logits excluded;
-    * :class:`ResidualBlock`: its branch output W2 σ(W1 h + b1) ('branch') and its output h + branch ('block');
-    * any other layer with parameters before the output layer, e.g. a nested :class:`Sequential` or a
-      ``DenseBlock`` of a block network: its output ('block').
-
-    ``distinct_rows=True`` evaluates every layer once per *distinct* input row and copies the result to the
-    duplicates ("function semantics"): BLAS does not guarantee bit-identical outputs for identical rows (see the
-    module note), so the exact-equality propositions are checked this way. A generator: one layer's activations
-    are alive at a time (apart from the consumer's).
-    """
-    check_model("model", model)
-    x = np.asarray(X, dtype=model.dtype or np.asarray(X).dtype)
-    inv = np.arange(x.shape[0])
-    if distinct_rows:
-        x, inv = _distinct(x, inv)
-    layers = model.layers
-    # the output layer: the last layer with parameters (its outputs, the logits, are not a hidden layer)
-    last_out = max((i for i, lay in enumerate(layers) if lay.params or isinstance(lay, Sequential)), default=-1)
-    n_h = n_b = 0
-    for i, layer in enumerate(layers):
-        if isinstance(layer, ResidualBlock):
-            branch = layer.branch(x)
-            out = x + branch
-            yield f"block {n_b} branch", "branch", i, branch[inv]
-            x = out
-            if distinct_rows:
-                x, inv = _distinct(x, inv)
-            yield f"block {n_b}", "block", i, x[inv]
-            n_b += 1
-            continue
-        x = layer.forward(x, train=False)
-        if distinct_rows:
-            x, inv = _distinct(x, inv)
-        if i >= last_out:
-            continue
-        if isinstance(layer, Sequential) or (layer.params and not isinstance(layer, Dense)):
-            yield f"block {n_b}", "block", i, x[inv]
-            n_b += 1
-        elif isinstance(layer, Activation):
-            yield f"hidden {n_h}", "hidden", i, x[inv]
-            n_h += 1
-    if distinct_rows:
-        yield "logits", "logits", len(layers) - 1, x[inv]
-
-
-def logits_distinct(model, X):
-    """Logits with every layer evaluated once per distinct row (see :func:`hidden_activations`)."""
-    out = None
-    for name, kind, idx, a in hidden_activations(model, X, distinct_rows=True):
-        out = a
-    return out
-
-
-def layer_report(model, X, y, lr=1e-3, batch_size=64, n_classes=None, grid=True, dtype=np.float32,
-                 last_only=False, kinds=None, distinct_rows=None):
-    """Bundles of every hidden representation (see :func:`hidden_activations`) of ``model`` on ``(X, y)``.
-
-    W_max is taken once from the model (:func:`weight_amplitude`). ``last_only`` keeps only a^(L), the last
-    recorded point (cheap check of auto-tune); ``kinds`` filters e.g. ``{'block'}``. ``distinct_rows`` (default:
-    on for ``grid=False``) evaluates the network once per distinct row (:func:`hidden_activations`).
-    Returns a list of :class:`LayerBundles`.
-    """
-    check_model("model", model)
-    X = check_array("X", X, ndim=2, finite=False)
-    n_in = next((lay.params["W"].shape[1] for lay in model.layers if "W" in lay.params), None)
-    if n_in is not None and X.shape[1] != n_in:
-        raise ValueError(f"X: expected {n_in} features per sample (the input width of the model), got {X.shape[1]}")
-    y = check_labels("y", y, n_classes=n_classes, n=X.shape[0])
-    C = n_classes if n_classes is not None else int(y.max()) + 1
-    w_max = weight_amplitude(model)
-    out = []
-    last = None
-    if distinct_rows is None:
-        distinct_rows = not grid
-    for name, kind, idx, a in hidden_activations(model, X, distinct_rows):
-        if kind == "logits" or (kinds is not None and kind not in kinds):
-            continue
-        if last_only:
-            last = (name, kind, idx, a)
-            continue
-        try:
-            b = bundles(a, y, w_max, lr, batch_size, C, grid, dtype)
-        except BundleDivergenceError as exc:
-            raise BundleDivergenceError(f"{name}: {exc}") from None
-        out.append(LayerBundles(name, kind, idx, b))
-    if last_only and last is not None:
-        name, kind, idx, a = last
-        out.append(LayerBundles(name, kind, idx, bundles(a, y, w_max, lr, batch_size, C, grid, dtype)))
-    return out
-
-
-def format_report(report) -> str:
-    """A plain-text table of a :func:`layer_report`."""
-    lines = [f"{'layer':<18} {'|B|':>6} {'H(B)':>8} {'acc_max':>8} {'conflicting':>11} {'largest':>8}"]
-    for r in report:
-        b = r.bundles
-        lines.append(f"{r.name:<18} {b.n_bundles:>6d} {b.entropy:>8.4f} {b.acc_max:>8.4f} "
-                     f"{b.n_conflicting:>11d} {int(b.sizes.max()):>8d}")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Propositions P1–P5 (derived by us, bundles.md §2) as readable checks
-# ----------------------------------------------------------------------------------------------------------------
-
-@dataclass
-class PropositionCheck:
-    """Result of one proposition check: the bound, the observed quantity and whether the inequality holds."""
-    name: str
-    statement: str
-    bound: float
-    observed: float
-    holds: bool
-    details: dict = field(default_factory=dict)
-
-    def __str__(self):
-        return (f"{self.name}: {self.statement}\n    bound {self.bound:.6g}, observed {self.observed:.6g} → "
-                f"{'holds' if self.holds else 'VIOLATED'}")
-
-
-def _report(model, X, y, grid, lr, batch_size, n_classes):
-    return layer_report(model, X, y, lr=lr, batch_size=batch_size, n_classes=n_classes, grid=grid)
-
-
-def check_p1_accuracy_bound(model, X, y, grid=False, lr=1e-3, batch_size=64, n_classes=None, report=None):
-    r"""P1 (derived): every sample of a bundle gets the same prediction, so the training accuracy on (X, y) is
-    at most acc_max(B^l) (B3) at every hidden layer l; the bound is the minimum over layers.
-
-    Proof sketch: in a chain the logits are a function of a^(l); equal a^(l) ⇒ equal logits ⇒ equal argmax;
-    the best a bundle can do is predict its majority label, which is right for max_c n_bc of its samples.
-    Exact for ``grid=False``; approximate on the float32 grid (members of a grid bundle differ by < γ).
-    """
-    report = report or _report(model, X, y, grid, lr, batch_size, n_classes)
-    z = model.predict_logits(X) if grid else logits_distinct(model, X)
-    acc = float((z.argmax(1) == np.asarray(y)).mean())
-    per_layer = [r.acc_max for r in report]
-    bound = min(per_layer) if per_layer else 1.0
-    return PropositionCheck("P1", "training accuracy ≤ acc_max(B^l) for every hidden layer l", bound, acc,
-                            acc <= bound + 1e-12, {"acc_max_per_layer": per_layer,
-                                                   "layers": [r.name for r in report]})
-
-
-def check_p2_loss_bound(model, X, y, grid=False, lr=1e-3, batch_size=64, n_classes=None, report=None, tol=1e-9):
-    r"""P2 (derived): mean softmax cross-entropy ≥ H(B^l) at every hidden layer, equality iff every bundle outputs
-    its own label distribution p̂_b.
-
-    Proof sketch: the logits z_b are shared in a bundle, so Σ_{i∈b} CE_i = −Σ_c n_bc ln softmax(z_b)_c
-    = |b|·[H(p̂_b) + KL(p̂_b ‖ softmax(z_b))] ≥ |b| H(p̂_b) (Gibbs); sum over b and divide by N.
-    The bound is the maximum over layers (the deepest layer gives the largest H by P4).
-    """
-    report = report or _report(model, X, y, grid, lr, batch_size, n_classes)
-    z = (model.predict_logits(X) if grid else logits_distinct(model, X)).astype(np.float64)
-    ce = float(-log_softmax(z)[np.arange(z.shape[0]), np.asarray(y)].mean())
-    per_layer = [r.entropy for r in report]
-    bound = max(per_layer) if per_layer else 0.0
-    return PropositionCheck("P2", "mean cross-entropy ≥ H(B^l) for every hidden layer l", bound, ce,
-                            ce >= bound - tol, {"entropy_per_layer": per_layer})
-
-
-def check_p3_gradient_cancellation(logits, y, assignment, tol=1e-9):
-    r"""P3 (derived): within a bundle the logits are shared, so the summed per-sample gradients are
-
-    .. math::  Σ_{i∈b} ∂CE_i/∂z = |b|\,(\mathrm{softmax}(z_b) − p̂_b),
-
-    which vanishes at the bundle's optimum z_b* = ln p̂_b although each ∂CE_i/∂z = softmax(z_b) − e_{y_i} ≠ 0 when
-    the bundle is conflicting: the samples of a conflicting bundle pull in opposite directions and cancel.
-
-    ``logits`` (N, C) of the samples, ``assignment`` their bundle ids at some layer (logits are taken as equal to
-    the bundle's first sample's up to float noise). Returns the identity's deviation (``observed``, bound
-    ``tol``) and, in ``details``, the norm of the summed gradient at z_b* (≈ 0) against the mean per-sample
-    gradient norm there (> 0) over the conflicting bundles.
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    assignment = np.asarray(assignment, dtype=np.int64)
-    N, C = z.shape
-    nb = int(assignment.max()) + 1
-    g = softmax(z)
-    g[np.arange(N), y] -= 1.0                                       # ∂CE_i/∂z_i = softmax(z_i) − e_{y_i}
-    S = np.zeros((nb, C))
-    np.add.at(S, assignment, g)                                     # Σ_{i∈b} ∂CE_i/∂z
-    counts = np.zeros((nb, C))
-    np.add.at(counts, (assignment, y), 1.0)
-    size = counts.sum(1, keepdims=True)
-    p_hat = counts / size
-    first = np.full(nb, N)
-    np.minimum.at(first, assignment, np.arange(N))
-    predicted = size * (softmax(z[first]) - p_hat)                  # |b| (softmax(z_b) − p̂_b)
-    dev = float(np.abs(S - predicted).max())
-    conflicting = (counts > 0).sum(1) >= 2
-    det = {"n_conflicting": int(conflicting.sum()), "summed_norm_at_opt": 0.0, "per_sample_norm_at_opt": 0.0}
-    if conflicting.any():
-        with np.errstate(divide="ignore"):
-            z_opt = np.log(p_hat)                                   # z_b* = ln p̂_b (−inf for absent classes)
-        p_opt = np.exp(z_opt)                                       # softmax(ln p̂_b) = p̂_b (Σ p̂ = 1)
-        g_opt = p_opt[assignment] - np.eye(C)[y]
-        S_opt = np.zeros((nb, C))
-        np.add.at(S_opt, assignment, g_opt)
-        sel = conflicting[assignment]
-        det["summed_norm_at_opt"] = float(np.linalg.norm(S_opt[conflicting], axis=1).max())
-        det["per_sample_norm_at_opt"] = float(np.linalg.norm(g_opt[sel], axis=1).mean())
-        # cancellation in the actual network: ‖Σ_i g_i‖ / Σ_i ‖g_i‖ over conflicting bundles (1 = no cancellation)
-        norms = np.zeros(nb)
-        np.add.at(norms, assignment, np.linalg.norm(g, axis=1))
-        det["cancellation_ratio"] = float((np.linalg.norm(S, axis=1)[conflicting]
-                                           / np.maximum(norms[conflicting], 1e-300)).mean())
-    holds = dev <= tol and det["summed_norm_at_opt"] <= 1e-12 and \
-        (det["n_conflicting"] == 0 or det["per_sample_norm_at_opt"] > 0)
-    return PropositionCheck("P3", "Σ_{i∈b} ∂CE_i/∂z = |b|(softmax(z_b) − p̂_b); = 0 at z_b = ln p̂_b", tol, dev,
-                            holds, det)
-
-
-def check_p4_depth_monotonicity(report):
-    r"""P4 (derived): in a plain chain, samples bundled at l stay bundled at every k > l, so the partitions are
-    nested, |B^k| ≤ |B^l| and H(B^k) ≥ H(B^l).
-
-    Proof sketch: a^(k) = f(a^(l)) for a function f; a_i^(l) = a_j^(l) ⇒ a_i^(k) = a_j^(k). Coarsening a
-    partition can only merge bundles (fewer of them) and conditional entropy can only grow when the conditioning
-    variable is coarsened. Exact for exact-equality bundles in exact arithmetic, approximate with the float grid
-    (and with BLAS, see the module note). ``report``: a :func:`layer_report` of consecutive layers of a chain.
-
-    ``observed`` = number of samples that leave their bundle-mates between consecutive layers (0 if nested);
-    ``details`` has the per-layer counts and entropies and the pairwise count/entropy violations.
-    """
-    counts = [r.n_bundles for r in report]
-    ent = [r.entropy for r in report]
-    split = 0
-    for lo, hi in zip(report[:-1], report[1:]):
-        a, b = lo.assignment, hi.assignment
-        # a bundle of the lower layer is split above when its members have several ids above
-        pairs = np.unique(np.stack([a, b], axis=1), axis=0)
-        n_up = np.bincount(pairs[:, 0], minlength=lo.n_bundles)       # ids above per lower bundle
-        split += int((np.bincount(a, minlength=lo.n_bundles)[n_up > 1]).sum())
-    count_viol = sum(int(c2 > c1) for c1, c2 in zip(counts[:-1], counts[1:]))
-    ent_viol = sum(int(h2 < h1 - 1e-12) for h1, h2 in zip(ent[:-1], ent[1:]))
-    holds = split == 0 and count_viol == 0 and ent_viol == 0
-    return PropositionCheck("P4", "partitions nested with depth: |B^k| ≤ |B^l|, H(B^k) ≥ H(B^l) for k > l", 0.0,
-                            float(split), holds, {"n_bundles": counts, "entropy": ent,
-                                                  "count_violations": count_viol, "entropy_violations": ent_viol})
-
-
-def check_p5_dead_layer(model, X, y, layer_index, lr=1e-3, batch_size=64):
-    r"""P5 (derived): if every pre-activation of the ReLU layer ``model.layers[layer_index]`` is ≤ 0 on X, then
-    a^(l) = 0 for every sample: |B^l| = 1, H(B^l) = H(Y), acc_max = majority share, and the cross-entropy sends
-    exactly zero gradient to every parameter below l (ReLU'(z) = 0 for z ≤ 0): the layers below can never
-    learn, the layers above only see a constant — the network can only learn the class prior.
-
-    Returns bound 0 and observed max |∂L/∂w| over the layers below l; details hold |B|, H, H(Y), acc_max.
-    """
-    from .losses import SoftmaxCrossEntropy
-    layer = model.layers[layer_index]
-    if not isinstance(layer, Activation) or layer.name != "relu":
-        raise ValueError(f"layer_index: expected the index of a ReLU layer, got {type(layer).__name__} at "
-                         f"{layer_index}")
-    y = np.asarray(y)
-    loss = SoftmaxCrossEntropy()
-    outs = model.forward_all(X, train=True)
-    pre, a = outs[layer_index], outs[layer_index + 1]         # the ReLU layer's input z and output a
-    out = outs[-1]
-    dead = bool((pre <= 0).all())
-    loss.forward(out, y)
-    model.backward(loss.backward(), need_input_grad=False)
-    below = [g for lay in model.layers[:layer_index] for g in lay.grads.values()]
-    above = [g for lay in model.layers[layer_index:] for g in lay.grads.values()]
-    g_below = float(max((np.abs(g).max() for g in below if g.size), default=0.0))
-    g_above = float(max((np.abs(g).max() for g in above if g.size), default=0.0))
-    w_max = weight_amplitude(model)
-    b = bundles(a, y, w_max, lr, batch_size)
-    H_y, maj = label_entropy(y), majority_share(y)
-    holds = dead and g_below == 0.0 and b.n_bundles == 1 and abs(b.entropy - H_y) <= 1e-12 and \
-        abs(b.acc_max - maj) <= 1e-12
-    return PropositionCheck("P5", "dead ReLU layer ⇒ |B^l| = 1, H = H(Y), zero gradient below l", 0.0, g_below,
-                            holds, {"dead": dead, "n_bundles": b.n_bundles, "entropy": b.entropy,
-                                    "label_entropy": H_y, "acc_max": b.acc_max, "majority_share": maj,
-                                    "max_grad_above": g_above})
