@@ -2,8 +2,8 @@
 # # Tutorial 01 — Sensitivity-based layer insertion (SensLI)
 #
 # Kreis, Herberg, Köhne, Schiela, Herzog, *Sensitivity-Based Layer Insertion for Residual and Feedforward Neural
-# Networks*, arXiv 2311.15995. Module: `minigrow/sensli.py` (equation labels S1–S7 in its docstring are the ones
-# used here). Reproduction: `minigrow/experiments/sensli.py`, `python -m minigrow insert --reproduce A`.
+# Networks*, arXiv 2311.15995. Package: `minigrow/methods/sensli/`; its first module, `formulas.py`, holds S1–S7 as functions with the
+# symbols used here. Reproduction: `minigrow/experiments/sensli.py`, `python -m minigrow insert --reproduce A`.
 #
 # **What comes from where.** The paper body was not available to us. The method (virtual layers, the constrained
 # problem, the shadow-price criterion, the candidate forms, the training loop and the experimental settings) is

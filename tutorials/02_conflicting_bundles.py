@@ -3,8 +3,8 @@
 #
 # Peer, Stabinger, Rodriguez-Sanchez, *Conflicting Bundles: Adapting Architectures Towards the Improved Training of
 # Deep Neural Networks* (WACV 2021, arXiv 2011.02956) and *Auto-tuning of Deep Neural Networks by Conflicting Layer
-# Removal* (arXiv 2103.04331). Modules: `minigrow/bundles.py` (equations B1–B3 in its docstring),
-# `minigrow/autotune.py`; reproductions: `minigrow/experiments/bundles.py`,
+# Removal* (arXiv 2103.04331). Package: `minigrow/methods/bundles/` — `formulas.py` (equations B1–B3) first,
+# then `report.py`, `propositions.py`, `autotune.py`; reproductions: `minigrow/experiments/bundles.py`,
 # `python -m minigrow bundles reproduce grid|autotune|lesion`.
 #
 # **What comes from where.** The paper bodies were not available to us. The definition of a bundle — including the
