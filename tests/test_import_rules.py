@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "minigrow"
 
 CORE = ["layers", "layers.base", "layers.registry", "losses", "optim", "initializers", "train", "gradcheck", "io",
+        "strategies",
         "checkpoint", "trainstate", "surgery", "data", "validate", "network", "output", "plotting"]
 METHOD_MODULES = ("minigrow.methods", "minigrow.pruning")
 

@@ -96,8 +96,9 @@ print("extended net computes the same outputs bit for bit:",
 # $$ \frac{\partial L}{\partial V_l} = \operatorname{mean}_n \delta_{l,n}\, a_{l,n}^\top, \qquad
 #    \frac{\partial L}{\partial c_l} = \operatorname{mean}_n \delta_{l,n} = \frac{\partial L}{\partial b_l}. \tag{S4}$$
 #
-# In `closed_form_sensitivities` this is the line `G[c.position] += delta.T @ stream[i]` — `delta` is what the ReLU
-# layer's backward returns (δ already carries the 1/N of the mean loss), `stream[i]` its cached output $a_l$.
+# As a function: `minigrow.methods.sensli.formulas.identity_form_gradients(delta, a)` (one batch's sums; δ already
+# carries the 1/N of the mean loss). `closed_form_sensitivities` calls it with `delta` = what the ReLU layer's
+# backward returns and `a` = the layer's output $a_l$ (from `forward_all`).
 # Only a forward pass and an input-gradient backward of the small net are needed. The oracle
 # `extended_sensitivities` instead inserts everything and backpropagates through the bigger network.
 
@@ -151,7 +152,8 @@ for m, g in fd.items():
 #
 # $$ \frac{\partial L}{\partial W_2} = \operatorname{mean}_n g_{l,n}\,\sigma(0.8\,h_{l,n})^\top . \tag{S5}$$
 #
-# Nothing sits on a kink here (tanh is smooth and $W_2$ enters linearly), so central differences work.
+# As a function: `formulas.residual_form_gradient(g, h, activation)`. Nothing sits on a kink here (tanh is smooth
+# and $W_2$ enters linearly), so central differences work.
 
 # %%
 res = residual_mlp(2, 3, 2, 2, "tanh", rng=0, dtype=np.float64)
@@ -175,8 +177,8 @@ for c in rcands:
 #
 # Over one pass through the training data in B minibatches (no updates), average the gradients *first*:
 # $G_p = \frac1B\sum_b \nabla_{V_p} L_b$, then $s_p = \|G_p\|_F^2$ (weights only; `normalise=True` divides by the
-# number of entries so that candidates of different width compare). `select(scores, "abs_max")` takes the first
-# argmax. Insertion keeps the output bit-identical and leaves the optimiser state of every existing parameter alone
+# number of entries so that candidates of different width compare) — `formulas.pass_average`, `formulas.score`.
+# `select(scores, "abs_max")` (`formulas.select`, S7) takes the first argmax. Insertion keeps the output bit-identical and leaves the optimiser state of every existing parameter alone
 # (it lives on the layers); the new layer starts with empty state.
 
 # %%

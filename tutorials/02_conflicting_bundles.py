@@ -45,6 +45,8 @@ from minigrow.train import Trainer                                   # noqa: E40
 # $$ H(B^l) = \frac1N \sum_b |b|\Big(-\sum_c p_{bc}\ln p_{bc}\Big), \qquad
 #    \mathrm{acc}_{max}(B^l) = \frac1N\sum_b \max_c n_{bc}. \tag{B2, B3}$$
 #
+# In code: `minigrow.methods.bundles.formulas.bundle_stats(assignment, y)` (the count matrix $n_{bc}$, H, acc_max).
+#
 # A bundle with two or more labels is **conflicting**. Six samples, two features, labels below:
 #
 # | sample | a | label |
@@ -80,6 +82,7 @@ assert abs(b.entropy - by_hand) < 1e-12 and b.acc_max == 5 / 6
 #
 # $$ q_i = \mathrm{fl}_{32}\big(W_{max} - (a_i\cdot\eta)\cdot(1/B)\big), \tag{B1}$$
 #
+# (`formulas.quantize(a, w_max, lr, batch_size)`; its spacing is `formulas.grid_spacing`)
 # with $W_{max}$ the largest $|w|$ over *all* trainable tensors of the model. Subtracting a tiny update from a
 # weight-sized number rounds away every difference below about $\gamma \approx \mathrm{ulp}(W_{max})\,B/\eta$: a
 # rounding **grid**, not a distance threshold (so it is transitive and bundles are a partition). The dtype and the
