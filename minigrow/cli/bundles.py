@@ -4,8 +4,8 @@ Examples::
 
     python -m minigrow bundles measure --arch plain --depth 50 --width 10 --epochs 1
     python -m minigrow bundles measure --model runs/train/model.npz
-    python -m minigrow bundles autotune --counts 75 --widths 32 --epochs 10
-    python -m minigrow bundles autotune --counts 3,12,41,3 --widths 64,32,16,8 --rule all_types
+    python -m minigrow bundles autotune --counts 75 --block-widths 32 --epochs 10
+    python -m minigrow bundles autotune --counts 3,12,41,3 --block-widths 64,32,16,8 --rule all_types
     python -m minigrow bundles lesion --blocks 30 --width 32 --hidden 4
     python -m minigrow bundles reproduce grid          # docs/results/bundles_grid.json + figures
 """
@@ -52,7 +52,8 @@ def register(sub):
 
     a = s.add_parser("autotune", help="remove conflicting blocks and restart until training has no conflict")
     a.add_argument("--counts", type=int_list, default=[75], help="blocks per type, e.g. 3,12,41,3")
-    a.add_argument("--widths", type=int_list, default=[32], help="width of each block type")
+    a.add_argument("--block-widths", "--widths", dest="widths", type=int_list, default=[32],
+                   help="width of each block type (--widths: the older spelling)")
     a.add_argument("--rule", choices=["first_type", "all_types"], default=A.rule)
     a.add_argument("--epochs", type=positive_int, default=A.epochs)
     a.add_argument("--check-epochs", type=nonneg_int, default=A.check_epochs)
@@ -103,7 +104,7 @@ def run_measure(args):
 def run_autotune(args):
     from ..experiments.bundles import autotune_mnist
     if len(args.counts) != len(args.widths):
-        raise ValueError(f"--widths: expected one width per block type ({len(args.counts)}), got {args.widths}")
+        raise ValueError(f"--block-widths: expected one width per block type ({len(args.counts)}), got {args.widths}")
     if args.lr != A_DEFAULT.lr or args.batch_size != A_DEFAULT.batch_size:
         raise ValueError(f"--lr/--batch-size: the auto-tune command uses the reference η = {A_DEFAULT.lr}, "
                          f"B = {A_DEFAULT.batch_size}")

@@ -18,6 +18,7 @@ EXTERNAL_LAYER_TYPES = {
     "DenseBlock": "minigrow.methods.bundles.autotune",
     "GatedDense": "minigrow.pruning",
     "InputGate": "minigrow.pruning",
+    # the pruning package adds its standalone gate here: "Gate": "minigrow.methods.pruning.gate"
 }
 
 

@@ -127,3 +127,31 @@ def test_sensli_train_grows_a_network_with_an_extra_elementwise_layer(spirals):
     chosen = run.insertions[0]["chosen"]
     assert isinstance(net.layers[[3, 5][chosen]], Dense) and net.layers[[3, 5][chosen]].init == "identity"
     assert len(net.layers) == 8
+
+
+def test_sensli_on_a_block_network(spirals):
+    """A DenseBlock is a hidden layer with its own ReLU: a candidate goes right after each block."""
+    net = Bn.block_net([2, 1], [8, 4], 2, 2, rng=0, dtype=np.float64)
+    cands = S.candidates(net)
+    assert [(c.after, c.width) for c in cands] == [(0, 8), (1, 8), (2, 4)]
+    X, y = spirals.X_train, spirals.y_train
+    closed = S.closed_form_sensitivities(net, X, y, batch_size=150)
+    oracle = S.extended_sensitivities(net, X, y, batch_size=150)
+    np.testing.assert_allclose(closed.scores, oracle.scores, rtol=1e-10)
+    net32 = Bn.block_net([2], [8], 2, 2, rng=0)
+    run = S.sensli_train(net32, spirals.X_train, spirals.y_train, [4, 4], lr=0.1)
+    assert run.insertions[0]["inserted"] and len(net32.layers) == 5
+
+
+def test_units_of_a_dense_block_are_removed_with_their_consumer(spirals):
+    from minigrow.surgery import remove_units
+    net = Bn.block_net([2], [8], 2, 2, rng=0, dtype=np.float64)
+    X = spirals.X_train
+    keep = [0, 2, 3, 7]
+    h = net.layers[0](X)[:, keep]
+    W1 = net.layers[1].params["W"][:, keep].copy()
+    remove_units(net, 0, keep)
+    assert net.layers[0].out_units == 4 and net.layers[1].in_units == 4
+    np.testing.assert_array_equal(net.layers[1].params["W"], W1)
+    np.testing.assert_allclose(net.layers[0](X), h)
+    np.testing.assert_allclose(net(X), net.layers[2](net.layers[1](h)))

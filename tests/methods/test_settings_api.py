@@ -108,3 +108,9 @@ def test_autotune_needs_block_widths_or_a_builder():
     X, y = _spiral_like()
     with pytest.raises(ValueError, match="block_widths"):
         Bn.autotune(X, y, [2], epochs=1)
+
+
+def test_block_widths_flag_and_its_older_spelling():
+    p = build_parser()
+    assert p.parse_args(["bundles", "autotune", "--block-widths", "8,4"]).widths == [8, 4]
+    assert p.parse_args(["bundles", "autotune", "--widths", "8,4"]).widths == [8, 4]

@@ -49,8 +49,14 @@ class DenseBlock(Layer):
     r"""One dense block  a = ReLU(W h + b)  — the stand-in for a conv block of the papers' VGG-style network.
 
     Backward, for g = ∂L/∂a:  d_z = g ⊙ 1[z > 0],  ∂L/∂W = d_zᵀ h,  ∂L/∂b = Σ_n d_z,  ∂L/∂h = d_z W.
-    Being one layer, the block is one entry of a bundle report (kind 'block').
+    Being one layer, the block is one entry of a bundle report (kind 'block'). It produces its units like a
+    ``Dense`` (``unit_kind = "affine"``: unit j owns row j of W and b[j]), so :mod:`minigrow.surgery` can remove
+    units of a block; ``activation`` names the σ its output has already been through (SensLI places a candidate
+    right after the block).
     """
+
+    unit_kind = "affine"
+    activation = "relu"
 
     def __init__(self, in_features, out_features, init="he", rng=None, dtype=np.float32):
         super().__init__()
@@ -74,6 +80,15 @@ class DenseBlock(Layer):
     @property
     def out_units(self):
         return self.out_features
+
+    def out_axes(self):
+        return {"W": 0, "b": 0}
+
+    def in_axes(self):
+        return {"W": 1}
+
+    def _resized(self):
+        self.out_features, self.in_features = (int(n) for n in self.params["W"].shape)
 
     def forward(self, x, train=True):
         z = x @ self.params["W"].T + self.params["b"]             # z = W h + b

@@ -59,7 +59,9 @@ def hidden_points(model):
     """``[(after, width, activation, kind), …]``: the hidden representations of the chain ``model`` in order.
 
     ``kind`` 'hidden': a Dense followed by a run of elementwise layers containing an activation; ``after`` is the
-    run's last layer, ``activation`` the run's last activation. ``kind`` 'block': a ResidualBlock (and the
+    run's last layer, ``activation`` the run's last activation. A producer whose output has already been through
+    its own activation (an ``"affine"`` layer with an ``activation`` attribute, e.g. the ``DenseBlock`` of a block
+    network) starts such a run itself. ``kind`` 'block': a ResidualBlock (and the
     elementwise layers after it, if any); ``activation`` is the block's σ. Only layers before the last Dense (the
     output layer) count. Any other layer (a nested Sequential, an opaque layer) ends a run without a point.
     """
@@ -73,6 +75,11 @@ def hidden_points(model):
             if run is not None:
                 points.append(tuple(run))
             width, run = layer.out_features, None
+        elif layer.unit_kind == "affine" and isinstance(getattr(layer, "activation", None), str):
+            if run is not None:                      # a block with its own σ (DenseBlock): a hidden layer by itself
+                points.append(tuple(run))
+            width = int(layer.out_units)
+            run = [i, width, layer.activation, "hidden"]
         elif isinstance(layer, ResidualBlock):
             if run is not None:
                 points.append(tuple(run))

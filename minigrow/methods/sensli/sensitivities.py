@@ -60,9 +60,8 @@ def _input_grad(layer, dout):
 
 
 def _io_units(model):
-    """(input units, output units) of a Dense-based model, from its first and last Dense layer."""
-    dense = [layer for layer in model.layers if isinstance(layer, Dense)]
-    return (dense[0].in_features, dense[-1].out_features) if dense else (None, None)
+    """(input units, output units) of the model (:attr:`Sequential.in_units`, ``out_units``; None if unknown)."""
+    return model.in_units, model.out_units
 
 
 def check_data(model, X, y, loss, dtype, xname="X", yname="y"):
