@@ -39,8 +39,8 @@ import numpy as np
 from .io import CorruptFileError, load
 from .optim import StepLR
 from .train import History, Trainer
-from .trainstate import (_BIT_GENERATORS, CHECKPOINT_FORMAT, checkpoint_path, latest_checkpoint, save_checkpoint,
-                         trainer_state, write_epoch_checkpoint)
+from .trainstate import (_BIT_GENERATORS, CHECKPOINT_FORMAT, checkpoint_path, latest_checkpoint,  # noqa: F401
+                         save_checkpoint, write_epoch_checkpoint)         # (the writing half, re-exported here)
 from .validate import check_path
 
 __all__ = ["save_checkpoint", "load_checkpoint", "resume", "latest_checkpoint", "checkpoint_path",

@@ -14,8 +14,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from ..experiments.bundles import demo  # noqa: F401  (the bundles part of `python -m minigrow demo`)
 from ..methods.bundles import AutotuneSettings, BundleSettings
 from .common import int_list, nonneg_int, positive_float, positive_int

@@ -18,8 +18,6 @@ status 3.
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from ..experiments.sensli import build_model, demo, plot_run  # noqa: F401  (demo: part of `minigrow demo`)

@@ -48,7 +48,7 @@ differences except for values that sit on a rounding boundary.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
