@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from minigrow.bundles import bundle_stats, bundles_pairwise, group_rows, layer_report, quantize  # noqa: E402
+from minigrow.methods.bundles import bundle_stats, bundles_pairwise, group_rows, layer_report, quantize  # noqa: E402
 from minigrow.network import mlp  # noqa: E402
 
 

@@ -4,9 +4,9 @@ For each network and data set, times (best of ``--repeat``):
 
 * ``epoch``     one ordinary epoch of gradient computation: forward + loss + backward of every batch (all weight
                 gradients), no optimiser step — the reference;
-* ``closed``    :func:`minigrow.sensli.closed_form_sensitivities` (forward + input-gradient backward down to the
+* ``closed``    :func:`minigrow.methods.sensli.closed_form_sensitivities` (forward + input-gradient backward down to the
                 earliest candidate + the outer products δᵀa / gᵀσ(0.8h));
-* ``extended``  :func:`minigrow.sensli.extended_sensitivities` (all candidates inserted and frozen, ordinary
+* ``extended``  :func:`minigrow.methods.sensli.extended_sensitivities` (all candidates inserted and frozen, ordinary
                 backprop through the bigger network).
 
 Target (issue 3): closed ≤ 1.1 × epoch. Usage::
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minigrow.data import load_mnist, two_spirals  # noqa: E402
 from minigrow.losses import SoftmaxCrossEntropy  # noqa: E402
 from minigrow.network import mlp, residual_mlp  # noqa: E402
-from minigrow.sensli import closed_form_sensitivities, extended_sensitivities  # noqa: E402
+from minigrow.methods.sensli import closed_form_sensitivities, extended_sensitivities  # noqa: E402
 
 
 def gradient_epoch(model, X, y, batch_size):

@@ -10,15 +10,20 @@ Modules, one idea each:
 * :mod:`minigrow.gradcheck`   numerical gradient checks (for tests and coursework)
 * :mod:`minigrow.strategies`  hypothesis strategies for property-testing your own layers
 * :mod:`minigrow.data`        two spirals, MNIST, IDX files
-* :mod:`minigrow.io`          .npz save/load (no pickle)
-* :mod:`minigrow.checkpoint`  checkpoints and exact resumption
+* :mod:`minigrow.io`          .npz save/load (no pickle); :mod:`minigrow.output` JSON results
+* :mod:`minigrow.checkpoint`  checkpoints and exact resumption (:mod:`minigrow.trainstate` writes them)
+* :mod:`minigrow.surgery`     structural edits: insert/remove layers, remove units
 
-The three methods, one module each (each mirrored by a tutorial):
+The three methods, one package each (each mirrored by a tutorial; the first module, ``formulas``, holds the
+paper's equations):
 
-* :mod:`minigrow.sensli`    layer insertion, Kreis et al. 2023          tutorials/01_sensli.py
-* :mod:`minigrow.bundles`   conflicting bundles, Peer et al. 2021       tutorials/02_conflicting_bundles.py
-* :mod:`minigrow.autotune`  conflicting-layer removal, lesion study     tutorials/02_conflicting_bundles.py
-* :mod:`minigrow.pruning`   Bernoulli unit pruning, Guenter & Sideris   tutorials/03_bernoulli_pruning.py
+* :mod:`minigrow.methods.sensli`   layer insertion, Kreis et al. 2023            tutorials/01_sensli.py
+* :mod:`minigrow.methods.bundles`  conflicting bundles, auto-tune, lesion study  tutorials/02_conflicting_bundles.py
+* :mod:`minigrow.pruning`          Bernoulli unit pruning, Guenter & Sideris     tutorials/03_bernoulli_pruning.py
+
+Reproductions: :mod:`minigrow.experiments`; command line: :mod:`minigrow.cli`. Imports go one way —
+core → methods → experiments → cli — and ``import minigrow`` loads the core only: :func:`minigrow.load` imports
+a method module when a file names one of its layer types (:mod:`minigrow.layers.registry`).
 
 Tutorial 00 (tutorials/00_backprop_by_hand.py) covers the core.
 """
@@ -29,9 +34,6 @@ from .network import mlp, residual_mlp
 from .optim import SGD, Adam, StepLR
 from .train import History, Trainer, TrainingDiverged, evaluate
 from .io import load, load_model, save, save_model
-# The method modules define layer types of their own (GatedDense, InputGate, DenseBlock); importing them here
-# registers those types, so that minigrow.load rebuilds grown, pruned and block networks without further imports.
-from . import autotune, bundles, pruning, sensli  # noqa: E402,F401
 
 __version__ = "0.1.0"
 

@@ -224,7 +224,7 @@ def _entries(data, prefix, kind):
 
 def _build_layer(meta, data, prefix, where):
     """Rebuild one layer (and its sub-layers) from its meta and arrays."""
-    cls = layer_type(meta["type"])
+    cls = layer_type(meta["type"])           # method layer types: imported from the registry's name table
     if cls is None:
         raise CorruptFileError(f"{where} has unknown type {meta['type']!r} "
                                f"(import the module that defines it before loading)")

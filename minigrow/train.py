@@ -37,9 +37,11 @@ import time
 import numpy as np
 
 from .layers.base import display_path
+from .layers.sequential import check_model
 from .losses import get_loss
 from .optim import Adam
-from .validate import (check_array, check_bool, check_callable, check_dtype, check_int, check_labels, check_model,
+from .trainstate import save_checkpoint, write_epoch_checkpoint
+from .validate import (check_array, check_bool, check_callable, check_dtype, check_int, check_labels,
                        check_path, check_rng)
 
 __all__ = ["Trainer", "History", "TrainingDiverged", "evaluate", "iterate_minibatches", "params_finite",
@@ -359,7 +361,6 @@ class Trainer:
 
     def save_checkpoint(self, path, meta=None):
         """Write a checkpoint of the whole training state to ``path`` (see :mod:`minigrow.checkpoint`)."""
-        from .checkpoint import save_checkpoint
         return save_checkpoint(path, self, meta=meta)
 
     # --- divergence rollback ----------------------------------------------------------------------------------
@@ -504,7 +505,6 @@ class Trainer:
                 if cb(self):
                     self.stop = True
             if self.checkpoint_dir is not None and self.epoch % self.checkpoint_every == 0:
-                from .checkpoint import write_epoch_checkpoint
                 write_epoch_checkpoint(self)
             if self.stop:
                 break

@@ -16,7 +16,7 @@ import numpy as np
 __all__ = [
     "check_array", "check_labels", "check_positive", "check_nonneg", "check_int", "check_prob",
     "check_choice", "check_rng", "check_dtype", "check_Xy", "check_bool", "check_callable", "check_path",
-    "check_model", "check_finite_number",
+    "check_finite_number",
 ]
 
 
@@ -192,11 +192,3 @@ def check_path(name, v):
     if isinstance(v, bytes) or not isinstance(v, (str, os.PathLike)) or (isinstance(v, str) and not v):
         raise TypeError(f"{name}: expected a file path (str or pathlib.Path), got {_describe(v)}")
     return Path(v)
-
-
-def check_model(name, model):
-    """A :class:`~minigrow.layers.Sequential` whose parameters are all finite."""
-    from .layers import Sequential          # lazy: layers imports this module
-    if not isinstance(model, Sequential):
-        raise TypeError(f"{name}: expected a minigrow Sequential (e.g. from minigrow.mlp), got {_describe(model)}")
-    return model

@@ -146,7 +146,7 @@ def test_pruning_trainer_is_deterministic():
 
 
 def test_sensli_train_is_deterministic():
-    sensli = pytest.importorskip("minigrow.sensli")
+    sensli = pytest.importorskip("minigrow.methods.sensli")
 
     def run(seed):
         model = mg.mlp([2, 5, 2], rng=seed)

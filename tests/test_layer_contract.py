@@ -65,7 +65,7 @@ def _input_gate(rng):
 
 
 def _dense_block(rng):
-    from minigrow.autotune import DenseBlock
+    from minigrow.methods.bundles import DenseBlock
     return DenseBlock(4, 3, rng=rng, dtype=np.float64), _x(rng, 5, 4)
 
 

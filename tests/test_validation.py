@@ -260,7 +260,7 @@ def _gap(case, reason):
 def _method_cases():
     cases = []
     try:
-        from minigrow import sensli
+        from minigrow.methods import sensli
     except ImportError:
         sensli = None
     if sensli is not None:
@@ -303,7 +303,7 @@ def _method_cases():
              ["scores", "nan"]),
         ]
     try:
-        from minigrow import bundles
+        import minigrow.methods.bundles as bundles
     except ImportError:
         bundles = None
     if bundles is not None:
@@ -336,7 +336,7 @@ def _method_cases():
                   ValueError, ["X:"]),
         ]
     try:
-        from minigrow import autotune
+        import minigrow.methods.bundles as autotune
     except ImportError:
         autotune = None
     if autotune is not None:

@@ -2,8 +2,8 @@
 # # Tutorial 01 — Sensitivity-based layer insertion (SensLI)
 #
 # Kreis, Herberg, Köhne, Schiela, Herzog, *Sensitivity-Based Layer Insertion for Residual and Feedforward Neural
-# Networks*, arXiv 2311.15995. Module: `minigrow/sensli.py` (equation labels S1–S7 in its docstring are the ones
-# used here). Reproduction: `minigrow/experiments/sensli.py`, `python -m minigrow insert --reproduce A`.
+# Networks*, arXiv 2311.15995. Package: `minigrow/methods/sensli/`; its first module, `formulas.py`, holds S1–S7 as functions with the
+# symbols used here. Reproduction: `minigrow/experiments/sensli.py`, `python -m minigrow insert --reproduce A`.
 #
 # **What comes from where.** The paper body was not available to us. The method (virtual layers, the constrained
 # problem, the shadow-price criterion, the candidate forms, the training loop and the experimental settings) is
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.
 sys.path.insert(0, str(ROOT))
 QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 
-from minigrow import sensli as S                                   # noqa: E402
+from minigrow.methods import sensli as S                                   # noqa: E402
 from minigrow.data import two_spirals                              # noqa: E402
 from minigrow.gradcheck import numerical_gradient, rel_error       # noqa: E402
 from minigrow.losses import SoftmaxCrossEntropy                    # noqa: E402
@@ -96,8 +96,9 @@ print("extended net computes the same outputs bit for bit:",
 # $$ \frac{\partial L}{\partial V_l} = \operatorname{mean}_n \delta_{l,n}\, a_{l,n}^\top, \qquad
 #    \frac{\partial L}{\partial c_l} = \operatorname{mean}_n \delta_{l,n} = \frac{\partial L}{\partial b_l}. \tag{S4}$$
 #
-# In `closed_form_sensitivities` this is the line `G[c.position] += delta.T @ stream[i]` — `delta` is what the ReLU
-# layer's backward returns (δ already carries the 1/N of the mean loss), `stream[i]` its cached output $a_l$.
+# As a function: `minigrow.methods.sensli.formulas.identity_form_gradients(delta, a)` (one batch's sums; δ already
+# carries the 1/N of the mean loss). `closed_form_sensitivities` calls it with `delta` = what the ReLU layer's
+# backward returns and `a` = the layer's output $a_l$ (from `forward_all`).
 # Only a forward pass and an input-gradient backward of the small net are needed. The oracle
 # `extended_sensitivities` instead inserts everything and backpropagates through the bigger network.
 
@@ -151,7 +152,8 @@ for m, g in fd.items():
 #
 # $$ \frac{\partial L}{\partial W_2} = \operatorname{mean}_n g_{l,n}\,\sigma(0.8\,h_{l,n})^\top . \tag{S5}$$
 #
-# Nothing sits on a kink here (tanh is smooth and $W_2$ enters linearly), so central differences work.
+# As a function: `formulas.residual_form_gradient(g, h, activation)`. Nothing sits on a kink here (tanh is smooth
+# and $W_2$ enters linearly), so central differences work.
 
 # %%
 res = residual_mlp(2, 3, 2, 2, "tanh", rng=0, dtype=np.float64)
@@ -175,8 +177,8 @@ for c in rcands:
 #
 # Over one pass through the training data in B minibatches (no updates), average the gradients *first*:
 # $G_p = \frac1B\sum_b \nabla_{V_p} L_b$, then $s_p = \|G_p\|_F^2$ (weights only; `normalise=True` divides by the
-# number of entries so that candidates of different width compare). `select(scores, "abs_max")` takes the first
-# argmax. Insertion keeps the output bit-identical and leaves the optimiser state of every existing parameter alone
+# number of entries so that candidates of different width compare) — `formulas.pass_average`, `formulas.score`.
+# `select(scores, "abs_max")` (`formulas.select`, S7) takes the first argmax. Insertion keeps the output bit-identical and leaves the optimiser state of every existing parameter alone
 # (it lives on the layers); the new layer starts with empty state.
 
 # %%

@@ -3,8 +3,8 @@
 #
 # Peer, Stabinger, Rodriguez-Sanchez, *Conflicting Bundles: Adapting Architectures Towards the Improved Training of
 # Deep Neural Networks* (WACV 2021, arXiv 2011.02956) and *Auto-tuning of Deep Neural Networks by Conflicting Layer
-# Removal* (arXiv 2103.04331). Modules: `minigrow/bundles.py` (equations B1–B3 in its docstring),
-# `minigrow/autotune.py`; reproductions: `minigrow/experiments/bundles.py`,
+# Removal* (arXiv 2103.04331). Package: `minigrow/methods/bundles/` — `formulas.py` (equations B1–B3) first,
+# then `report.py`, `propositions.py`, `autotune.py`; reproductions: `minigrow/experiments/bundles.py`,
 # `python -m minigrow bundles reproduce grid|autotune|lesion`.
 #
 # **What comes from where.** The paper bodies were not available to us. The definition of a bundle — including the
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.
 sys.path.insert(0, str(ROOT))
 QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 
-from minigrow import bundles as Bn                                   # noqa: E402
-from minigrow.autotune import remove_all_types, remove_first_type   # noqa: E402
+from minigrow.methods import bundles as Bn                                   # noqa: E402
+from minigrow.methods.bundles import remove_all_types, remove_first_type   # noqa: E402
 from minigrow.network import mlp                                     # noqa: E402
 from minigrow.optim import Adam                                      # noqa: E402
 from minigrow.train import Trainer                                   # noqa: E402
@@ -44,6 +44,8 @@ from minigrow.train import Trainer                                   # noqa: E40
 #
 # $$ H(B^l) = \frac1N \sum_b |b|\Big(-\sum_c p_{bc}\ln p_{bc}\Big), \qquad
 #    \mathrm{acc}_{max}(B^l) = \frac1N\sum_b \max_c n_{bc}. \tag{B2, B3}$$
+#
+# In code: `minigrow.methods.bundles.formulas.bundle_stats(assignment, y)` (the count matrix $n_{bc}$, H, acc_max).
 #
 # A bundle with two or more labels is **conflicting**. Six samples, two features, labels below:
 #
@@ -80,6 +82,7 @@ assert abs(b.entropy - by_hand) < 1e-12 and b.acc_max == 5 / 6
 #
 # $$ q_i = \mathrm{fl}_{32}\big(W_{max} - (a_i\cdot\eta)\cdot(1/B)\big), \tag{B1}$$
 #
+# (`formulas.quantize(a, w_max, lr, batch_size)`; its spacing is `formulas.grid_spacing`)
 # with $W_{max}$ the largest $|w|$ over *all* trainable tensors of the model. Subtracting a tiny update from a
 # weight-sized number rounds away every difference below about $\gamma \approx \mathrm{ulp}(W_{max})\,B/\eta$: a
 # rounding **grid**, not a distance threshold (so it is transitive and bundles are a partition). The dtype and the
@@ -88,8 +91,8 @@ assert abs(b.entropy - by_hand) < 1e-12 and b.acc_max == 5 / 6
 
 # %%
 w_max = np.float32(0.55)
-print(f"γ ≈ ulp(W_max)·B/η = {Bn.grid_gamma(w_max, 1e-3, 64):.2e} in float32, "
-      f"{Bn.grid_gamma(w_max, 1e-3, 64, np.float64):.2e} in float64")
+print(f"γ ≈ ulp(W_max)·B/η = {Bn.grid_spacing(w_max, 1e-3, 64):.2e} in float32, "
+      f"{Bn.grid_spacing(w_max, 1e-3, 64, np.float64):.2e} in float64")
 a = (0.3 + 1e-4 * np.arange(40))[:, None] * np.ones((1, 4))          # 40 rows, 1e-4 apart
 y40 = np.arange(40) % 2
 b32 = Bn.bundles(a, y40, w_max, dtype=np.float32)

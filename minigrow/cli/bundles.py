@@ -4,8 +4,8 @@ Examples::
 
     python -m minigrow bundles measure --arch plain --depth 50 --width 10 --epochs 1
     python -m minigrow bundles measure --model runs/train/model.npz
-    python -m minigrow bundles autotune --counts 75 --widths 32 --epochs 10
-    python -m minigrow bundles autotune --counts 3,12,41,3 --widths 64,32,16,8 --rule all_types
+    python -m minigrow bundles autotune --counts 75 --block-widths 32 --epochs 10
+    python -m minigrow bundles autotune --counts 3,12,41,3 --block-widths 64,32,16,8 --rule all_types
     python -m minigrow bundles lesion --blocks 30 --width 32 --hidden 4
     python -m minigrow bundles reproduce grid          # docs/results/bundles_grid.json + figures
 """
@@ -14,13 +14,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from ..experiments.bundles import demo  # noqa: F401  (the bundles part of `python -m minigrow demo`)
+from ..methods.bundles import AutotuneSettings, BundleSettings
 from .common import (RunFolder, add_threads_arg, check_input_file, given, int_list, nonneg_int, positive_float,
                      positive_int, refuse_unused, reproduction_folder, write_json)
 
+A_DEFAULT = AutotuneSettings()
+
 
 def register(sub):
+    B, A = BundleSettings(), AutotuneSettings()      # the library's defaults are the command's
     p = sub.add_parser("bundles", help="conflicting bundles: measure, auto-tune, lesion, reproduce",
                        description="Conflicting bundles (Peer et al. 2021) on MNIST subsets.")
     s = p.add_subparsers(dest="action", metavar="ACTION")
@@ -29,9 +32,9 @@ def register(sub):
     def common(q, n_train=10000):
         q.add_argument("--n-train", type=positive_int, default=n_train, help="first N MNIST training images")
         q.add_argument("--n-test", type=positive_int, default=2000)
-        q.add_argument("--n-eval", type=positive_int, default=512, help="bundles on the first N training images")
-        q.add_argument("--lr", type=positive_float, default=1e-3, help="Adam η (also the η of the bundle grid)")
-        q.add_argument("--batch-size", type=positive_int, default=64, help="B (also the B of the bundle grid)")
+        q.add_argument("--n-eval", type=positive_int, default=B.n_eval, help="bundles on the first N training images")
+        q.add_argument("--lr", type=positive_float, default=B.lr, help="Adam η (also the η of the bundle grid)")
+        q.add_argument("--batch-size", type=positive_int, default=B.batch_size, help="B (also the B of the bundle grid)")
         q.add_argument("--seed", type=nonneg_int, default=0)
         q.add_argument("--out", type=Path, default=Path("runs/bundles"))
         q.add_argument("--no-progress", action="store_true")
@@ -49,10 +52,11 @@ def register(sub):
 
     a = s.add_parser("autotune", help="remove conflicting blocks and restart until training has no conflict")
     a.add_argument("--counts", type=int_list, default=[75], help="blocks per type, e.g. 3,12,41,3")
-    a.add_argument("--widths", type=int_list, default=[32], help="width of each block type")
-    a.add_argument("--rule", choices=["first_type", "all_types"], default="first_type")
-    a.add_argument("--epochs", type=positive_int, default=10)
-    a.add_argument("--max-rounds", type=positive_int, default=8)
+    a.add_argument("--block-widths", "--widths", dest="widths", type=int_list, default=[32],
+                   help="width of each block type (--widths: the older spelling)")
+    a.add_argument("--rule", choices=["first_type", "all_types"], default=A.rule)
+    a.add_argument("--epochs", type=positive_int, default=A.epochs)
+    a.add_argument("--max-rounds", type=positive_int, default=A.max_rounds)
     common(a)
     a.set_defaults(func=run_autotune)
 
@@ -83,7 +87,7 @@ def _data(args):
 
 
 def run_measure(args):
-    from ..bundles import format_report, label_entropy, layer_report
+    from ..methods.bundles import format_report, label_entropy, layer_report
     from ..experiments.bundles import make_net
     from ..io import load, save
     from ..optim import Adam
@@ -128,10 +132,11 @@ def run_measure(args):
 def run_autotune(args):
     from ..experiments.bundles import autotune_mnist
     if len(args.counts) != len(args.widths):
-        raise ValueError(f"--widths: expected one width per block type ({len(args.counts)}), got {args.widths}")
-    if given(args, "lr") or given(args, "batch_size") or (args.lr, args.batch_size) != (1e-3, 64):
-        raise ValueError("--lr/--batch-size: the auto-tune command uses the reference η = 1e-3, B = 64; drop the "
-                         "flag")
+        raise ValueError(f"--block-widths: expected one width per block type ({len(args.counts)}), got {args.widths}")
+    if given(args, "lr") or given(args, "batch_size") or \
+            (args.lr, args.batch_size) != (A_DEFAULT.lr, A_DEFAULT.batch_size):
+        raise ValueError(f"--lr/--batch-size: the auto-tune command uses the reference η = {A_DEFAULT.lr}, "
+                         f"B = {A_DEFAULT.batch_size}; drop the flag")
     with RunFolder(args.out, "bundles autotune", ["bundles_autotune.json", "bundles_autotune.png"]) as rf:
         out = autotune_mnist(args.counts, args.widths, args.rule, args.n_train, args.n_test, args.epochs,
                              args.n_eval, args.max_rounds, args.seed, out_dir=rf.stage(), fig_dir=rf.stage(),
@@ -177,9 +182,8 @@ def run_reproduce(args):
         elif args.what == "autotune":
             ex.autotune_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
         elif args.what == "autotune-blocks":
-            ex.autotune_mnist(counts=(3, 12, 41, 3), widths=(64, 32, 16, 8), rule="all_types", seed=args.seed,
-                              out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog,
-                              name="autotune_blocks")
+            ex.autotune_mnist(**ex.AUTOTUNE_BLOCKS, seed=args.seed, out_dir=res_dir, fig_dir=fig_dir,
+                              quick=args.quick, progress=prog)
         else:
             ex.lesion_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
         rf.commit()
@@ -187,48 +191,3 @@ def run_reproduce(args):
              f"{rf.out}/bundles_*.json, .png")
     print(f"wrote {where}", file=sys.stderr)
     return 0
-
-
-def demo(out_dir, seed, quick, progress):
-    """Part of ``python -m minigrow demo``: bundles of a deep plain vs residual MLP, then auto-tune."""
-    from ..autotune import autotune
-    from ..bundles import layer_report
-    from ..data import load_mnist
-    from ..experiments.bundles import make_net, savefig_small
-    from ..optim import Adam
-    from ..plotting import pyplot
-    from ..train import Trainer
-    n_train, n_test, depth, width, epochs, n_eval = (600, 300, 12, 10, 1, 128) if quick else \
-        (20000, 5000, 40, 16, 2, 512)
-    d = load_mnist(n_train=n_train, n_test=n_test)
-    Xe, ye = d.X_train[:n_eval], d.y_train[:n_eval]
-    prof, accs = {}, {}
-    for arch in ("plain", "residual"):
-        model = make_net(arch, depth, width, seed)
-        Trainer(model, "ce", Adam(1e-3), batch_size=64, rng=seed, progress=False).fit(d.X_train, d.y_train, epochs)
-        rep = layer_report(model, Xe, ye, n_classes=10, kinds={"hidden", "block"})
-        prof[arch] = rep
-        accs[arch] = float((model.predict(d.X_test) == d.y_test).mean())
-    plt = pyplot()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for arch, rep in prof.items():
-        a1.plot([r.n_bundles for r in rep], label=f"{arch} (test acc {accs[arch]:.2f})")
-        a2.plot([r.entropy for r in rep], label=arch)
-    a1.set_yscale("log")
-    a1.set_xlabel("layer / block")
-    a1.set_ylabel("|B^l|")
-    a2.set_xlabel("layer / block")
-    a2.set_ylabel("H(B^l)")
-    a1.legend(fontsize=7)
-    savefig_small(fig, Path(out_dir) / "bundles_profile.png")
-    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 5,
-                   n_eval=n_eval, max_rounds=4, seed=seed, n_classes=10)
-    last = res.rounds[-1]
-    final = f"test acc {last['test_acc']:.3f}" if res.converged else "not converged within 4 rounds"
-    pl, rs = prof["plain"][-1], prof["residual"][-1]
-    summary = (f"depth {depth} width {width}, {epochs} epoch on {n_train} images: plain |B^L|={pl.n_bundles}, "
-               f"H={pl.entropy:.3f}, acc {accs['plain']:.3f}; residual |B^L|={rs.n_bundles}, H={rs.entropy:.3f}, "
-               f"acc {accs['residual']:.3f}; auto-tune [{depth}] → {res.counts} in {len(res.rounds)} round(s), "
-               f"{final}")
-    return {"summary": summary, "plots": ["bundles_profile.png"], "autotune": res.as_dict(),
-            "plain_last": pl.as_dict(), "residual_last": rs.as_dict()}

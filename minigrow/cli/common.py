@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_fashion_mnist, load_mnist, two_spirals
-from ..io import to_jsonable
+from ..output import check_output_target, file_kind, strict_json, write_json, write_text_atomic  # noqa: F401
 
 
 def int_list(text):
@@ -124,11 +123,6 @@ def load_data(args, dtype=np.float32):
     return loader(n_train=args.n_train, n_test=args.n_test, dtype=dtype, data_dir=args.data_dir)
 
 
-def write_json(path, obj):
-    """Write ``obj`` as strict JSON (NaN/inf → null), atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return _write_text_atomic(path, _strict_json(obj))
 
 
 
@@ -205,16 +199,6 @@ def safe_name(flag, text):
     return text
 
 
-def _kind(st):
-    m = st.st_mode
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file")):
-        if test(m):
-            return name
-    return "not a regular file"
-
-
 def check_input_file(flag, path, allow_dir=False):
     """An input path (``--resume``, ``--model``): an existing regular file (or folder); a FIFO or device is refused
     before anything opens it (opening a FIFO for reading blocks forever)."""
@@ -226,23 +210,7 @@ def check_input_file(flag, path, allow_dir=False):
     if stat.S_ISREG(st.st_mode) or (allow_dir and stat.S_ISDIR(st.st_mode)):
         return path
     want = "a file or a folder" if allow_dir else "a file"
-    raise ValueError(f"{flag}: {path} is {_kind(st)}, expected {want}")
-
-
-def check_output_target(path):
-    """An output file: absent or a regular file; never replace a link, a device, a FIFO or a folder."""
-    path = Path(path)
-    if path.is_symlink():
-        raise ValueError(f"--out: {path} is a symbolic link; refusing to replace it with the run's file (remove the "
-                         f"link or choose another --out)")
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return path
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"--out: {path} is {_kind(st)}, expected a regular file or nothing there (remove it or "
-                         f"choose another --out)")
-    return path
+    raise ValueError(f"{flag}: {path} is {file_kind(st)}, expected {want}")
 
 
 def _sha256(path):
@@ -307,11 +275,11 @@ class RunFolder:
         if out.is_symlink() and not out.exists():
             raise ValueError(f"--out: {out} is a dangling symbolic link")
         if out.exists() and not out.is_dir():
-            raise ValueError(f"--out: {out} is {_kind(out.stat())}, expected a folder (choose another --out)")
+            raise ValueError(f"--out: {out} is {file_kind(out.stat())}, expected a folder (choose another --out)")
         for parent in out.parents:                         # a file where a parent folder should be
             if parent.exists():
                 if not parent.is_dir():
-                    raise ValueError(f"--out: {parent} is {_kind(parent.stat())}, so {out} cannot be created")
+                    raise ValueError(f"--out: {parent} is {file_kind(parent.stat())}, so {out} cannot be created")
                 break
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -380,7 +348,7 @@ class RunFolder:
         from ..checkpoint import latest_checkpoint
         ckdir = self.out / "checkpoints"
         if ckdir.exists() and not ckdir.is_dir():
-            raise ValueError(f"--out: {ckdir} is {_kind(ckdir.stat())}, expected a folder for the checkpoints")
+            raise ValueError(f"--out: {ckdir} is {file_kind(ckdir.stat())}, expected a folder for the checkpoints")
         newest = latest_checkpoint(ckdir)
         if newest is None:
             return
@@ -429,7 +397,7 @@ class RunFolder:
                 doc["checkpoints"] = sorted(p.name for p in (self.out / "checkpoints").glob("epoch-*.npz"))
             if info:
                 doc.update(info)
-            _write_text_atomic(man, _strict_json(doc))
+            write_text_atomic(man, strict_json(doc))
             old = self.out / MANIFEST
             previous = {}
             if old.is_file():
@@ -464,37 +432,6 @@ class RunFolder:
         if self._lock_fd is not None:
             os.close(self._lock_fd)                        # releases the flock
             self._lock_fd = None
-
-
-def _strict(x):
-    """JSON-able with non-finite floats as null (strict JSON: no bare NaN/Infinity)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _strict(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_strict(v) for v in x]
-    return x
-
-
-def _strict_json(obj):
-    return json.dumps(_strict(to_jsonable(obj)), indent=1, allow_nan=False)
-
-
-def _write_text_atomic(path, text):
-    path = Path(path)
-    check_output_target(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 # ------------------------------------------------------------------------------------------------------------------

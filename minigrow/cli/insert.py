@@ -18,13 +18,11 @@ status 3.
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
+from ..experiments.sensli import build_model, demo, plot_run  # noqa: F401  (demo: part of `minigrow demo`)
 from ..io import save
-from ..network import mlp, residual_mlp
-from ..sensli import MODES, sensli_train
+from ..methods.sensli import MODES, SensLISettings, sensli_train
 from ..train import TrainingDiverged
 from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args, check_memory, int_list, load_data,
                      nonneg_float, nonneg_int, positive_float, positive_int, refuse_unused, reproduction_folder,
@@ -37,6 +35,7 @@ RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "epochs
 
 
 def register(sub):
+    S = SensLISettings()                  # the defaults of the library are the defaults of the command
     p = sub.add_parser("insert", help="train with sensitivity-based layer insertion (SensLI)",
                        description="Train a small net, score every virtual layer by its shadow price, insert the "
                                    "best one, continue (Kreis et al. 2023). Or reproduce setting A-F.")
@@ -46,22 +45,22 @@ def register(sub):
                    help="hidden widths of the mlp (default 5); for resnet WIDTH,BLOCKS (e.g. 3,1)")
     p.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "sigmoid"], default=None,
                    help="default relu (mlp) / tanh (resnet)")
-    p.add_argument("--epochs", type=int_list, default=[450, 1400],
-                   help="epochs per phase: e0,e1,...; one insertion between phases (default 450,1400)")
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    p.add_argument("--lr", type=positive_float, default=0.2)
-    p.add_argument("--weight-decay", type=nonneg_float, default=0.0)
+    p.add_argument("--epochs", type=int_list, default=list(S.epochs),
+                   help="epochs per phase: e0,e1,...; one insertion between phases (default %(default)s)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default=S.optimizer)
+    p.add_argument("--lr", type=positive_float, default=S.lr)
+    p.add_argument("--weight-decay", type=nonneg_float, default=S.weight_decay)
     p.add_argument("--batch-size", type=nonneg_int, default=0, help="0 = full batch (default)")
-    p.add_argument("--step-size", type=positive_int, default=None, help="StepLR per phase: epochs between decays")
-    p.add_argument("--gamma", type=positive_float, default=0.5, help="StepLR factor")
-    p.add_argument("--decrease", type=positive_float, default=1.0, help="lr factor after an insertion")
-    p.add_argument("--mode", choices=list(MODES), default="abs_max",
+    p.add_argument("--step-size", type=positive_int, default=S.step_size, help="StepLR per phase: epochs between decays")
+    p.add_argument("--gamma", type=positive_float, default=S.gamma, help="StepLR factor")
+    p.add_argument("--decrease", type=positive_float, default=S.decrease, help="lr factor after an insertion")
+    p.add_argument("--mode", choices=list(MODES), default=S.mode,
                    help="abs_max (SensLI), abs_min (control), fixed (--position), threshold (--tau)")
-    p.add_argument("--position", type=nonneg_int, default=None)
-    p.add_argument("--tau", type=float, default=None,
+    p.add_argument("--position", type=nonneg_int, default=S.position)
+    p.add_argument("--tau", type=float, default=S.tau,
                    help="threshold mode: insert only if max score > tau * mean score of the free weights")
     p.add_argument("--normalise", action="store_true", help="divide each score by the number of entries")
-    p.add_argument("--form", choices=["auto", "identity", "residual"], default="auto")
+    p.add_argument("--form", choices=["auto", "identity", "residual"], default=S.form)
     p.add_argument("--reproduce", choices=list("ABCDEF"), default=None,
                    help="run setting A-F of sensli.md §6 instead; writes docs/results and docs/figures")
     p.add_argument("--seeds", type=positive_int, default=None, help="--reproduce: number of seeds")
@@ -69,30 +68,6 @@ def register(sub):
     add_run_args(p, "runs/insert")
     add_checkpoint_args(p)
     p.set_defaults(func=run)
-
-
-def build_model(args, n_in, n_out, dtype):
-    if args.arch == "mlp":
-        return mlp([n_in, *args.hidden, n_out], args.activation or "relu", rng=args.seed, dtype=dtype)
-    if len(args.hidden) != 2:
-        raise ValueError(f"--hidden: for --arch resnet give WIDTH,BLOCKS (e.g. 3,1), got {args.hidden}")
-    return residual_mlp(n_in, args.hidden[0], args.hidden[1], n_out, args.activation or "tanh", rng=args.seed,
-                        dtype=dtype)
-
-
-def plot_run(run, path, title):
-    from ..plotting import pyplot, savefig
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(np.arange(1, len(run.train_loss) + 1), run.train_loss, lw=1.2, label="training loss")
-    for e in run.insertions:
-        if e["inserted"]:
-            ax.axvline(e["epoch"], color="k", ls=":", lw=0.8)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.set_title(title, fontsize=9)
-    return savefig(fig, path)
 
 
 def _settings_from_checkpoint(args):
@@ -154,16 +129,18 @@ def run(args):
         n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
         if args.arch == "mlp":
             check_memory(args, [d.X_train.shape[1], *args.hidden, n_out], d, dtype)
-        model = build_model(args, d.X_train.shape[1], n_out, dtype)   # on --resume: replaced by the saved layers
+        # (on --resume: replaced by the saved layers)
+        model = build_model(args.arch, args.hidden, args.activation, d.X_train.shape[1], n_out, args.seed, dtype)
         print(model.summary() if resume_path is None else f"resuming {resume_path}")
         out = args.out
         try:
-            r = sensli_train(model, d.X_train, d.y_train, args.epochs, d.X_test, d.y_test, mode=args.mode,
-                             position=args.position, tau=args.tau, optimizer=args.optimizer, lr=args.lr,
-                             weight_decay=args.weight_decay, batch_size=args.batch_size or None,
-                             step_size=args.step_size, gamma=args.gamma, decrease=args.decrease, form=args.form,
-                             normalise=args.normalise, rng=np.random.default_rng(args.seed),
-                             progress=not args.no_progress,
+            settings = SensLISettings(epochs=tuple(args.epochs), mode=args.mode, position=args.position,
+                                      tau=args.tau, optimizer=args.optimizer, lr=args.lr,
+                                      weight_decay=args.weight_decay, batch_size=args.batch_size or None,
+                                      step_size=args.step_size, gamma=args.gamma, decrease=args.decrease,
+                                      form=args.form, normalise=args.normalise)
+            r = sensli_train(model, d.X_train, d.y_train, None, d.X_test, d.y_test, settings=settings,
+                             rng=np.random.default_rng(args.seed), progress=not args.no_progress,
                              checkpoint_dir=out / "checkpoints" if args.checkpoint_every else None,
                              checkpoint_every=max(args.checkpoint_every, 1), resume=resume_path,
                              checkpoint_meta={"command": "insert",
@@ -205,27 +182,3 @@ def print_summary(s):
         w = "" if wins is None else " | beats no-insertion in " + ", ".join(f"e{e}: {f:.0%}" for e, f in wins.items())
         print(f"  {name:<8} loss {at} | test error {v['test_error']['mean']:.3f} | "
               f"{v['train_macs'] + v['sensitivity_macs']:.3g} MACs{w}")
-
-
-# ------------------------------------------------------------------------------------------------------------------
-def demo(out_dir, seed, quick, progress):
-    """The SensLI part of ``python -m minigrow demo``: setting A (spirals, ReLU FNN [5]) and B (res2 tanh) over a
-    few seeds — SensLI vs the same net without insertion vs the bigger net from the start."""
-    from ..experiments.sensli import SETTINGS, _data, plot_setting, run_variant
-    n_seeds = 2 if quick else 6
-    data = _data("spirals", quick)
-    figs, parts = [], []
-    for name in ("A", "B"):
-        s = SETTINGS[name]
-        res = {v: [run_variant(spec, data, seed + k, quick, "spirals") for k in range(n_seeds)]
-               for v, spec in s["variants"].items()}
-        fin = {v: np.array([r["train_loss"][-1] for r in rs]) for v, rs in res.items()}
-        wins = int(np.sum(fin["sensli"] < fin["small"]))
-        plot_setting(name, s, res, out_dir / f"insert_{name}.png")
-        figs.append(f"insert_{name}.png")
-        parts.append(f"{name}: final loss SensLI {fin['sensli'].mean():.3f} / no insertion {fin['small'].mean():.3f}"
-                     f" / bigger net {fin['big'].mean():.3f}, SensLI wins {wins}/{n_seeds}")
-        if progress:
-            print(parts[-1], file=sys.stderr)
-    return {"summary": f"spirals, {n_seeds} seeds" + (" (quick)" if quick else "") + ": " + "; ".join(parts),
-            "plots": figs}

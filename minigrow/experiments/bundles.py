@@ -24,18 +24,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..autotune import autotune, lesion_study
-from ..bundles import label_entropy, layer_report, majority_share
+from ..methods.bundles import autotune, label_entropy, layer_report, lesion_study, majority_share
 from ..data import load_mnist
 from ..network import mlp, residual_mlp
 from ..optim import Adam
+from ..output import write_json
 from ..train import Trainer
 
-__all__ = ["REPO_ROOT", "make_net", "depth_width_grid", "autotune_mnist", "lesion_mnist", "GRID", "QUICK_GRID"]
+__all__ = ["REPO_ROOT", "make_net", "depth_width_grid", "autotune_mnist", "lesion_mnist", "GRID", "QUICK_GRID",
+           "AUTOTUNE_BLOCKS", "measure", "demo"]
 
 from . import REPO_ROOT, guard_quick  # noqa: E402
 GRID = dict(depths=[2, 5, 10, 20, 35, 50, 75, 100], widths=[10, 25, 50], n_train=10000, n_test=2000, epochs=3, n_eval=512)
 QUICK_GRID = dict(depths=[2, 12], widths=[10], n_train=600, n_test=300, epochs=1, n_eval=128)
+# the papers' four block types with block counts [3, 12, 41, 3] (bundles.md §5, `bundles reproduce autotune-blocks`)
+AUTOTUNE_BLOCKS = dict(counts=(3, 12, 41, 3), block_widths=(64, 32, 16, 8), rule="all_types", name="autotune_blocks")
 
 
 def _log(progress, msg):
@@ -100,7 +103,6 @@ def depth_width_grid(depths=None, widths=None, n_train=None, n_test=None, epochs
            "label_entropy_eval": label_entropy(ye), "majority_share_test": majority_share(d.y_test),
            "runs": runs}
     if out_dir is not None:
-        from ..cli.common import write_json
         write_json(Path(out_dir) / "bundles_grid.json", res)
     if fig_dir is not None:
         plot_grid(res, Path(fig_dir))
@@ -178,7 +180,7 @@ def savefig_small(fig, path):
     pyplot().close(fig)
 
 
-def autotune_mnist(counts=(75,), widths=(32,), rule="first_type", n_train=10000, n_test=2000, epochs=10,
+def autotune_mnist(counts=(75,), block_widths=(32,), rule="first_type", n_train=10000, n_test=2000, epochs=10,
                    n_eval=512, max_rounds=8, seed=0, out_dir=None, fig_dir=None, quick=False, progress=True,
                    name="autotune"):
     """Auto-tune a deep plain block network on an MNIST subset (bundles.md §5)."""
@@ -187,18 +189,17 @@ def autotune_mnist(counts=(75,), widths=(32,), rule="first_type", n_train=10000,
         n_train, n_test, epochs, n_eval, max_rounds = 600, 300, 2, 128, 4
     d = load_mnist(n_train=n_train, n_test=n_test)
     t0 = time.perf_counter()
-    res = autotune(d.X_train, d.y_train, list(counts), list(widths), d.X_test, d.y_test, rule=rule, epochs=epochs,
-                   n_eval=n_eval, max_rounds=max_rounds, seed=seed, n_classes=10)
+    res = autotune(d.X_train, d.y_train, list(counts), list(block_widths), d.X_test, d.y_test, rule=rule, epochs=epochs,
+                   n_eval=n_eval, max_rounds=max_rounds, rng=seed, n_classes=10)
     for r in res.rounds:
         _log(progress, f"round {r['round']}: blocks {r['counts']} → conflict at epoch {r['conflict_epoch']}, "
                        f"H(a^L) {r['entropy_last']}, next {r.get('new_counts')}, test acc "
                        f"{r.get('test_acc', r.get('test_acc_at_stop'))}")
-    out = {"config": {"counts": list(counts), "widths": list(widths), "rule": rule, "n_train": n_train,
+    out = {"config": {"counts": list(counts), "widths": list(block_widths), "rule": rule, "n_train": n_train,
                       "n_test": n_test, "epochs": epochs, "n_eval": n_eval, "max_rounds": max_rounds, "seed": seed,
                       "lr": 1e-3, "batch_size": 64},
            **res.as_dict(), "seconds": time.perf_counter() - t0}
     if out_dir is not None:
-        from ..cli.common import write_json
         write_json(Path(out_dir) / f"bundles_{name}.json", out)
     if fig_dir is not None:
         plot_autotune(out, Path(fig_dir) / f"bundles_{name}.png")
@@ -250,7 +251,6 @@ def lesion_mnist(width=32, n_blocks=30, hidden=4, n_train=10000, n_test=2000, ep
         _log(progress, f"  drop {g:>15}: " + ", ".join(f"k={k}: {m:.3f}±{s:.3f}"
                                                         for k, m, s in zip(c["k"], c["mean"], c["std"])))
     if out_dir is not None:
-        from ..cli.common import write_json
         write_json(Path(out_dir) / "bundles_lesion.json", res)
     if fig_dir is not None:
         plot_lesion(res, Path(fig_dir) / "bundles_lesion.png")
@@ -277,3 +277,73 @@ def plot_lesion(res, path):
     a2.set_xlabel("block dropped alone (red: conflicting branch)")
     a2.set_ylabel("test accuracy")
     savefig_small(fig, path)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# `python -m minigrow bundles measure`, and the bundles part of `python -m minigrow demo`
+# ------------------------------------------------------------------------------------------------------------------
+
+def measure(model_path=None, arch="plain", depth=20, width=25, epochs=1, n_train=10000, n_test=2000, n_eval=512,
+            lr=1e-3, batch_size=64, seed=0, exact=False, out_dir=None, progress=True):
+    """Bundles of every hidden layer of a network — loaded from ``model_path`` (a minigrow .npz), or built with
+    :func:`make_net` and trained ``epochs`` epochs with Adam(lr), batch ``batch_size`` — on the first ``n_eval``
+    MNIST training images. Writes ``out_dir/bundles.json``; returns it with the report (``"report"``)."""
+    from ..io import load
+    d = load_mnist(n_train=n_train, n_test=n_test)
+    if model_path is not None:
+        model = load(model_path)["model"]
+        what = str(model_path)
+    else:
+        model = make_net(arch, depth, width, seed)
+        what = f"{arch} depth {depth} width {width}"
+        if epochs:
+            Trainer(model, "ce", Adam(lr), batch_size=batch_size, rng=seed,
+                    progress=progress).fit(d.X_train, d.y_train, epochs, d.X_test, d.y_test)
+    n = min(n_eval, d.X_train.shape[0])
+    Xe, ye = d.X_train[:n], d.y_train[:n]
+    rep = layer_report(model, Xe, ye, lr=lr, batch_size=batch_size, n_classes=10, grid=not exact)
+    acc = float((model.predict(d.X_test) == d.y_test).mean())
+    out = {"model": what, "test_acc": acc, "n_eval": n, "layers": [r.as_dict() for r in rep]}
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        write_json(Path(out_dir) / "bundles.json", out)
+    return {**out, "label_entropy": label_entropy(ye), "report": rep}
+
+
+def demo(out_dir, seed, quick, progress):
+    """Part of ``python -m minigrow demo``: bundles of a deep plain vs residual MLP, then auto-tune."""
+    from ..plotting import pyplot
+    n_train, n_test, depth, width, epochs, n_eval = (600, 300, 12, 10, 1, 128) if quick else \
+        (20000, 5000, 40, 16, 2, 512)
+    d = load_mnist(n_train=n_train, n_test=n_test)
+    Xe, ye = d.X_train[:n_eval], d.y_train[:n_eval]
+    prof, accs = {}, {}
+    for arch in ("plain", "residual"):
+        model = make_net(arch, depth, width, seed)
+        Trainer(model, "ce", Adam(1e-3), batch_size=64, rng=seed, progress=False).fit(d.X_train, d.y_train, epochs)
+        rep = layer_report(model, Xe, ye, n_classes=10, kinds={"hidden", "block"})
+        prof[arch] = rep
+        accs[arch] = float((model.predict(d.X_test) == d.y_test).mean())
+    plt = pyplot()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for arch, rep in prof.items():
+        a1.plot([r.n_bundles for r in rep], label=f"{arch} (test acc {accs[arch]:.2f})")
+        a2.plot([r.entropy for r in rep], label=arch)
+    a1.set_yscale("log")
+    a1.set_xlabel("layer / block")
+    a1.set_ylabel("|B^l|")
+    a2.set_xlabel("layer / block")
+    a2.set_ylabel("H(B^l)")
+    a1.legend(fontsize=7)
+    savefig_small(fig, Path(out_dir) / "bundles_profile.png")
+    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 5,
+                   n_eval=n_eval, max_rounds=4, rng=seed, n_classes=10)
+    last = res.rounds[-1]
+    final = f"test acc {last['test_acc']:.3f}" if res.converged else "not converged within 4 rounds"
+    pl, rs = prof["plain"][-1], prof["residual"][-1]
+    summary = (f"depth {depth} width {width}, {epochs} epoch on {n_train} images: plain |B^L|={pl.n_bundles}, "
+               f"H={pl.entropy:.3f}, acc {accs['plain']:.3f}; residual |B^L|={rs.n_bundles}, H={rs.entropy:.3f}, "
+               f"acc {accs['residual']:.3f}; auto-tune [{depth}] → {res.counts} in {len(res.rounds)} round(s), "
+               f"{final}")
+    return {"summary": summary, "plots": ["bundles_profile.png"], "autotune": res.as_dict(),
+            "plain_last": pl.as_dict(), "residual_last": rs.as_dict()}

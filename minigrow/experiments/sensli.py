@@ -32,10 +32,11 @@ import numpy as np
 
 from ..data import load_mnist, two_spirals
 from ..network import mlp, residual_mlp
-from ..sensli import sensli_train
+from ..methods.sensli import sensli_train
 from ..validate import check_choice, check_int
 
-__all__ = ["SETTINGS", "run_variant", "reproduce", "summarise", "plot_setting", "REPO_ROOT"]
+__all__ = ["SETTINGS", "run_variant", "reproduce", "summarise", "plot_setting", "REPO_ROOT", "build_model", "plot_run",
+           "demo"]
 
 from . import REPO_ROOT, touches_committed  # noqa: E402
 
@@ -205,7 +206,7 @@ def reproduce(setting, seeds=None, quick=False, out_dir=None, progress=True, plo
     ``quick``: epochs scaled by 0.05 (spirals) or 0.2 (MNIST, 1000 images) — for tests only.
     ``out_dir`` defaults to the repository's ``docs/``.
     """
-    from ..cli.common import write_json
+    from ..output import write_json
     name = check_choice("setting", str(setting).upper(), set(SETTINGS))
     s = SETTINGS[name]
     seeds = s["seeds"] if seeds is None else check_int("seeds", seeds, lo=1)
@@ -274,3 +275,55 @@ def markdown_table(results_dir=None):
                         f"{d['test_error']['std']:.3f} | {'—' if w is None else f'{w:.0%}'} | "
                         f"{d['train_macs'] + d['sensitivity_macs']:.3g} |")
     return "\n".join(rows)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# One run of `python -m minigrow insert`, and the SensLI part of `python -m minigrow demo`
+# ------------------------------------------------------------------------------------------------------------------
+
+def build_model(arch, hidden, activation, n_in, n_out, seed, dtype=np.float32):
+    """The network of one ``python -m minigrow insert`` run: 'mlp' with hidden widths ``hidden`` (ReLU by
+    default), or 'resnet' with ``hidden = [width, blocks]`` (the "res2" net, tanh by default)."""
+    if arch == "mlp":
+        return mlp([n_in, *hidden, n_out], activation or "relu", rng=seed, dtype=dtype)
+    if len(hidden) != 2:
+        raise ValueError(f"--hidden: for --arch resnet give WIDTH,BLOCKS (e.g. 3,1), got {hidden}")
+    return residual_mlp(n_in, hidden[0], hidden[1], n_out, activation or "tanh", rng=seed, dtype=dtype)
+
+
+def plot_run(run, path, title):
+    """Training loss of one insertion run (log scale) with the insertion epochs marked."""
+    from ..plotting import pyplot, savefig
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(np.arange(1, len(run.train_loss) + 1), run.train_loss, lw=1.2, label="training loss")
+    for e in run.insertions:
+        if e["inserted"]:
+            ax.axvline(e["epoch"], color="k", ls=":", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_title(title, fontsize=9)
+    return savefig(fig, path)
+
+
+def demo(out_dir, seed, quick, progress):
+    """The SensLI part of ``python -m minigrow demo``: setting A (spirals, ReLU FNN [5]) and B (res2 tanh) over a
+    few seeds — SensLI vs the same net without insertion vs the bigger net from the start."""
+    n_seeds = 2 if quick else 6
+    data = _data("spirals", quick)
+    figs, parts = [], []
+    for name in ("A", "B"):
+        s = SETTINGS[name]
+        res = {v: [run_variant(spec, data, seed + k, quick, "spirals") for k in range(n_seeds)]
+               for v, spec in s["variants"].items()}
+        fin = {v: np.array([r["train_loss"][-1] for r in rs]) for v, rs in res.items()}
+        wins = int(np.sum(fin["sensli"] < fin["small"]))
+        plot_setting(name, s, res, out_dir / f"insert_{name}.png")
+        figs.append(f"insert_{name}.png")
+        parts.append(f"{name}: final loss SensLI {fin['sensli'].mean():.3f} / no insertion {fin['small'].mean():.3f}"
+                     f" / bigger net {fin['big'].mean():.3f}, SensLI wins {wins}/{n_seeds}")
+        if progress:
+            print(parts[-1], file=sys.stderr)
+    return {"summary": f"spirals, {n_seeds} seeds" + (" (quick)" if quick else "") + ": " + "; ".join(parts),
+            "plots": figs}

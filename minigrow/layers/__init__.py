@@ -19,7 +19,7 @@ from .base import LAYER_TYPES, Layer, check_keep, register_layer
 from .activations import ACTIVATIONS, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, activation_layer
 from .dense import Dense
 from .residual import ResidualBlock
-from .sequential import Sequential
+from .sequential import Sequential, check_model
 from .conv import Conv2D
 from .pool import AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -28,7 +28,7 @@ from .blocks import ConvBlock
 
 __all__ = [
     "Layer", "Dense", "Activation", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "ResidualBlock", "Sequential",
-    "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep",
+    "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep", "check_model",
     "Conv2D", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten",
     "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "ConvBlock",
 ]

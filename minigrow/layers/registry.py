@@ -1,8 +1,10 @@
-"""Where each layer type is defined: the table :func:`minigrow.io.load` uses to rebuild a saved network.
+"""Layer types defined outside the core, by name → the module that defines them.
 
-Core layer types register themselves when :mod:`minigrow.layers` is imported. Types defined by the methods are
-listed here by name with the module that defines them; :func:`layer_type` imports that module only when a file
-names such a type. So ``import minigrow.layers`` (or ``minigrow.io``) loads no method module.
+:func:`minigrow.io.load` rebuilds layers by their class name from :data:`~minigrow.layers.base.LAYER_TYPES`,
+which holds every type whose module has been imported (``@register_layer``). The core never imports a method
+package (imports go one way: core → methods → experiments → cli), so a file that names one of the method layers
+below would not find it. This explicit table says where each lives; :func:`layer_type` imports that module —
+only when a file names such a type — and the module's ``@register_layer`` fills the registry.
 """
 from __future__ import annotations
 
@@ -10,23 +12,27 @@ import importlib
 
 from .base import LAYER_TYPES
 
-__all__ = ["METHOD_LAYERS", "layer_type", "import_all_layer_modules"]
+__all__ = ["EXTERNAL_LAYER_TYPES", "layer_type", "import_all_layer_modules"]
 
-METHOD_LAYERS = {
+EXTERNAL_LAYER_TYPES = {
+    "DenseBlock": "minigrow.methods.bundles.autotune",
     "GatedDense": "minigrow.pruning",
     "InputGate": "minigrow.pruning",
-    "DenseBlock": "minigrow.autotune",
+    # the pruning package adds its standalone gate here: "Gate": "minigrow.methods.pruning.gate"
 }
 
 
 def layer_type(name):
-    """The class registered under ``name`` (importing its module from :data:`METHOD_LAYERS` if needed), or None."""
-    if name not in LAYER_TYPES and name in METHOD_LAYERS:
-        importlib.import_module(METHOD_LAYERS[name])
-    return LAYER_TYPES.get(name)
+    """The registered layer class called ``name``, importing its module from :data:`EXTERNAL_LAYER_TYPES` if it
+    is not registered yet; None for an unknown name."""
+    cls = LAYER_TYPES.get(name)
+    if cls is None and name in EXTERNAL_LAYER_TYPES:
+        importlib.import_module(EXTERNAL_LAYER_TYPES[name])
+        cls = LAYER_TYPES.get(name)
+    return cls
 
 
 def import_all_layer_modules():
-    """Import every module of :data:`METHOD_LAYERS` (so that ``LAYER_TYPES`` lists every layer type)."""
-    for module in sorted(set(METHOD_LAYERS.values())):
+    """Import every module of :data:`EXTERNAL_LAYER_TYPES`, so that ``LAYER_TYPES`` lists every layer type."""
+    for module in sorted(set(EXTERNAL_LAYER_TYPES.values())):
         importlib.import_module(module)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validate import check_array, check_int
+from ..validate import _describe, check_array, check_int
 from .base import Layer, register_layer
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "check_model"]
 
 
 @register_layer
@@ -124,3 +124,11 @@ class Sequential(Layer):
 
     def __repr__(self):
         return "Sequential(\n" + "\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers)) + "\n)"
+
+
+def check_model(name, model):
+    """A :class:`Sequential` (the container every model is), else a TypeError naming ``name``."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"{name}: expected a minigrow Sequential (e.g. from minigrow.mlp), got "
+                        f"{_describe(model)}")
+    return model

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from minigrow import sensli as S
+from minigrow.methods import sensli as S
 from minigrow.data import two_spirals
 from minigrow.gradcheck import numerical_gradient, rel_error
 from minigrow.layers import Dense, ReLU, ResidualBlock, Sequential
@@ -393,15 +393,15 @@ def _insertion_run(setup, ckdir=None, resume=None, **over):
 
 
 def _interrupt_after(monkeypatch, epoch, exc=Interrupted):
-    import minigrow.checkpoint as ck
-    write = ck.write_epoch_checkpoint
+    import minigrow.train as tr                 # the Trainer writes through minigrow.trainstate, imported there
+    write = tr.write_epoch_checkpoint
 
     def write_then_die(trainer):
         path = write(trainer)
         if trainer.epoch == epoch:
             raise exc(str(path))
         return path
-    monkeypatch.setattr(ck, "write_epoch_checkpoint", write_then_die)
+    monkeypatch.setattr(tr, "write_epoch_checkpoint", write_then_die)
 
 
 def _no_seconds(obj):

@@ -1,10 +1,10 @@
-r"""Auto-tuning by conflicting layer removal, and the lesion study (Peer et al., arXiv 2103.04331 and 2011.02956).
+r"""Auto-tuning by conflicting layer removal (Peer et al., arXiv 2103.04331 and 2011.02956).
 
 Block networks. The papers' deep network is a VGG-style chain of conv blocks of four types with block counts
-[3, 12, 41, 3]; here dense blocks stand in for conv blocks: block type t has width ``widths[t]``, its first block
-maps the previous width to ``widths[t]`` (where a conv net would change resolution) and every block is
+[3, 12, 41, 3]; here dense blocks stand in for conv blocks: block type t has width ``block_widths[t]``, its first
+block maps the previous width to ``block_widths[t]`` (where a conv net would change resolution) and every block is
 ReLU(W h + b) (no skip, :class:`DenseBlock`). A plain deep MLP is the one-type case ``counts = [L]``. Each block is
-one layer, so :func:`minigrow.bundles.layer_report` reports one entry per block.
+one layer, so :func:`minigrow.methods.bundles.layer_report` reports one entry per block.
 
 Auto-tune (bundles.md §4). Train; check the bundle entropy H(a^(L)) of the last block output on the first
 ``n_eval`` training samples (cheap); if H > 0, measure H of every block and shrink the architecture with a
@@ -18,26 +18,26 @@ checked epochs, then train to the end. Two rules, both from the authors' code (r
 * ``"all_types"`` (the arXiv-2103.04331-era code, checks *before* each epoch, from initialisation on): every type
   keeps only its non-conflicting blocks, in one pass.
 
-Lesion study: in a trained residual MLP call a block conflicting when its branch output W2 σ(W1 h + b1) has
-H > 0 on training samples; drop k blocks at test time (output = shortcut h) chosen among the conflicting, the
-non-conflicting or all blocks, and compare test accuracies.
+The lesion study is :mod:`.lesion`.
 """
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundles import layer_report
-from .initializers import init_dense
-from .layers import Dense, Layer, ResidualBlock, Sequential, register_layer
-from .optim import Adam
-from .train import Trainer, evaluate
-from .validate import check_choice, check_int, check_labels, check_rng
+from ...initializers import init_dense
+from ...layers import Dense, Layer, Sequential, check_model, register_layer
+from ...optim import Adam
+from ...train import Trainer, evaluate
+from ...validate import check_callable, check_choice, check_int, check_labels, check_rng
+from .report import layer_report
+from .settings import AutotuneSettings
 
 __all__ = ["DenseBlock", "block_net", "block_types", "remove_first_type", "remove_all_types", "RULES", "autotune",
-           "AutotuneResult", "forward_lesioned", "lesion_study"]
+           "AutotuneResult"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -49,8 +49,14 @@ class DenseBlock(Layer):
     r"""One dense block  a = ReLU(W h + b)  — the stand-in for a conv block of the papers' VGG-style network.
 
     Backward, for g = ∂L/∂a:  d_z = g ⊙ 1[z > 0],  ∂L/∂W = d_zᵀ h,  ∂L/∂b = Σ_n d_z,  ∂L/∂h = d_z W.
-    Being one layer, the block is one entry of a bundle report (kind 'block').
+    Being one layer, the block is one entry of a bundle report (kind 'block'). It produces its units like a
+    ``Dense`` (``unit_kind = "affine"``: unit j owns row j of W and b[j]), so :mod:`minigrow.surgery` can remove
+    units of a block; ``activation`` names the σ its output has already been through (SensLI places a candidate
+    right after the block).
     """
+
+    unit_kind = "affine"
+    activation = "relu"
 
     def __init__(self, in_features, out_features, init="he", rng=None, dtype=np.float32):
         super().__init__()
@@ -62,17 +68,37 @@ class DenseBlock(Layer):
         self.params.update(W=W, b=b)
         self._init_grads()
 
+    input_ndim = 2          # (batch, features)
+
     def config(self):
         return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init}
 
+    @property
+    def in_units(self):
+        return self.in_features
+
+    @property
+    def out_units(self):
+        return self.out_features
+
+    def out_axes(self):
+        return {"W": 0, "b": 0}
+
+    def in_axes(self):
+        return {"W": 1}
+
+    def _resized(self):
+        self.out_features, self.in_features = (int(n) for n in self.params["W"].shape)
+
     def forward(self, x, train=True):
-        self.x = x
-        self.z = x @ self.params["W"].T + self.params["b"]
-        return np.maximum(self.z, 0)
+        z = x @ self.params["W"].T + self.params["b"]             # z = W h + b
+        self._cache = (x, z)
+        return np.maximum(z, 0)                                   # a = ReLU(z)
 
     def backward(self, dout, need_input_grad=True):
-        dz = dout * (self.z > 0)                                  # d_z = g ⊙ ReLU'(z), ReLU'(0) = 0
-        np.matmul(dz.T, self.x, out=self.grads["W"])              # ∂L/∂W = d_zᵀ h
+        x, z = self._cache
+        dz = dout * (z > 0)                                       # d_z = g ⊙ ReLU'(z), ReLU'(0) = 0
+        np.matmul(dz.T, x, out=self.grads["W"])                   # ∂L/∂W = d_zᵀ h
         np.sum(dz, axis=0, out=self.grads["b"])                   # ∂L/∂b = Σ_n d_z
         return dz @ self.params["W"] if need_input_grad else None # ∂L/∂h = d_z W
 
@@ -80,16 +106,16 @@ class DenseBlock(Layer):
         return self.in_features * self.out_features
 
 
-def block_net(counts, widths, n_in, n_out, init="he", rng=0, dtype=np.float32):
-    """Plain (no skip) network of dense blocks: ``counts[t]`` :class:`DenseBlock` (→ widths[t]) of type t, then
-    a linear output layer. A type with count 0 is skipped.
+def block_net(counts, block_widths, n_in, n_out, init="he", rng=0, dtype=np.float32):
+    """Plain (no skip) network of dense blocks: ``counts[t]`` :class:`DenseBlock` (→ block_widths[t]) of type t,
+    then a linear output layer. A type with count 0 is skipped.
 
     ``block_net([L], [w], 784, 10)`` is the plain MLP 784 → w (×L, ReLU) → 10 with He-uniform init.
     """
     counts = [check_int(f"counts[{t}]", c, lo=0) for t, c in enumerate(counts)]
-    widths = [check_int(f"widths[{t}]", w, lo=1) for t, w in enumerate(widths)]
+    widths = [check_int(f"block_widths[{t}]", w, lo=1) for t, w in enumerate(block_widths)]
     if len(widths) != len(counts):
-        raise ValueError(f"widths: expected one width per block type ({len(counts)}), got {len(widths)}")
+        raise ValueError(f"block_widths: expected one width per block type ({len(counts)}), got {len(widths)}")
     rng = check_rng("rng", rng)
     layers, prev = [], check_int("n_in", n_in, lo=1)
     for c, w in zip(counts, widths):
@@ -162,34 +188,64 @@ class AutotuneResult:
         return {"counts": self.counts, "converged": self.converged, "rounds": self.rounds}
 
 
-def autotune(X, y, counts, widths, X_test=None, y_test=None, rule="first_type", epochs=5, check_epochs=10,
-             max_rounds=10, n_eval=512, lr=1e-3, batch_size=64, seed=0, n_classes=None, progress=False,
-             dtype=np.float32):
+def _round_seed(rng):
+    """The integer behind the per-round generators: ``rng`` itself when it is an int (so ``rng=0`` reproduces the
+    published runs), else one draw from the Generator."""
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return check_int("rng", rng, lo=0)
+    return int(check_rng("rng", rng).integers(2 ** 63))
+
+
+def autotune(X, y, counts, block_widths=None, X_test=None, y_test=None, *, settings=None, rng=0, build=None,
+             n_classes=None, progress=False, dtype=np.float32, seed=None, **changes):
     """Shrink a block network until it trains without conflicting bundles (bundles.md §4).
 
     Parameters
     ----------
-    X, y : training data; bundles are measured on the first ``n_eval`` samples (the authors used 64, 512 or 2048
-        in different versions; 512 here by default)
-    counts, widths : the starting architecture (see :func:`block_net`)
-    rule : 'first_type' (check after each of the first ``check_epochs`` epochs) or 'all_types' (check before each
-        of them, from initialisation on)
-    epochs : epochs of a complete run; max_rounds : bound on the number of (re)starts
-    lr, batch_size : Adam η and B — also the η, B of the bundle grid (B1)
+    X, y : training data; bundles are measured on the first ``settings.n_eval`` samples (the authors used 64, 512
+        or 2048 in different versions; 512 here by default)
+    counts : blocks per type of the starting architecture
+    block_widths : the width of each block type (for the default builder :func:`block_net`)
+    settings : :class:`~minigrow.methods.bundles.AutotuneSettings` (rule, epochs, check_epochs, max_rounds, n_eval,
+        lr, batch_size); any of its fields may also be given as a keyword and overrides it
+    rng : int or numpy Generator. Every round starts from fresh weights drawn from ``Generator([s, round])`` and
+        shuffles with ``Generator([s, round, 1])``, where s is ``rng`` itself for an int, else one draw from it
+    build : optional ``build(counts, rng) -> Sequential``, the user's model builder (instead of :func:`block_net`
+        with ``block_widths``): block t of the counts must be one reported block of
+        :func:`~minigrow.methods.bundles.layer_report` (a ``DenseBlock``, a nested ``Sequential``, …), in order
+    seed : deprecated spelling of ``rng`` (an int)
 
-    Every round starts from fresh weights drawn from ``Generator([seed, round])``. The result's ``rounds`` holds,
-    per run: counts, the epoch and H(a^L) of the detected conflict, each block's entropy, the new counts,
-    epochs trained, final test accuracy (if the run finished) and seconds.
+    The result's ``rounds`` holds, per run: counts, the epoch and H(a^L) of the detected conflict, each block's
+    entropy, the new counts, epochs trained, final test accuracy (if the run finished) and seconds.
     """
+    if seed is not None:
+        warnings.warn("autotune(seed=…) is deprecated; use rng=…", DeprecationWarning, stacklevel=2)
+        rng = seed
+    if settings is None:
+        settings = AutotuneSettings()
+    elif not isinstance(settings, AutotuneSettings):
+        raise TypeError(f"settings: expected an AutotuneSettings, got {type(settings).__name__}")
+    s = settings.replace(**changes)
+    rule, lr, batch_size = s.rule, s.lr, s.batch_size
     check_choice("rule", rule, set(RULES))
-    epochs = check_int("epochs", epochs, lo=1)
-    check_epochs = check_int("check_epochs", check_epochs, lo=0)
-    max_rounds = check_int("max_rounds", max_rounds, lo=1)
+    epochs = check_int("epochs", s.epochs, lo=1)
+    check_epochs = check_int("check_epochs", s.check_epochs, lo=0)
+    max_rounds = check_int("max_rounds", s.max_rounds, lo=1)
+    seed = _round_seed(rng)
     y = check_labels("y", y, n_classes=n_classes, n=len(X))
     C = int(n_classes) if n_classes is not None else int(y.max()) + 1
-    n_eval = min(check_int("n_eval", n_eval, lo=1), len(X))
+    n_eval = min(check_int("n_eval", s.n_eval, lo=1), len(X))
     Xe, ye = X[:n_eval], y[:n_eval]
     counts = list(counts)
+    if build is None:
+        if block_widths is None:
+            raise ValueError("block_widths: give the width of each block type, or a model builder build=")
+        block_widths = list(block_widths)
+
+        def build(cnt, r):
+            return block_net(cnt, block_widths, X.shape[1], C, rng=r, dtype=dtype)
+    else:
+        check_callable("build", build)
     result = AutotuneResult(counts=counts)
     remove = RULES[rule]
 
@@ -201,7 +257,7 @@ def autotune(X, y, counts, widths, X_test=None, y_test=None, rule="first_type", 
 
     for rnd in range(max_rounds):
         t0 = time.perf_counter()
-        model = block_net(counts, widths, X.shape[1], C, rng=np.random.default_rng([seed, rnd]), dtype=dtype)
+        model = check_model("build(counts, rng)", build(list(counts), np.random.default_rng([seed, rnd])))
         trainer = Trainer(model, "ce", Adam(lr), batch_size=batch_size, rng=np.random.default_rng([seed, rnd, 1]),
                           progress=progress, dtype=dtype)
         rec = {"round": rnd, "counts": list(counts), "n_blocks": sum(counts), "conflict_epoch": None}
@@ -224,6 +280,9 @@ def autotune(X, y, counts, widths, X_test=None, y_test=None, rule="first_type", 
             e, last = found
             full = layer_report(model, Xe, ye, lr=lr, batch_size=batch_size, n_classes=C, kinds={"block"})
             flags = [r.conflicting for r in full]
+            if len(flags) != sum(counts):
+                raise ValueError(f"build: the model of counts {counts} has {len(flags)} reported blocks, expected "
+                                 f"{sum(counts)} (one per block; see layer_report)")
             new = remove(counts, flags)
             rec.update(conflict_epoch=e, entropy_last=last.entropy, n_bundles_last=last.n_bundles,
                        block_entropy=[r.entropy for r in full], block_n_bundles=[r.n_bundles for r in full],
@@ -248,74 +307,3 @@ def autotune(X, y, counts, widths, X_test=None, y_test=None, rule="first_type", 
         break
     result.counts = list(counts)
     return result
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Lesion study on a residual MLP
-# ----------------------------------------------------------------------------------------------------------------
-
-def _residual_blocks(model):
-    return [i for i, lay in enumerate(model.layers) if isinstance(lay, ResidualBlock)]
-
-
-def forward_lesioned(model, X, drop=(), batch_size=4096):
-    """Inference-mode logits of a residual MLP with the residual blocks numbered in ``drop`` removed
-    (block output = its shortcut h, i.e. the branch is skipped)."""
-    drop = set(int(d) for d in drop)
-    X = np.asarray(X, dtype=model.dtype)
-    outs = []
-    for s in range(0, X.shape[0], batch_size):
-        x, k = X[s:s + batch_size], 0
-        for layer in model.layers:
-            if isinstance(layer, ResidualBlock):
-                if k not in drop:
-                    x = layer.forward(x, train=False)
-                k += 1
-            else:
-                x = layer.forward(x, train=False)
-        outs.append(x)
-    return np.concatenate(outs)
-
-
-def lesion_study(model, X_eval, y_eval, X_test, y_test, ks=None, repeats=15, rng=0, lr=1e-3, batch_size=64):
-    """Drop blocks of a trained residual MLP at test time (bundles.md §4, after the authors' ``lesion.py``).
-
-    A block is conflicting when its branch output has H > 0 on (X_eval, y_eval) (the float32 grid with the
-    training η, B). For each k in ``ks`` and each group (conflicting, non-conflicting, all blocks) draw
-    ``repeats`` random k-subsets of the group (when it has ≥ k blocks) and record mean and std of the test
-    accuracy; also every single-block lesion. Returns a JSON-able dict.
-    """
-    rng = check_rng("rng", rng)
-    repeats = check_int("repeats", repeats, lo=1)
-    y_test = np.asarray(y_test)
-    rep = layer_report(model, X_eval, y_eval, lr=lr, batch_size=batch_size, kinds={"branch"})
-    flags = [r.conflicting for r in rep]
-    conf = [i for i, f in enumerate(flags) if f]
-    nonconf = [i for i, f in enumerate(flags) if not f]
-    n_blocks = len(flags)
-
-    def acc(drop):
-        return float((forward_lesioned(model, X_test, drop).argmax(1) == y_test).mean())
-
-    base = acc(())
-    single = [acc([b]) for b in range(n_blocks)]
-    if ks is None:
-        ks = list(range(1, n_blocks + 1))
-    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
-        raise TypeError(f"ks: expected a list of block counts, got {type(ks).__name__}")
-    ks = [check_int(f"ks[{i}]", k, lo=1, hi=n_blocks) for i, k in enumerate(ks)]
-    if not ks:
-        raise ValueError("ks: expected at least one number of blocks to drop, got an empty list")
-    groups = {"conflicting": conf, "non_conflicting": nonconf, "random": list(range(n_blocks))}
-    curves = {g: {"k": [], "mean": [], "std": []} for g in groups}
-    for k in ks:
-        for g, members in groups.items():
-            if len(members) < k:
-                continue
-            accs = [acc(rng.choice(members, size=k, replace=False)) for _ in range(repeats)]
-            curves[g]["k"].append(int(k))
-            curves[g]["mean"].append(float(np.mean(accs)))
-            curves[g]["std"].append(float(np.std(accs)))
-    return {"n_blocks": n_blocks, "conflicting_blocks": conf, "branch_entropy": [r.entropy for r in rep],
-            "branch_n_bundles": [r.n_bundles for r in rep], "base_test_acc": base, "single_block_test_acc": single,
-            "curves": curves, "repeats": repeats}

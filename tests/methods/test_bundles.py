@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minigrow.bundles import (BundleDivergenceError, bundle_stats, bundles, bundles_pairwise,
+from minigrow.methods.bundles import (BundleDivergenceError, bundle_stats, bundles, bundles_pairwise,
                               check_p1_accuracy_bound, check_p2_loss_bound, check_p3_gradient_cancellation,
                               check_p4_depth_monotonicity, check_p5_dead_layer, format_report, group_rows, hidden_activations,
                               label_entropy, layer_report, logits_distinct, majority_share, quantize,
@@ -250,7 +250,7 @@ def test_p5_dead_layer_blocks_all_gradients():
 
 
 def test_fingerprint_collisions_fall_back_to_the_exact_path():
-    import minigrow.bundles as B
+    import minigrow.methods.bundles.formulas as B
     rng = np.random.default_rng(0)
     q = rng.integers(0, 3, (200, 5)).astype(np.float32)
     expect = bundles_pairwise(q, np.zeros(200, dtype=int)).assignment

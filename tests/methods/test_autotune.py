@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from minigrow.autotune import (DenseBlock, autotune, block_net, block_types, forward_lesioned, lesion_study,
+from minigrow.methods.bundles import (DenseBlock, autotune, block_net, block_types, forward_lesioned, lesion_study,
                                remove_all_types, remove_first_type)
-from minigrow.bundles import layer_report
+from minigrow.methods.bundles import layer_report
 from minigrow.gradcheck import check_layer
 from minigrow.io import load, save
 from minigrow.network import residual_mlp
@@ -69,7 +69,7 @@ def spiral_like(n=300, seed=0):
 def test_autotune_shrinks_a_collapsed_deep_net(rule):
     X, y = spiral_like()
     res = autotune(X, y, [2, 30], [16, 4], X_test=X, y_test=y, rule=rule, epochs=8, max_rounds=6, n_eval=128,
-                   seed=0)
+                   rng=0)
     first = res.rounds[0]
     assert first["conflict_epoch"] is not None and first["entropy_last"] > 0     # the deep narrow part collapsed
     assert first["new_counts"][0] == 2 and first["new_counts"][1] < 30          # type a is healthy and kept
@@ -86,7 +86,7 @@ def test_autotune_shrinks_a_collapsed_deep_net(rule):
 
 def test_autotune_keeps_a_healthy_net():
     X, y = spiral_like()
-    res = autotune(X, y, [2], [16], rule="first_type", epochs=2, n_eval=128, seed=0)
+    res = autotune(X, y, [2], [16], rule="first_type", epochs=2, n_eval=128, rng=0)
     assert res.converged and res.counts == [2] and len(res.rounds) == 1
 
 
