@@ -18,7 +18,7 @@ The three methods, one module each (each mirrored by a tutorial):
 * :mod:`minigrow.sensli`    layer insertion, Kreis et al. 2023          tutorials/01_sensli.py
 * :mod:`minigrow.bundles`   conflicting bundles, Peer et al. 2021       tutorials/02_conflicting_bundles.py
 * :mod:`minigrow.autotune`  conflicting-layer removal, lesion study     tutorials/02_conflicting_bundles.py
-* :mod:`minigrow.pruning`   Bernoulli unit pruning, Guenter & Sideris   tutorials/03_bernoulli_pruning.py
+* :mod:`minigrow.methods.pruning`  Bernoulli unit pruning, Guenter & Sideris   tutorials/03_bernoulli_pruning.py
 
 Tutorial 00 (tutorials/00_backprop_by_hand.py) covers the core.
 """
@@ -29,9 +29,8 @@ from .network import mlp, residual_mlp
 from .optim import SGD, Adam, StepLR
 from .train import History, Trainer, TrainingDiverged, evaluate
 from .io import load, load_model, save, save_model
-# The method modules define layer types of their own (GatedDense, InputGate, DenseBlock); importing them here
-# registers those types, so that minigrow.load rebuilds grown, pruned and block networks without further imports.
-from . import autotune, bundles, pruning, sensli  # noqa: E402,F401
+# The method modules are not imported here (the core imports no method module); minigrow.load finds the layer types
+# they define (Gate, DenseBlock) through the name table of minigrow.layers.registry.
 
 __version__ = "0.1.0"
 

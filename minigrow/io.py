@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .layers import LAYER_TYPES, Sequential
+from .layers.registry import layer_type
 from .optim import get_optimizer
 from .validate import check_path
 
@@ -223,7 +224,7 @@ def _entries(data, prefix, kind):
 
 def _build_layer(meta, data, prefix, where):
     """Rebuild one layer (and its sub-layers) from its meta and arrays."""
-    cls = LAYER_TYPES.get(meta["type"])
+    cls = layer_type(meta["type"])
     if cls is None:
         raise CorruptFileError(f"{where} has unknown type {meta['type']!r} "
                                f"(import the module that defines it before loading)")
