@@ -16,7 +16,7 @@ import numpy as np
 from ...losses import get_loss
 from ...validate import check_int
 from . import formulas as F
-from .gate import Gate, _structure, apply_layer, forward_with_gates
+from .gate import Gate, _gate_number, _structure, apply_layer, forward_with_gates
 from ...layers import Dense
 
 __all__ = ["ESTIMATORS", "per_sample_losses", "flip_gradient", "flip_cv_gradient", "pathwise_gradient",
@@ -39,10 +39,11 @@ def _gate_site(model, p, who):
     chain, sites, _ = _structure(model)
     if not sites:
         raise ValueError("model: expected a network with gated units (Gate layers; see add_gates or gated_mlp)")
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or not 0 <= p < len(sites):
-        raise ValueError(f"{who}: p = {p!r} is not a gate number; the network has gates 0 … {len(sites) - 1} "
-                         f"(not a gated layer index)")
-    return chain, sites[int(p)]
+    try:
+        p = _gate_number(p, len(sites))
+    except ValueError as e:
+        raise ValueError(f"{who}: {e}") from None
+    return chain, sites[p]
 
 
 def _rows(samples, B):
@@ -163,15 +164,16 @@ def flip_cv_gradient(model, p, y, loss, n_samples, max_elements=1 << 23, weight=
         n_samples = check_int("n_samples", n_samples, lo=1)
     _, site = _gate_site(model, p, "flip_cv_gradient")
     g = site.gate
-    if g.last_upstream is None or g.last_input is None or g.last_upstream.shape != g.last_input.shape:
+    a, G = g.backward_pair()
+    if G is None or g.last_input is None or a is not g.last_input:
         raise ValueError("flip_cv_gradient: run model.forward(X, True) and a backward pass on the same batch first")
-    B = g.last_input.shape[0]
+    B = a.shape[0]
     rows = _rows(n_samples, B)
     if rows is None:
         rows = slice(0, B)
     d_flip = flip_gradient(model, p, y, loss, max_elements, n_samples if np.ndim(n_samples) else
                            min(n_samples, B), per_sample=True)                                   # (S, h)
-    d_path = B * F.pathwise_per_sample(g.last_upstream[rows], g.last_input[rows]).astype(np.float64)
+    d_path = B * F.pathwise_per_sample(G[rows], a[rows]).astype(np.float64)
     return F.control_variate_estimate(pathwise_gradient(model, p), d_flip, d_path, weight)
 
 
@@ -179,10 +181,10 @@ def pathwise_gradient(model, p):
     r"""Pathwise (first-order) estimate of Δ_j: ĝ_j = Σ_n (∂L/∂ã_nj) a_nj from the last backward pass
     (L = batch-mean loss, so the 1/B is inside ∂L/∂ã). Cheap but biased (pruning.md §3b). Works for any gate."""
     _, site = _gate_site(model, p, "pathwise_gradient")
-    g = site.gate
-    if g.last_upstream is None or g.last_input is None:
+    a, G = site.gate.backward_pair()
+    if G is None:
         raise ValueError("pathwise_gradient: run a backward pass first")
-    return F.pathwise_estimate(g.last_upstream, g.last_input).astype(np.float64)
+    return F.pathwise_estimate(G, a).astype(np.float64)
 
 
 def score_function_gradient(model, p, per_sample_loss):

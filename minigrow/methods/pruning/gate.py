@@ -52,7 +52,9 @@ class Gate(Layer):
 
     * ``last_input`` — the input a of the last forward pass (ungated values; for an input gate after input pruning,
       the kept features);
-    * ``last_upstream`` — the upstream gradient G = ∂L/∂ã of the last backward pass.
+    * ``last_upstream`` — the upstream gradient G = ∂L/∂ã of the last backward pass;
+    * :meth:`backward_pair` — ``(a, G)`` of the last backward pass (a of the forward pass it followed), consistent
+      even when eval-mode forward passes came in between.
 
     ``n_inputs`` makes it an **input gate**: the width of the data the network is fed. After input units are
     pruned the gate keeps accepting that full width and selects the kept features (``unit_ids``) itself, so the
@@ -71,6 +73,7 @@ class Gate(Layer):
         self.xi = None
         self.last_input = None
         self.last_upstream = None
+        self._backward_input = None
 
     def config(self):
         return {"n_units": self.n_units, "dtype": np.dtype(self.gate_dtype).name, "n_inputs": self.n_inputs}
@@ -101,13 +104,20 @@ class Gate(Layer):
         if x.ndim > 2:                                   # NCHW: one gate per (sample, channel), broadcast over H, W
             g = g.reshape(g.shape + (1,) * (x.ndim - 2))
         self.last_input = x
-        self.last_upstream = None
         self._cache = g
         return x * g                                     # Ã = Ξ ⊙ A
 
     def backward(self, dout, need_input_grad=True):
         self.last_upstream = dout                        # G = ∂L/∂Ã
+        self._backward_input = self.last_input
         return dout * self._cache if need_input_grad else None      # ∂L/∂A = Ξ ⊙ G
+
+    def backward_pair(self):
+        """``(a, G)``: the input of the forward pass the last backward pass followed, and that pass's upstream
+        gradient; ``(None, None)`` before any backward pass."""
+        if self.last_upstream is None:
+            return None, None
+        return self._backward_input, self.last_upstream
 
     def apply(self, x, gate=None):
         """Pure forward (no caches) with a given gate (θ when None): for 2-d or 3-d x (batch, [variants,] units)
@@ -126,7 +136,7 @@ class Gate(Layer):
         self.unit_ids = self.unit_ids[keep].copy()
         self.n_units = int(keep.size)
         self.xi = None
-        self.last_input = self.last_upstream = None
+        self.last_input = self.last_upstream = self._backward_input = None
 
     # --- io hooks ---------------------------------------------------------------------------------------------
     def extra_arrays(self):
@@ -232,12 +242,12 @@ def widths(model):
     return [g.n_units for g in gates(model)]
 
 
-def _site(model, p):
-    sites = gate_sites(model)
-    if not sites:
-        raise ValueError("model: expected a network with gated units (Gate layers; see add_gates or gated_mlp)")
-    p = check_int("p", p, lo=0, hi=len(sites) - 1)
-    return sites[p]
+def _gate_number(p, n):
+    """Validate a gate number p (gates counted 0, 1, … in the order they run) of a network with n gates."""
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or not 0 <= p < n:
+        raise ValueError(f"p: expected a gate number in [0, {n}) (gates are counted in the order they run, not by "
+                         f"layer index; the network has {n} gate{'s' if n != 1 else ''}), got {p!r}")
+    return int(p)
 
 
 # ==============================================================================================================
@@ -376,7 +386,7 @@ def remove_units(model, p, keep):
     chain, sites, _ = _structure(model)
     if not sites:
         raise ValueError("model: expected a network with gated units (Gate layers; see add_gates or gated_mlp)")
-    p = check_int("p", p, lo=0, hi=len(sites) - 1)
+    p = _gate_number(p, len(sites))
     site = sites[p]
     keep = check_keep("keep", keep, site.gate.n_units)
     if site.consumer is None:

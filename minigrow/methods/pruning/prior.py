@@ -14,7 +14,7 @@ import numpy as np
 
 from ...validate import check_choice, check_nonneg
 from . import formulas as F
-from .gate import _structure
+from .gate import _gate_number, _structure
 
 __all__ = ["unit_sizes", "unit_sq_norms", "price_sizes", "PRICE_ON", "layer_prices", "price_rates",
            "hyper_prior", "layer_precisions", "prior_cost", "prior_theta_grad", "add_prior_weight_grads"]
@@ -53,9 +53,7 @@ class _Net:
         self.in_gate = {s.q_cons: s.gate for s in self.sites if s.q_cons is not None}
 
     def site(self, p):
-        if not 0 <= p < len(self.sites):
-            raise ValueError(f"p: expected a gate number in [0, {len(self.sites)}), got {p}")
-        s = self.sites[p]
+        s = self.sites[_gate_number(p, len(self.sites))]
         if s.consumer is None:
             raise ValueError(f"gate {p}: {s.blocked}; a gate must feed a Dense or Conv2D layer")
         return s
