@@ -160,12 +160,12 @@ def _settings(args):
 def _deprecated_flags(args):
     """--gamma → --price, --gammas → --prices, --price incoming|params → --price-on (one-line notes)."""
     import sys
-    if args.gamma is not None:
-        print("minigrow: note: --gamma is deprecated; use --price (the price per active parameter)", file=sys.stderr)
-        args.price, args.gamma = args.gamma, None
     if isinstance(args.price, str):
         print(f"minigrow: note: --price {args.price} is now --price-on {args.price}", file=sys.stderr)
         args.price_on, args.price = args.price, _default_price()
+    if args.gamma is not None:
+        print("minigrow: note: --gamma is deprecated; use --price (the price per active parameter)", file=sys.stderr)
+        args.price, args.gamma = args.gamma, None
     if getattr(args, "gammas", None) is not None:
         print("minigrow: note: --gammas is deprecated; use --prices", file=sys.stderr)
         args.prices, args.gammas = args.gammas, None

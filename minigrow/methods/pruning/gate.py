@@ -83,6 +83,12 @@ class Gate(Layer):
         """Width of the data an input gate accepts (the original number of features); None inside a network."""
         return self.n_inputs
 
+    @property
+    def in_units(self):
+        """Units an input gate accepts on axis 1 (``n_inputs``; what a containing Sequential reports); None inside
+        a network, where the producer fixes the width."""
+        return self.n_inputs
+
     # --- the math ---------------------------------------------------------------------------------------------
     def multiplier(self, train, dtype):
         """The gate used in forward: the sampled ξ in training (when set), else the mean gate θ (equal to the
