@@ -135,6 +135,26 @@ def test_price_params_counts_every_parameter_of_the_pruned_net():
     assert price_sizes(m, 1, "params").tolist() == [3 + 1 + 3] * 4
 
 
+@pytest.mark.parametrize("input_gate", [False, True])
+def test_prior_cost_is_the_sum_of_the_formula_per_layer(input_gate):
+    """prior_cost (price_on="incoming") = Σ over weight layers of formulas.prior_term(θ, λ, ‖w‖², γ n) (θ = 1 and
+    no price for ungated layers) + the input gate's price term."""
+    from minigrow.methods.pruning.formulas import prior_term
+    m, X, y, rng = tiny(21, input_gate=input_gate)
+    lams = layer_precisions(m)
+    gs = gates(m)
+    hidden = gs[1:] if input_gate else gs
+    total = 0.0
+    for q, layer in enumerate(weight_layers(m)):
+        gated = q < len(hidden)
+        th = hidden[q].theta if gated else np.ones(layer.params["W"].shape[0])
+        n = layer.params["W"].shape[1] + 1
+        total += prior_term(th, lams[q], unit_sq_norms(layer), 0.7 * n if gated else 0.0, 50)
+    if input_gate:
+        total += prior_term(gs[0].theta, 0.0, 0.0, 0.7 * unit_sizes(m, 0), 50)
+    assert prior_cost(m, lams, 0.7, 50, "incoming") == pytest.approx(total, rel=1e-12)
+
+
 def test_unit_sizes_and_norms():
     m, *_ = tiny(sizes=(4, 3, 2, 3), input_gate=True)
     assert unit_sizes(m, 1).tolist() == [5, 5, 5]

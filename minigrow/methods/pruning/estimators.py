@@ -13,11 +13,11 @@ import itertools
 
 import numpy as np
 
+from ...layers import Dense
 from ...losses import get_loss
 from ...validate import check_int
 from . import formulas as F
 from .gate import Gate, _gate_number, _structure, apply_layer, forward_with_gates
-from ...layers import Dense
 
 __all__ = ["ESTIMATORS", "per_sample_losses", "flip_gradient", "flip_cv_gradient", "pathwise_gradient",
            "score_function_gradient", "exact_expectation"]

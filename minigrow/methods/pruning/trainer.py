@@ -88,8 +88,8 @@ class PruningTrainer(Trainer):
 
     def _apply_settings(self, settings):
         self.settings = settings
-        for k in METHOD_FIELDS:                 # the method fields as attributes (binarize changes eta_theta …)
-            setattr(self, k, getattr(settings, k))
+        for k, v in settings.method().items():  # the method fields as attributes (binarize changes eta_theta …)
+            setattr(self, k, v)
 
     # --- method state for checkpoints and the divergence rollback (minigrow.checkpoint) -------------------------
     def state_dict(self):
