@@ -840,3 +840,20 @@ def test_core_imports_no_method_and_load_finds_the_gate_by_name(tmp_path):
                        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["Gate", "3"]
+
+
+@given(seed=st.integers(0, 10_000))
+def test_flip_with_the_gate_before_the_activation_equals_the_oracle(seed):
+    """A gate placed before its activation f (f(0) ≠ 0 for the sigmoid): the flip changes the consumer's input by
+    (1 − 2ξ)(f(a) − f(0)), still exact."""
+    rng = np.random.default_rng(seed)
+    m = Sequential([Dense(3, 4, rng=seed, dtype=np.float64), Gate(4, dtype=np.float64), Sigmoid(),
+                    Dense(4, 3, rng=seed + 1, dtype=np.float64), Tanh(), Gate(3, dtype=np.float64),
+                    Dense(3, 2, rng=seed + 2, dtype=np.float64)])
+    X, y = rng.standard_normal((6, 3)), rng.integers(0, 2, 6)
+    for g in gates(m):
+        g.theta[:] = rng.uniform(0.2, 0.8, g.n_units)
+    sample_gates(m, 6, rng)
+    m.forward(X, True)
+    for p in range(2):
+        np.testing.assert_allclose(flip_gradient(m, p, y, CE), flip_oracle(m, X, y, CE, p), rtol=1e-9, atol=1e-12)
