@@ -51,7 +51,7 @@ def float_list(text):
     return _numbers(text, False, "0.5,1,2")
 
 
-def gamma_arg(text):
+def price_arg(text):
     """'0.04' → 0.04; '0.04,0.4,0.04' → [0.04, 0.4, 0.04] (one price per weight layer; argparse type). The names
     'incoming' and 'params' (the earlier meaning of --price, now --price-on) are passed through."""
     if str(text) in ("incoming", "params"):
@@ -96,9 +96,9 @@ def register(sub):
     p.add_argument("--activation", choices=["relu", "tanh", "leaky_relu", "sigmoid"], default="relu")
     p.add_argument("--init-scale", type=positive_float, default=1.0, help="multiplies the initial weights")
     p.add_argument("--input-gate", action="store_true", help="gate (and prune) the input features too")
-    p.add_argument("--price", type=gamma_arg, default=S.price,
+    p.add_argument("--price", type=price_arg, default=S.price,
                    help="price per active parameter γ (nats); or one per weight layer, e.g. 0.04,0.4,0.04 (ours)")
-    p.add_argument("--gamma", type=gamma_arg, default=None, help="deprecated name of --price")
+    p.add_argument("--gamma", type=price_arg, default=None, help="deprecated name of --price")
     p.add_argument("--eta-theta", type=positive_float, default=S.eta_theta, help="θ step size η_θ")
     p.add_argument("--estimator", choices=["flip", "flip_cv", "pathwise", "score"], default=S.estimator,
                    help="θ-gradient estimator; flip_cv = flip on --flip-samples samples with the pathwise estimator "
