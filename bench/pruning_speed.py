@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from minigrow.data import load_mnist                                      # noqa: E402
 from minigrow.experiments.pruning import MNIST_SETTINGS, dense_baseline, mnist_run   # noqa: E402
 from minigrow.losses import SoftmaxCrossEntropy                           # noqa: E402
-from minigrow.pruning import (flip_cv_gradient, flip_gradient, gated_layers, gated_mlp,      # noqa: E402
-                              sample_gates)
+from minigrow.methods.pruning import (flip_cv_gradient, flip_gradient, gated_mlp, gates,   # noqa: E402
+                                      sample_gates)
 
 
 def load():
@@ -61,11 +61,11 @@ def flip_cost(batch=100, seed=0):
     step()
     out = {"step_ms": 1e3 * t_step}
     for ns in (None, 32):
-        t = best_of(lambda: [flip_gradient(m, i, y, L, n_samples=ns) for i in gated_layers(m)])
+        t = best_of(lambda: [flip_gradient(m, i, y, L, n_samples=ns) for i in range(len(gates(m)))])
         out[f"flip_ms_{ns or batch}"] = 1e3 * t
         out[f"flip_ratio_{ns or batch}"] = t / t_step
-    ns = MNIST_SETTINGS["flip_samples"]
-    t = best_of(lambda: [flip_cv_gradient(m, i, y, L, ns) for i in gated_layers(m)])
+    ns = MNIST_SETTINGS.flip_samples
+    t = best_of(lambda: [flip_cv_gradient(m, i, y, L, ns) for i in range(len(gates(m)))])
     out["cv_ms"], out["cv_ratio"], out["cv_samples"] = 1e3 * t, t / t_step, ns
     return out
 
@@ -74,13 +74,13 @@ def estimator_spread(seed=0, n_train=20000, batches=150):
     """Spread and cost of the θ-estimators on 784-300-100-10 after one epoch of training (all θ set to 0.9):
     per-unit standard deviation over random batches (in units of 1/N), mean |estimate|, ms per call."""
     from minigrow.optim import Adam
-    from minigrow.pruning import PruningTrainer, pathwise_gradient
+    from minigrow.methods.pruning import PruningTrainer, pathwise_gradient
     d = load_mnist(n_train=n_train)
     m = gated_mlp([784, 300, 100, 10], "relu", rng=seed)
     PruningTrainer(m, "ce", Adam(1e-3), batch_size=100, rng=seed, warmup_epochs=5, progress=False, sigma0=0.5,
                    strength=1.0).fit(d.X_train, d.y_train, 1)
-    for i in gated_layers(m):
-        m.layers[i].theta[:] = 0.9
+    for g in gates(m):
+        g.theta[:] = 0.9
     L = SoftmaxCrossEntropy()
     rng = np.random.default_rng(seed + 1)
     est = {"flip, 100 samples": lambda i, y: flip_gradient(m, i, y, L),
@@ -97,7 +97,7 @@ def estimator_spread(seed=0, n_train=20000, batches=150):
         m.backward(L.backward(), need_input_grad=False)
         for k, f in est.items():
             t0 = time.perf_counter()
-            out = [f(i, yb) for i in gated_layers(m)]
+            out = [f(i, yb) for i in range(len(gates(m)))]
             times[k] += time.perf_counter() - t0
             for p, o in enumerate(out):
                 vals[(k, p)].append(o * n_train)
@@ -130,20 +130,20 @@ def main():
           f"{fc['flip_ms_100']:.1f} ms = {fc['flip_ratio_100']:.2f}× a step (all 100 samples), "
           f"{fc['flip_ms_32']:.1f} ms = {fc['flip_ratio_32']:.2f}× (32 samples); flip with the pathwise control "
           f"variate on {fc['cv_samples']} samples: {fc['cv_ms']:.1f} ms = {fc['cv_ratio']:.2f}× "
-          f"(MNIST_SETTINGS: estimator {MNIST_SETTINGS['estimator']!r}, {MNIST_SETTINGS['flip_samples']} samples, "
-          f"correction every {MNIST_SETTINGS['cv_every']} batches)")
+          f"(MNIST_SETTINGS: estimator {MNIST_SETTINGS.estimator!r}, {MNIST_SETTINGS.flip_samples} samples, "
+          f"correction every {MNIST_SETTINGS.cv_every} batches)")
     d = load_mnist(n_train=a.n_train)
     # Same price per unit and sample as at N = 60000, and the same θ movement per epoch (fewer steps per epoch).
-    gamma = MNIST_SETTINGS["gamma"] if a.n_train == 60000 else MNIST_SETTINGS["gamma"] * a.n_train / 60000
-    eta = MNIST_SETTINGS["eta_theta"] if a.n_train == 60000 else MNIST_SETTINGS["eta_theta"] * 60000 / a.n_train
-    print(f"pruning run 784-{'-'.join(map(str, hidden))}-10: γ = {gamma:.4f}, η_θ = {eta:.4g}, other settings as "
+    price = MNIST_SETTINGS.price if a.n_train == 60000 else MNIST_SETTINGS.price * a.n_train / 60000
+    eta = MNIST_SETTINGS.eta_theta if a.n_train == 60000 else MNIST_SETTINGS.eta_theta * 60000 / a.n_train
+    print(f"pruning run 784-{'-'.join(map(str, hidden))}-10: γ = {price:.4f}, η_θ = {eta:.4g}, other settings as "
           f"MNIST_SETTINGS; {a.rounds} rounds, pruned and dense alternating")
     tp, td, ep_rounds_p, ep_rounds_d = [], [], [], []
     for k in range(a.rounds):
-        r = mnist_run(hidden, seed=a.seed, data=d, epochs=a.epochs, gamma=gamma, eta_theta=eta,
+        r = mnist_run(hidden, seed=a.seed, data=d, epochs=a.epochs, price=price, eta_theta=eta,
                       prune_every=a.prune_every)
-        dn = dense_baseline(hidden, seed=a.seed, data=d, epochs=a.epochs, lr_step=MNIST_SETTINGS["lr_step"],
-                            lr_decay=MNIST_SETTINGS["lr_decay"])
+        dn = dense_baseline(hidden, seed=a.seed, data=d, epochs=a.epochs, lr_step=MNIST_SETTINGS.lr_step,
+                            lr_decay=MNIST_SETTINGS.lr_decay)
         tp.append(r["seconds"])
         td.append(dn["seconds"])
         ep_rounds_p.append([e["seconds"] for e in r["history"]])
@@ -160,7 +160,7 @@ def main():
     ep_d = np.min(np.array(ep_rounds_d), axis=0)
     print(f"  sum over epochs of the per-epoch minimum over the {a.rounds} rounds: pruned {ep_p.sum():.1f} s, dense "
           f"{ep_d.sum():.1f} s: ratio {ep_p.sum() / ep_d.sum():.2f}")
-    w = MNIST_SETTINGS["warmup_epochs"]
+    w = MNIST_SETTINGS.warmup_epochs
     print(f"  seconds per epoch (per-epoch minima): dense {np.median(ep_d):.2f}; pruned: warm-up {np.mean(ep_p[:w]):.2f}, "
           f"epochs {w + 1}-{w + 3} {np.mean(ep_p[w:w + 3]):.2f}, last 5 {np.mean(ep_p[-5:]):.2f} at widths "
           f"{r['widths']} (= {np.mean(ep_p[-5:]) / np.median(ep_d):.2f} of a dense epoch)")

@@ -19,7 +19,7 @@ paper's equations):
 
 * :mod:`minigrow.methods.sensli`   layer insertion, Kreis et al. 2023            tutorials/01_sensli.py
 * :mod:`minigrow.methods.bundles`  conflicting bundles, auto-tune, lesion study  tutorials/02_conflicting_bundles.py
-* :mod:`minigrow.pruning`          Bernoulli unit pruning, Guenter & Sideris     tutorials/03_bernoulli_pruning.py
+* :mod:`minigrow.methods.pruning`  Bernoulli unit and filter pruning, Guenter & Sideris  tutorials/03_bernoulli_pruning.py
 
 Reproductions: :mod:`minigrow.experiments`; command line: :mod:`minigrow.cli`. Imports go one way —
 core → methods → experiments → cli — and ``import minigrow`` loads the core only: :func:`minigrow.load` imports

@@ -483,12 +483,13 @@ def test_training_refuses_a_model_with_non_finite_parameters():
 # the methods: pruning runs resume bit-identically (θ lives on the gated layers; pruned widths in the file)
 def _pruning_trainer(pruning):
     return pruning.PruningTrainer(pruning.gated_mlp([2, 16, 16, 2], rng=0), "ce", mg.Adam(1e-2), batch_size=50,
-                                  rng=0, gamma=20.0, eta_theta=0.2, warmup_epochs=1, progress=False)
+                                  rng=0, settings=pruning.PLAIN_SETTINGS, price=20.0, eta_theta=0.2, warmup_epochs=1,
+                                  progress=False)
 
 
 @pytest.mark.parametrize("split", [1, 3, 5])
 def test_pruning_run_resumes_bit_identically(split, tmp_path):
-    pruning = pytest.importorskip("minigrow.pruning")
+    pruning = pytest.importorskip("minigrow.methods.pruning")
     straight = _pruning_trainer(pruning)
     straight.fit(D.X_train, D.y_train, 6)
     assert [e["epoch"] for e in straight.history.events if e.get("event") == "prune"] == [2, 5, 6]
@@ -508,23 +509,23 @@ def test_pruning_run_resumes_bit_identically(split, tmp_path):
 
 def test_pruning_divergence_rolls_back_theta():
     """A θ/W update that makes a parameter non-finite mid-epoch: the epoch-start state, θ included, comes back."""
-    pruning = pytest.importorskip("minigrow.pruning")
+    pruning = pytest.importorskip("minigrow.methods.pruning")
 
     class Breaks(pruning.PruningTrainer):
         def train_step(self, xb, yb):
             loss = super().train_step(xb, yb)
             if self.epoch == 2 and self.step % 9 == 4:
-                self.model.layers[0].theta[:] = 0.123              # θ changed in place …
+                pruning.gates(self.model)[0].theta[:] = 0.123      # θ changed in place …
                 self.model.layers[0].params["W"][0, 0] = np.nan    # … and a weight broken
             return loss
-    tr = Breaks(pruning.gated_mlp([2, 16, 16, 2], rng=0), "ce", mg.Adam(1e-2), batch_size=50, rng=0, gamma=1.0,
-                eta_theta=0.2, warmup_epochs=1, progress=False)
+    tr = Breaks(pruning.gated_mlp([2, 16, 16, 2], rng=0), "ce", mg.Adam(1e-2), batch_size=50, rng=0,
+                settings=pruning.PLAIN_SETTINGS, price=1.0, eta_theta=0.2, warmup_epochs=1, progress=False)
     tr.fit(D.X_train, D.y_train, 2)
-    before = (model_bytes(tr.model), tr.model.layers[0].theta.tobytes())
+    before = (model_bytes(tr.model), pruning.gates(tr.model)[0].theta.tobytes())
     with pytest.raises(mg.TrainingDiverged) as info:
         tr.fit(D.X_train, D.y_train, 2)
     assert info.value.restored == "epoch"
-    assert (model_bytes(tr.model), tr.model.layers[0].theta.tobytes()) == before
+    assert (model_bytes(tr.model), pruning.gates(tr.model)[0].theta.tobytes()) == before
 
 
 @pytest.mark.parametrize("schedule", [["--polish", "3", "--finetune", "0"], ["--polish", "0", "--finetune", "2"],
@@ -535,10 +536,10 @@ def test_prune_cli_interrupted_and_resumed_gives_identical_files(tmp_path, capsy
     either 3 "polish" epochs (one θ step per epoch, from epoch 4 on) or 2 fine-tune epochs (θ rounded and frozen
     after the interruption). Units are pruned before the interruption (the checkpoint holds the pruned net) and
     after it."""
-    pytest.importorskip("minigrow.pruning")
+    pytest.importorskip("minigrow.methods.pruning")
     from minigrow.cli import main
-    base = ["prune", "--data", "spirals", "--hidden", "16,16", "--warmup", "1", "--gamma", "1", "--eta-theta", "2",
-            "--batch-size", "50", "--no-plots", "--no-progress", "--lr-step", "2", "--price",
+    base = ["prune", "--data", "spirals", "--hidden", "16,16", "--warmup", "1", "--price", "1", "--eta-theta", "2",
+            "--batch-size", "50", "--no-plots", "--no-progress", "--lr-step", "2", "--price-on",
             "incoming", "--no-precondition", "--estimator", "flip", "--flip-samples", "50", *schedule]
     assert main(base + ["--epochs", "6", "--out", str(tmp_path / "a"), "--checkpoint-every", "2"]) == 0
     ck = tmp_path / "a" / "checkpoints" / "epoch-0004.npz"       # as if the run had been killed after epoch 4

@@ -132,12 +132,13 @@ def test_trainer_is_deterministic(dtype):
 
 
 def test_pruning_trainer_is_deterministic():
-    pruning = pytest.importorskip("minigrow.pruning")
+    pruning = pytest.importorskip("minigrow.methods.pruning")
 
     def run(seed):
         model = pruning.gated_mlp([2, 12, 12, 2], rng=seed)
-        tr = pruning.PruningTrainer(model, "ce", mg.Adam(1e-2), batch_size=50, rng=seed, gamma=1.0,
-                                    eta_theta=0.05, warmup_epochs=1, progress=False)
+        tr = pruning.PruningTrainer(model, "ce", mg.Adam(1e-2), batch_size=50, rng=seed,
+                                    settings=pruning.PLAIN_SETTINGS, price=1.0, eta_theta=0.05, warmup_epochs=1,
+                                    progress=False)
         tr.fit(D.X_train, D.y_train, 3)
         return ([p.tobytes() for layer in model.layers for p in layer.params.values()]
                 + [layer.theta.tobytes() for layer in model.layers if hasattr(layer, "theta")])

@@ -362,7 +362,7 @@ def _method_cases():
                   ValueError, ["repeats"]),
         ]
     try:
-        from minigrow import pruning
+        from minigrow.methods import pruning
     except ImportError:
         pruning = None
     if pruning is not None:
@@ -373,8 +373,10 @@ def _method_cases():
             ("pruning theta0 > 1", lambda: pruning.gated_mlp([2, 3, 2], theta0=1.5), ValueError, ["theta0"]),
             ("pruning trainer plain model", lambda: pruning.PruningTrainer(net(), progress=False), ValueError,
              ["model", "gated"]),
-            ("pruning gamma negative", lambda: pruning.PruningTrainer(g(), gamma=-1.0, progress=False), ValueError,
-             ["gamma", "-1"]),
+            ("pruning price negative", lambda: pruning.PruningTrainer(g(), price=-1.0, progress=False), ValueError,
+             ["price", "-1"]),
+            ("pruning gamma renamed", lambda: pruning.PruningTrainer(g(), gamma=1.0, progress=False), TypeError,
+             ["gamma", "price"]),
             ("pruning eta_theta negative", lambda: pruning.PruningTrainer(g(), eta_theta=-1.0, progress=False),
              ValueError, ["eta_theta"]),
             ("pruning estimator", lambda: pruning.PruningTrainer(g(), estimator="x", progress=False), ValueError,
@@ -388,11 +390,11 @@ def _method_cases():
             ("pruning remove_units keep out of range", lambda: pruning.remove_units(g(), 0, [7]), ValueError,
              ["keep", "7"]),
             ("pruning remove_units keep duplicates", lambda: pruning.remove_units(g(), 0, [0, 0]), ValueError,
-             ["keep", "duplicates"]),
-            ("pruning remove_units keep not integer", lambda: pruning.remove_units(g(), 0, [0.5]), ValueError,
+             ["keep", "duplicate"]),
+            ("pruning remove_units keep not integer", lambda: pruning.remove_units(g(), 0, [0.5]), TypeError,
              ["keep", "integer"]),
-            ("pruning remove_units ungated layer", lambda: pruning.remove_units(g(), len(g().layers) - 1, [0]),
-             ValueError, ["not a gated layer"]),
+            ("pruning remove_units no such gate", lambda: pruning.remove_units(g(), 1, [0]),
+             ValueError, ["p", "gate number", "1 gate"]),
             ("pruning theta_step eta negative", lambda: pruning.theta_step(np.ones(3), np.ones(3), -1.0),
              ValueError, ["eta", "-1"]),
             ("pruning sample_gates rng not a Generator", lambda: pruning.sample_gates(g(), 4, "x"), TypeError,

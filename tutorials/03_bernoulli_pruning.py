@@ -2,7 +2,10 @@
 # # Tutorial 03 — Variational Bernoulli unit pruning during training
 #
 # Paper: V. F. I. Guenter, A. Sideris, *Robust Learning of Parsimonious Deep Neural Networks* (arXiv 2205.04650),
-# with the follow-ups arXiv 2406.04549 and 2411.09127. Module: `minigrow/pruning.py`.
+# with the follow-ups arXiv 2406.04549 and 2411.09127. Package: `minigrow/methods/pruning/` — every formula below is a
+# plain function at the top of its first module, `minigrow/methods/pruning/formulas.py` (eq. C, λ*, C_λ, gθ, the
+# θ step, the estimators' math); `gate.py` holds the `Gate` layer and `add_gates`, `estimators.py` the vectorised
+# estimators, `trainer.py` the `PruningTrainer`, `settings.py` the defaults (`PruningSettings`).
 #
 # **What is the papers' and what is ours.** The papers *state* the principles: every unit is multiplied by a binary
 # gate $\xi_j\sim\mathrm{Bernoulli}(\theta_j)$, $\theta_j$ is learned; the weights have Gaussian (scale-mixture)
@@ -29,9 +32,11 @@ QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 FIG = ROOT / "docs" / "figures"
 
 from minigrow.losses import SoftmaxCrossEntropy
-from minigrow.pruning import (exact_expectation, flip_cv_gradient, flip_gradient, forward_with_gates,
-                              gated_layers, gated_mlp, optimal_precision, pathwise_gradient, precision_cost, sample_gates,
-                              score_function_gradient, to_deterministic, unit_sq_norms, unit_sizes)
+from minigrow.methods.pruning import (add_gates, exact_expectation, flip_cv_gradient, flip_gradient,
+                                      forward_with_gates, gated_mlp, gates, optimal_precision, pathwise_gradient,
+                                      precision_cost, sample_gates, score_function_gradient, to_deterministic,
+                                      unit_sizes, unit_sq_norms, weight_layers)
+from minigrow.network import mlp
 
 CE = SoftmaxCrossEntropy()
 
@@ -43,18 +48,19 @@ CE = SoftmaxCrossEntropy()
 #
 # one independent draw per sample (like dropout, but with a learned keep-probability per unit). The gate sits
 # *after* the activation, so a unit with $\xi_j=0$ contributes exactly 0 whatever its bias — removing it later
-# changes nothing. `GatedDense` is `Dense` + activation + gate; `gated_mlp` builds
-# `GatedDense … GatedDense Dense` (an `InputGate` in front is optional).
+# changes nothing. `Gate` is a layer of its own (ã = ξ ⊙ a on the unit axis); `add_gates(model)` puts one after
+# every activation that follows a Dense layer (not at the output) of any network, so `gated_mlp(sizes)` is just
+# `add_gates(mlp(sizes))` (`input_gate=True` adds one in front that gates the input features too).
 
 # %%
-net = gated_mlp([3, 3, 2, 3], "tanh", rng=1, dtype=np.float64)
+net = add_gates(mlp([3, 3, 2, 3], "tanh", rng=1, dtype=np.float64))
 rng = np.random.default_rng(0)
-for i in gated_layers(net):
-    net.layers[i].theta[:] = rng.uniform(0.2, 0.8, net.layers[i].n_units)
+for g in gates(net):
+    g.theta[:] = rng.uniform(0.2, 0.8, g.n_units)
 X = rng.standard_normal((9, 3))
 y = rng.integers(0, 3, 9)
 print(net)
-print("θ:", [np.round(net.layers[i].theta, 3) for i in gated_layers(net)])
+print("θ:", [np.round(g.theta, 3) for g in gates(net)])
 
 # %% [markdown]
 # ## 2. The cost (ours) and its $1/N$
@@ -68,13 +74,13 @@ print("θ:", [np.round(net.layers[i].theta, 3) for i in gated_layers(net)])
 # whose prior part carries $1/N$. Getting this wrong by a factor $N$ prunes everything (price too high) or nothing.
 #
 # **Two readings of "a price per active parameter" (the second is ours).** The method note charges unit $j$ for
-# its *incoming* weights and bias, $n_j=\text{fan-in}+1$ (`price="incoming"`). But removing unit $j$ also removes
+# its *incoming* weights and bias, $n_j=\text{fan-in}+1$ (`price_on="incoming"`). But removing unit $j$ also removes
 # its *outgoing* column $W^{l+1}[:,j]$. Charging $\gamma$ for the **expected number of active parameters** — a
 # weight is active when both units it connects are kept, a bias when its unit is kept,
 # $$P(\theta)=\sum_l\Big(\sum_k\theta^l_k\Big)\Big(\sum_j\theta^{l-1}_j\Big)+\sum_l\sum_k\theta^l_k
 #   \qquad(\theta=1\text{ for ungated inputs/outputs}),$$
 # gives $\partial P/\partial\theta^l_j=\sum_i\theta^{l-1}_i+1+\sum_k\theta^{l+1}_k$: incoming weights, bias and
-# outgoing column (`price="params"`, used for the MNIST runs). $P$ is again affine in each $\theta_j$, so the
+# outgoing column (`price_on="params"`, used for the MNIST runs). $P$ is again affine in each $\theta_j$, so the
 # vertex argument of §4 still holds, and at a vertex $\gamma P$ is exactly $\gamma\times$ the parameter count of the
 # pruned net (tested in `tests/test_pruning.py`).
 #
@@ -91,8 +97,8 @@ def E(net):
 
 
 second_diff = []
-for i in gated_layers(net):
-    th = net.layers[i].theta
+for g in gates(net):
+    th = g.theta
     for j in range(th.size):
         t0 = th[j]
         vals = []
@@ -133,8 +139,8 @@ print("θ:", t, "\nKL(θ‖0.5):", np.round(kl_fixed, 4), "\nKL after flattening
 # the normaliser $-\frac{n_j}{2}\ln\lambda$ is not charged to $\theta_j$ — the price $\gamma$ plays that role.)
 
 # %%
-layer = net.layers[0]
-th, sq, n = layer.theta, unit_sq_norms(layer), unit_sizes(net, 0)
+layer = weight_layers(net)[0]          # the Dense layer whose units gate 0 gates
+th, sq, n = gates(net)[0].theta, unit_sq_norms(layer), unit_sizes(net, 0)
 lam = optimal_precision(th, sq, n, a=1.0, b=1e-8)
 h = 1e-6 * lam
 slope = (precision_cost(lam + h, th, sq, n, 100) - precision_cost(lam - h, th, sq, n, 100)) / (2 * h)
@@ -179,7 +185,7 @@ exact = np.concatenate(exact)
 K = 300 if QUICK else 4000
 S = 2
 est = {"flip": [], "pathwise": [], "score": [], f"flip S={S}": [], f"flip_cv S={S}": []}
-idx = gated_layers(net)
+idx = range(len(gates(net)))            # gates are numbered 0, 1, … in the order they run
 for _ in range(K):
     perm = rng.permutation(X.shape[0])
     Xp, yp = X[perm], y[perm]
@@ -267,19 +273,19 @@ if not QUICK:
 
 # %%
 gm = toy[0]["trainer"].model
-print("θ of the student:", [np.round(gm.layers[i].theta, 3) for i in gated_layers(gm)])
-for i in gated_layers(gm):      # any θ still inside (0, 1) is rounded, as to_deterministic does (θ ≥ ½ → 1)
-    gm.layers[i].theta[:] = np.round(gm.layers[i].theta)
+print("θ of the student:", [np.round(g.theta, 3) for g in gates(gm)])
+for g in gates(gm):      # any θ still inside (0, 1) is rounded, as to_deterministic does (θ ≥ ½ → 1)
+    g.theta[:] = np.round(g.theta)
 det, _ = to_deterministic(gm)
 Xt = rng.standard_normal((5, 6))
-full = forward_with_gates(gm, Xt, [gm.layers[i].theta for i in gated_layers(gm)])
+full = forward_with_gates(gm, Xt, [g.theta for g in gates(gm)])
 print("max |shrunk − gated(ξ = θ)| =", np.abs(det(Xt) - full).max())
 print(det.summary())
 
 # %% [markdown]
 # ## 9. MNIST 784-300-100-10
 #
-# Command: `python -m minigrow prune mnist` (settings in `MNIST_SETTINGS`, results in
+# Command: `python -m minigrow prune mnist` (settings: `PruningSettings()`, the library defaults; results in
 # `docs/results/pruning_mnist.json`, figures `docs/figures/pruning_mnist_*.png`); the robustness grid:
 # `python -m minigrow prune grid`. Here we print the stored results (quick mode runs a tiny version instead).
 
@@ -289,8 +295,8 @@ import json  # noqa: E402
 res_file = ROOT / "docs" / "results" / "pruning_mnist.json"
 if QUICK or not res_file.exists():
     from minigrow.experiments.pruning import OLD_SETTINGS, mnist_run
-    r = mnist_run((300, 100), n_train=500, n_test=500, **dict(OLD_SETTINGS, epochs=2, warmup_epochs=1, gamma=0.005,
-                                                              eta_theta=0.3, flip_samples=8))
+    r = mnist_run((300, 100), n_train=500, n_test=500, **OLD_SETTINGS.replace(
+        epochs=2, warmup_epochs=1, price=0.005, eta_theta=0.3, flip_samples=8).as_dict())
     print(f"tiny MNIST run (500 images, 2 epochs): widths {r['widths']}, test error {100 * r['test_err']:.1f} %")
 else:
     r = json.loads(res_file.read_text())
@@ -306,13 +312,13 @@ else:
 # ![error vs parameters](../docs/figures/pruning_mnist_error_vs_params.png)
 # ![error vs parameters across γ](../docs/figures/pruning_mnist_tradeoff.png)
 #
-# The trade-off across the price (`python -m minigrow prune tradeoff --gammas 0.03,0.04,0.05,0.1,0.2`, full data,
+# The trade-off across the price (`python -m minigrow prune tradeoff --prices 0.03,0.04,0.05,0.1,0.2`, full data,
 # seed 0): the stored results are printed by the next cell. Layer 1 shrinks as γ grows; layer 2 keeps 82–85 of
 # its 100 units at every γ — with one price per parameter a layer-2 unit (≈ h1 + 11 parameters) is cheap next to a
 # layer-1 unit (≈ 785 + h2), so our cost does not reach the issue's "≥ 3× in every layer" (see
 # `docs/pruning.md`). The robustness grid there (27 runs: 3 seeds × init scales × starts 300-100, 600-200,
 # 1000-300) ends at 1.71–2.08 % test error and 58–81 layer-1 units from every start; layer 2 keeps roughly its
-# starting width. The cost can be told otherwise: with one price per weight layer (ours, `gamma=(γ1, γ2, γ3)`) and
+# starting width. The cost can be told otherwise: with one price per weight layer (ours, `price=(γ1, γ2, γ3)`) and
 # a hand-set price of 14 nats on each output weight — which only layer-2 units pay — both hidden layers shrink
 # ≥ 3×: 81-31 at 1.96 % (seed 0; 80-33 and 85-28 at 1.81 % and 1.88 % for seeds 1, 2). `docs/pruning.md` lists
 # every price we tried.
@@ -322,7 +328,8 @@ tf = ROOT / "docs" / "results" / "pruning_mnist_tradeoff.json"
 if tf.exists():
     for row in json.loads(tf.read_text())["rows"]:
         before = row.get("theta_binary_before_rounding")
-        print(f"γ = {row['gamma']}: widths {row['widths']}, test error {100 * row['test_err']:.2f} %, "
+        price = row.get('price', row.get('gamma'))          # results written before the rename say 'gamma'
+        print(f"γ = {price}: widths {row['widths']}, test error {100 * row['test_err']:.2f} %, "
               f"θ exactly in {{0,1}}: {100 * row['theta_binary_frac']:.0f} % at the end"
               + ("" if before is None else f", {100 * before:.0f} % before the rounding")
               + f", {row['n_params']:,} parameters")

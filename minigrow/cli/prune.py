@@ -1,13 +1,15 @@
 """``python -m minigrow prune``: variational Bernoulli unit pruning during training (our derivation after
-Guenter & Sideris, see :mod:`minigrow.pruning`).
+Guenter & Sideris, see :mod:`minigrow.methods.pruning`).
 
 Forms::
 
-    python -m minigrow prune [train] --data mnist --hidden 300,100 --gamma 0.5 …   # one pruning run
+    python -m minigrow prune [train] --data mnist --hidden 300,100 --price 0.5 …   # one pruning run
     python -m minigrow prune toy                                                   # teacher-student toy
     python -m minigrow prune mnist                                                 # the MNIST reproduction
     python -m minigrow prune grid [--seeds 0,1,2 --scales … --hiddens …]           # the robustness grid
-    python -m minigrow prune tradeoff [--gammas 0.03,0.05,0.1,0.2]                 # error vs widths across γ
+    python -m minigrow prune tradeoff [--prices 0.03,0.05,0.1,0.2]                 # error vs widths across γ
+
+Defaults: :class:`minigrow.methods.pruning.PruningSettings` (the MNIST settings), the one source of them.
 
 ``toy``/``mnist``/``grid`` write docs/results/pruning_<name>.json and docs/figures/pruning_<name>*.png
 (``--out`` changes the folder root).
@@ -27,9 +29,9 @@ from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args
 WHAT = ["train", "toy", "mnist", "grid", "tradeoff"]
 
 # The settings that define a `prune train` run: stored in every checkpoint and taken from it on --resume.
-RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "gamma", "eta_theta",
+RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "price", "eta_theta",
             "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "lr", "batch_size", "seed", "dtype",
-            "price", "lr_step", "lr_decay", "polish", "precondition", "estimate_every", "cv_every", "finetune"]
+            "price_on", "lr_step", "lr_decay", "polish", "precondition", "estimate_every", "cv_every", "finetune"]
 
 
 def _numbers(text, allow_zero, example):
@@ -50,8 +52,11 @@ def float_list(text):
     return _numbers(text, False, "0.5,1,2")
 
 
-def gamma_arg(text):
-    """'0.04' → 0.04; '0.04,0.4,0.04' → [0.04, 0.4, 0.04] (one price per weight layer; argparse type)."""
+def price_arg(text):
+    """'0.04' → 0.04; '0.04,0.4,0.04' → [0.04, 0.4, 0.04] (one price per weight layer; argparse type). The names
+    'incoming' and 'params' (the earlier meaning of --price, now --price-on) are passed through."""
+    if str(text) in ("incoming", "params"):
+        return str(text)
     vals = _numbers(text, True, "0.04 or 0.04,0.4,0.04")
     return vals[0] if len(vals) == 1 else vals
 
@@ -92,46 +97,48 @@ def register(sub):
     p.add_argument("--activation", choices=["relu", "tanh", "leaky_relu", "sigmoid"], default="relu")
     p.add_argument("--init-scale", type=positive_float, default=1.0, help="multiplies the initial weights")
     p.add_argument("--input-gate", action="store_true", help="gate (and prune) the input features too")
-    p.add_argument("--gamma", type=gamma_arg, default=S["gamma"],
+    p.add_argument("--price", type=price_arg, default=S.price,
                    help="price per active parameter γ (nats); or one per weight layer, e.g. 0.04,0.4,0.04 (ours)")
-    p.add_argument("--eta-theta", type=positive_float, default=S["eta_theta"], help="θ step size η_θ")
-    p.add_argument("--estimator", choices=["flip", "flip_cv", "pathwise", "score"], default=S["estimator"],
+    p.add_argument("--gamma", type=price_arg, default=None, help="deprecated name of --price")
+    p.add_argument("--eta-theta", type=positive_float, default=S.eta_theta, help="θ step size η_θ")
+    p.add_argument("--estimator", choices=["flip", "flip_cv", "pathwise", "score"], default=S.estimator,
                    help="θ-gradient estimator; flip_cv = flip on --flip-samples samples with the pathwise estimator "
                         "as control variate (ours)")
-    p.add_argument("--flip-samples", type=positive_int, default=S["flip_samples"],
+    p.add_argument("--flip-samples", type=positive_int, default=S.flip_samples,
                    help="samples per batch used by the flip estimator")
-    p.add_argument("--warmup", type=nonneg_int, default=S["warmup_epochs"], help="epochs with θ frozen")
-    p.add_argument("--eps", type=float, default=S["eps"], help="pruning threshold ε")
-    p.add_argument("--sigma0", type=positive_float, default=S["sigma0"], help="hyper-prior weight scale σ0")
-    p.add_argument("--strength", type=float, default=S["strength"], help="hyper-prior strength ρ (0 = a=1,b→0)")
-    p.add_argument("--price", choices=["incoming", "params"], default=S["price"],
+    p.add_argument("--warmup", type=nonneg_int, default=S.warmup_epochs, help="epochs with θ frozen")
+    p.add_argument("--eps", type=float, default=S.eps, help="pruning threshold ε")
+    p.add_argument("--sigma0", type=positive_float, default=S.sigma0, help="hyper-prior weight scale σ0")
+    p.add_argument("--strength", type=float, default=S.strength, help="hyper-prior strength ρ (0 = a=1,b→0)")
+    p.add_argument("--price-on", choices=["incoming", "params"], default=S.price_on,
                    help="what a unit pays γ for: 'incoming' weights + bias (pruning.md) or 'params' = everything "
                         "that vanishes with it, incl. its outgoing column (ours)")
-    p.add_argument("--precondition", action=argparse.BooleanOptionalAction, default=S["precondition"],
+    p.add_argument("--precondition", action=argparse.BooleanOptionalAction, default=S.precondition,
                    help="divide each θ-gradient by the unit's price rate γ n_j/N, so η_θ is a per-step fall rate "
                         "of a useless unit in every layer (ours)")
-    p.add_argument("--estimate-every", type=positive_int, default=S["estimate_every"],
+    p.add_argument("--estimate-every", type=positive_int, default=S.estimate_every,
                    help="estimate the θ-gradient on every M-th batch only, each estimate standing for M steps "
                         "(ours; 1/M of the estimator's cost)")
-    p.add_argument("--cv-every", type=positive_int, default=S["cv_every"],
+    p.add_argument("--cv-every", type=positive_int, default=S.cv_every,
                    help="flip_cv: compute the flip correction on every M-th batch only, weighted by M, the pathwise "
                         "estimate in between (ours)")
-    p.add_argument("--polish", type=nonneg_int, default=S["polish_epochs"],
+    p.add_argument("--polish", type=nonneg_int, default=S.polish_epochs,
                    help="last N epochs take one θ step per epoch with the epoch's mean θ-gradient (ours)")
-    p.add_argument("--finetune", type=nonneg_int, default=S["finetune_epochs"],
+    p.add_argument("--finetune", type=nonneg_int, default=S.finetune_epochs,
                    help="last N epochs: θ rounded to {0,1} (≥ ½ → 1), zeros removed, θ frozen, weights fine-tuned "
                         "(ours)")
-    p.add_argument("--lr", type=positive_float, default=S["lr"])
-    p.add_argument("--lr-step", type=nonneg_int, default=S["lr_step"], help="StepLR on the weights: epochs between "
+    p.add_argument("--lr", type=positive_float, default=S.lr)
+    p.add_argument("--lr-step", type=nonneg_int, default=S.lr_step or 0, help="StepLR on the weights: epochs between "
                    "decays (0 = constant lr)")
-    p.add_argument("--lr-decay", type=positive_float, default=S["lr_decay"], help="StepLR factor")
-    p.add_argument("--epochs", type=nonneg_int, default=None, help=f"default {S['epochs']}")
-    p.add_argument("--batch-size", type=positive_int, default=S["batch_size"])
+    p.add_argument("--lr-decay", type=positive_float, default=S.lr_decay, help="StepLR factor")
+    p.add_argument("--epochs", type=nonneg_int, default=None, help=f"default {S.epochs}")
+    p.add_argument("--batch-size", type=positive_int, default=S.batch_size)
     p.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="grid: seeds")
     p.add_argument("--scales", type=float_list, default=[0.5, 1.0, 2.0], help="grid: init scales")
     p.add_argument("--hiddens", type=hidden_list, default=[(300, 100), (600, 200), (1000, 300)],
                    help="grid: starting widths, e.g. 300-100,600-200")
-    p.add_argument("--gammas", type=float_list, default=[0.03, 0.05, 0.1, 0.2], help="tradeoff: the prices γ")
+    p.add_argument("--prices", type=float_list, default=[0.03, 0.05, 0.1, 0.2], help="tradeoff: the prices γ")
+    p.add_argument("--gammas", type=float_list, default=None, help="deprecated name of --prices")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     p.add_argument("--tag", default="", help="grid: suffix of the result and figure names (pruning_grid<TAG>.json)")
     add_run_args(p, "runs/prune")
@@ -140,9 +147,10 @@ def register(sub):
 
 
 def _settings(args):
-    s = dict(gamma=args.gamma, eta_theta=args.eta_theta, estimator=args.estimator, flip_samples=args.flip_samples,
+    """The run's :class:`~minigrow.methods.pruning.PruningSettings` fields from the flags (a dict)."""
+    s = dict(price=args.price, eta_theta=args.eta_theta, estimator=args.estimator, flip_samples=args.flip_samples,
              warmup_epochs=args.warmup, eps=args.eps, sigma0=args.sigma0, strength=args.strength, lr=args.lr,
-             batch_size=args.batch_size, price=args.price, lr_step=args.lr_step or None, lr_decay=args.lr_decay,
+             batch_size=args.batch_size, price_on=args.price_on, lr_step=args.lr_step or None, lr_decay=args.lr_decay,
              polish_epochs=args.polish, precondition=args.precondition, estimate_every=args.estimate_every,
              cv_every=args.cv_every, finetune_epochs=args.finetune)
     if args.epochs is not None:
@@ -150,7 +158,8 @@ def _settings(args):
     return s
 
 
-SETTINGS = ["gamma", "eta_theta", "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "price",
+SETTINGS = ["price", "gamma", "eta_theta", "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength",
+            "price_on",
             "precondition", "estimate_every", "cv_every", "polish", "finetune", "lr", "lr_step", "lr_decay", "epochs",
             "batch_size"]
 # the flags each form uses; any other flag given explicitly has no effect there and is refused
@@ -160,8 +169,8 @@ USED = {
     "toy": ["seed", "quick"],
     "mnist": SETTINGS + ["n_train", "n_test", "hidden", "init_scale", "input_gate", "seed", "quick"],
     "grid": SETTINGS + ["n_train", "n_test", "seeds", "scales", "hiddens", "quick", "tag"],
-    "tradeoff": [k for k in SETTINGS if k != "gamma"] + ["n_train", "n_test", "hidden", "seed", "quick", "tag",
-                                                         "gammas"],
+    "tradeoff": [k for k in SETTINGS if k not in ("price", "gamma")] + ["n_train", "n_test", "hidden", "seed",
+                                                                        "quick", "tag", "prices", "gammas"],
 }
 GENERIC = {"out", "no_progress", "no_plots", "threads"}
 
@@ -182,10 +191,30 @@ def check_flags(args):
     safe_name("--tag", args.tag)
 
 
+def _deprecated_flags(args):
+    """--gamma → --price, --gammas → --prices, --price incoming|params → --price-on (one-line notes)."""
+    import sys
+    if isinstance(args.price, str):
+        print(f"minigrow: note: --price {args.price} is now --price-on {args.price}", file=sys.stderr)
+        args.price_on, args.price = args.price, _default_price()
+    if args.gamma is not None:
+        print("minigrow: note: --gamma is deprecated; use --price (the price per active parameter)", file=sys.stderr)
+        args.price, args.gamma = args.gamma, None
+    if getattr(args, "gammas", None) is not None:
+        print("minigrow: note: --gammas is deprecated; use --prices", file=sys.stderr)
+        args.prices, args.gammas = args.gammas, None
+
+
+def _default_price():
+    from ..methods.pruning import PruningSettings
+    return PruningSettings().price
+
+
 def run(args):
     check_flags(args)
-    if min(np.atleast_1d(args.gamma)) < 0 or args.strength < 0 or not 0 <= args.eps <= 1:
-        raise ValueError(f"--gamma and --strength must be >= 0 and --eps in [0, 1], got {args.gamma}, "
+    _deprecated_flags(args)
+    if min(np.atleast_1d(args.price)) < 0 or args.strength < 0 or not 0 <= args.eps <= 1:
+        raise ValueError(f"--price and --strength must be >= 0 and --eps in [0, 1], got {args.price}, "
                          f"{args.strength}, {args.eps}")
     return {"train": run_train, "toy": run_toy, "mnist": run_mnist, "grid": run_grid,
             "tradeoff": run_tradeoff}[args.what](args)
@@ -207,7 +236,7 @@ def _settings_from_checkpoint(args):
 def run_train(args):
     from ..io import save
     from ..optim import Adam, StepLR
-    from ..pruning import PruningTrainer, gated_mlp, widths
+    from ..methods.pruning import PruningSettings, PruningTrainer, gated_mlp, widths
     from ..train import evaluate
     from ..checkpoint import resume
     from ..train import TrainingDiverged
@@ -220,19 +249,17 @@ def run_train(args):
         check_memory(args, [d.X_train.shape[1], *args.hidden, n_out], d, dtype)
         model = gated_mlp([d.X_train.shape[1], *args.hidden, n_out], args.activation, rng=args.seed, dtype=dtype,
                           scale=args.init_scale, input_gate=args.input_gate)
-        s = _settings(args)
-        epochs = s.pop("epochs", 20)
-        lr, bs = s.pop("lr"), s.pop("batch_size")
-        lr_step, lr_decay, polish = s.pop("lr_step"), s.pop("lr_decay"), s.pop("polish_epochs")
-        finetune = s.pop("finetune_epochs")
+        st = PruningSettings().replace(**_settings(args))
+        epochs, lr, bs = st.epochs, st.lr, st.batch_size
+        lr_step, lr_decay, polish, finetune = st.lr_step, st.lr_decay, st.polish_epochs, st.finetune_epochs
         ckdir = args.out / "checkpoints" if args.checkpoint_every else None
         meta = {"command": "prune", "args": {**{k: getattr(args, k) for k in RUN_ARGS}, "epochs": epochs}}
         # built as for the original run (same hyper-prior); on --resume the saved (pruned) state replaces it
         opt = Adam(lr)
-        tr = PruningTrainer(model, "ce", opt, batch_size=bs, rng=np.random.default_rng(args.seed),
+        tr = PruningTrainer(model, "ce", opt, batch_size=bs, rng=np.random.default_rng(args.seed), settings=st,
                             scheduler=StepLR(opt, lr_step, lr_decay) if lr_step else None,
                             progress=not args.no_progress, dtype=dtype, checkpoint_dir=ckdir,
-                            checkpoint_every=max(args.checkpoint_every, 1), checkpoint_meta=meta, **s)
+                            checkpoint_every=max(args.checkpoint_every, 1), checkpoint_meta=meta)
         if resume_path is not None:
             resume(resume_path, tr)
             tr.checkpoint_dir, tr.checkpoint_every, tr.checkpoint_meta = ckdir, max(args.checkpoint_every, 1), meta
@@ -242,7 +269,7 @@ def run_train(args):
             tr.fit_schedule(d.X_train, d.y_train, epochs, polish, d.X_test, d.y_test, finetune_epochs=finetune)
         except TrainingDiverged as exc:
             write_json(rf.stage("history.json"), tr.history.as_dict())
-            save(rf.stage("gated_model.npz"), model, optimizer=tr.optimizer, meta={"settings": s})   # last finite
+            save(rf.stage("gated_model.npz"), model, optimizer=tr.optimizer, meta={"settings": st.as_dict()})   # last finite
             rf.commit(status="diverged", info={"error": str(exc)})
             print(f"wrote the last finite gated model to {out}/gated_model.npz and history.json", flush=True)
             raise
@@ -250,7 +277,7 @@ def run_train(args):
         Xte = d.X_test if ids is None else d.X_test[:, ids]
         _, acc = evaluate(final, "ce", Xte, d.y_test)
         write_json(rf.stage("history.json"), tr.history.as_dict())
-        save(rf.stage("gated_model.npz"), model, optimizer=tr.optimizer, meta={"settings": s})
+        save(rf.stage("gated_model.npz"), model, optimizer=tr.optimizer, meta={"settings": st.as_dict()})
         save(rf.stage("model.npz"), final, meta={"input_ids": None if ids is None else ids.tolist()})
         print(final.summary())
         print(f"final widths {widths(model)}, test error {100 * (1 - acc):.2f} %, parameters {final.n_params():,}")
@@ -371,8 +398,8 @@ def run_grid(args):
             [f"--seeds {','.join(map(str, args.seeds))}", f"--scales {','.join(map(str, args.scales))}",
              "--hiddens " + ",".join("-".join(map(str, h)) for h in args.hiddens)]
             + [f"--n-train {args.n_train}" if args.n_train else "",
-               "--gamma " + ",".join(map(str, np.atleast_1d(args.gamma))), f"--eta-theta {args.eta_theta}",
-               f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}", f"--price {args.price}",
+               "--price " + ",".join(map(str, np.atleast_1d(args.price))), f"--eta-theta {args.eta_theta}",
+               f"--flip-samples {args.flip_samples}", f"--warmup {args.warmup}", f"--price-on {args.price_on}",
                "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
                f"--lr-step {args.lr_step or 0}", f"--estimate-every {args.estimate_every}",
                f"--estimator {args.estimator}", f"--cv-every {args.cv_every}", f"--finetune {args.finetune}"]
@@ -401,23 +428,23 @@ def run_tradeoff(args):
             s["epochs"], s["warmup_epochs"], s["polish_epochs"] = 3, 1, 0
             s["finetune_epochs"] = min(s["finetune_epochs"], 1)
         rows = []
-        for g in args.gammas:
+        for g in args.prices:
             r = mnist_run(tuple(args.hidden), seed=args.seed, data=d, progress=not args.no_progress,
-                          **{**s, "gamma": g})
+                          **{**s, "price": g})
             row = {k: r[k] for k in ("widths", "test_err", "theta_binary_frac", "theta_binary_before_rounding",
                                      "n_params", "seconds")}
-            row["gamma"] = g
+            row["price"] = g
             rows.append(row)
             print(f"γ {g}: widths {row['widths']}, test error {100 * row['test_err']:.2f} %, θ binary "
                   f"{row['theta_binary_frac']:.3f}, {row['n_params']:,} parameters, {row['seconds']:.0f} s", flush=True)
         tag = ("_quick" if args.quick else "") + args.tag
-        out = {"command": "python -m minigrow prune tradeoff --gammas " + ",".join(map(str, args.gammas))
+        out = {"command": "python -m minigrow prune tradeoff --prices " + ",".join(map(str, args.prices))
                + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else ""),
-               "settings": {k: v for k, v in s.items() if k != "gamma"}, "seed": args.seed,
+               "settings": {k: v for k, v in s.items() if k != "price"}, "seed": args.seed,
                "n_train": int(d.X_train.shape[0]), "rows": rows}
         write_json(res / f"pruning_mnist_tradeoff{tag}.json", out)
         if not args.no_plots:
-            plot_error_vs_params([(f"ours γ={r['gamma']}: {'-'.join(map(str, r['widths']))}", r["n_params"],
+            plot_error_vs_params([(f"ours γ={r['price']}: {'-'.join(map(str, r['widths']))}", r["n_params"],
                                    r["test_err"]) for r in rows], [], fig / f"pruning_mnist_tradeoff{tag}.png",
                                  title="MNIST 784-300-100-10: error vs kept parameters across γ")
         rf.commit()
@@ -440,12 +467,12 @@ def demo(out_dir, seed, quick, progress):
         # A few seconds for the tests: the earlier step-by-step settings (OLD_SETTINGS) on 500 images, with the same
         # price per unit and sample and the same θ movement per epoch as at N = 60000.
         n_train, epochs = 500, 2
-        settings = dict(OLD_SETTINGS, epochs=epochs, warmup_epochs=1, gamma=0.2 * n_train / 60000,
-                        eta_theta=0.5 * 60000 / n_train, prune_every=20)
+        settings = OLD_SETTINGS.replace(epochs=epochs, warmup_epochs=1, price=0.2 * n_train / 60000,
+                                        eta_theta=0.5 * 60000 / n_train, prune_every=20).as_dict()
     else:
         # The headline run of docs/pruning.md (``python -m minigrow prune mnist``), ~70 s on 2 cores.
-        n_train, epochs = 60000, MNIST_SETTINGS["epochs"]
-        settings = dict(MNIST_SETTINGS)
+        n_train, epochs = 60000, MNIST_SETTINGS.epochs
+        settings = MNIST_SETTINGS.as_dict()
     r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=10000, progress=progress, **settings)
     spe = int(np.ceil(n_train / 100))
     plot_theta_trajectories(r["trainer"].theta_trace, out_dir / "pruning_theta.png", steps_per_epoch=spe,

@@ -3,7 +3,7 @@ the robustness grid, and their figures.
 
 Every function returns plain dicts (JSON-able apart from the ``trainer``/``model`` entries) and the plotting
 helpers write small PNGs. Command lines: ``python -m minigrow prune toy|mnist|grid|all`` (see docs/pruning.md).
-The method is our derivation from the papers' stated principles (see :mod:`minigrow.pruning`).
+The method is our derivation from the papers' stated principles (see :mod:`minigrow.methods.pruning`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 from ..data import load_mnist
 from ..network import mlp
 from ..optim import Adam, StepLR
-from ..pruning import PruningTrainer, gated_layers, gated_mlp, widths
+from ..methods.pruning import PLAIN_SETTINGS, PruningSettings, PruningTrainer, gated_mlp, gates, widths
 from ..train import Trainer, evaluate
 
 __all__ = ["teacher_student", "mnist_run", "dense_baseline", "robustness_grid", "MNIST_SETTINGS",
@@ -32,21 +32,22 @@ def ref_params(w):
 
 
 # --------------------------------------------------------------------------------------------------------------
-def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, seed=0, epochs=80, gamma=0.5,
+def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, seed=0, epochs=80, price=0.5,
                     eta_theta=2.0, warmup_epochs=5, lr=1e-2, batch_size=100, estimator="flip"):
     """Teacher tanh MLP d-k-1 (He init), noisy targets y = teacher(x) + noise·ε; a gated student d-width-1 trained
-    with MSE should end with k units and θ ∈ {0, 1}. float64, fast (about a second)."""
+    with MSE (the plain rule, :data:`PLAIN_SETTINGS`) should end with k units and θ ∈ {0, 1}. float64, fast
+    (about a second)."""
     rng = np.random.default_rng(seed)
     teacher = mlp([d, k, 1], "tanh", init="he", rng=seed + 1, dtype=np.float64)
     X = rng.standard_normal((n_train + n_test, d))
     Y = teacher(X) + noise * rng.standard_normal((n_train + n_test, 1))
     student = gated_mlp([d, width, 1], "tanh", rng=seed + 2, dtype=np.float64)
-    tr = PruningTrainer(student, "mse", Adam(lr), batch_size=batch_size, rng=seed + 3, gamma=gamma,
-                        eta_theta=eta_theta, estimator=estimator, warmup_epochs=warmup_epochs, eps=1e-3,
-                        dtype=np.float64, progress=False)
+    tr = PruningTrainer(student, "mse", Adam(lr), batch_size=batch_size, rng=seed + 3, settings=PLAIN_SETTINGS,
+                        price=price, eta_theta=eta_theta, estimator=estimator, warmup_epochs=warmup_epochs,
+                        eps=1e-3, dtype=np.float64, progress=False)
     t0 = time.perf_counter()
     tr.fit(X[:n_train], Y[:n_train], epochs, X[n_train:], Y[n_train:])
-    th = np.concatenate([student.layers[i].theta for i in gated_layers(student)])
+    th = np.concatenate([g.theta for g in gates(student)])
     return {"k": k, "width": width, "seed": seed, "final_width": widths(student)[0],
             "widths": [e["widths"][0] for e in tr.history.epochs],
             "theta_binary_frac": float(np.mean((th == 0) | (th == 1))),
@@ -55,44 +56,38 @@ def teacher_student(k=3, width=12, d=6, n_train=2000, n_test=500, noise=0.05, se
 
 
 # --------------------------------------------------------------------------------------------------------------
-# MNIST. Settings found by the tuning reported in docs/pruning.md.
-# price="params", precondition, polish_epochs are ours (see minigrow.pruning); η_θ = 0.0017 ≈ 1/600 with
-# preconditioning: a useless unit falls from 1 to 0 in about one epoch (600 steps of 100 images).
-# estimator="flip_cv" with flip_samples=10, cv_every=2 (ours): the flip correction on 10 samples every other batch,
-# the pathwise estimate on all 100 samples of every batch — about the noise of the flip estimator on all 100
-# samples (docs/pruning.md) at a fraction of its cost. finetune_epochs=3 (ours): θ rounded to {0, 1} after epoch
-# 17, the last 3 epochs train the deterministic net.
-MNIST_SETTINGS = dict(gamma=0.04, eta_theta=0.0017, warmup_epochs=2, epochs=20, lr=1e-3, batch_size=100,
-                      sigma0=0.5, strength=1.0, eps=1e-3, flip_samples=10, estimator="flip_cv", prune_every=None,
-                      price="params", lr_step=6, lr_decay=0.3, polish_epochs=0, precondition=True,
-                      estimate_every=1, cv_every=2, finetune_epochs=3)
+# MNIST. The settings found by the tuning reported in docs/pruning.md are the library defaults
+# (minigrow.methods.pruning.settings): estimator="flip_cv" with flip_samples=10, cv_every=2 — the flip correction on
+# 10 samples every other batch, the pathwise estimate on all 100 samples of every batch, about the noise of the flip
+# estimator on all 100 samples at a fraction of its cost; finetune_epochs=3: θ rounded to {0, 1} after epoch 17,
+# the last 3 epochs train the deterministic net.
+MNIST_SETTINGS = PruningSettings()
 # The previous defaults (docs/pruning.md, "earlier settings"): what the demo part and the 5 000-image grid use.
-OLD_SETTINGS = dict(MNIST_SETTINGS, gamma=0.2, eta_theta=0.5, flip_samples=32, price="incoming", lr_step=None,
-                    polish_epochs=0, precondition=False, estimator="flip", cv_every=1, finetune_epochs=0)
+OLD_SETTINGS = MNIST_SETTINGS.replace(price=0.2, eta_theta=0.5, flip_samples=32, price_on="incoming", lr_step=None,
+                                      polish_epochs=0, precondition=False, estimator="flip", cv_every=1,
+                                      finetune_epochs=0)
 
 
 def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, progress=False, data=None,
               input_gate=False, **overrides):
-    """Prune a gated 784-h1-h2-10 ReLU MLP on MNIST with :data:`MNIST_SETTINGS` (overridable); returns a record
+    """Prune a gated 784-h1-h2-10 ReLU MLP on MNIST with :data:`MNIST_SETTINGS` (any field of
+    :class:`~minigrow.methods.pruning.PruningSettings` overridable by keyword); returns a record
     with the history, final widths (with ``input_gate=True`` the first entry is the number of kept pixels), test
     error of the final deterministic net, θ binarity, seconds."""
-    s = {**MNIST_SETTINGS, **overrides}
+    st = MNIST_SETTINGS.replace(**overrides)
+    s = st.as_dict()
     d = data if data is not None else load_mnist(n_train=n_train, n_test=n_test)
     model = gated_mlp([784, *hidden, 10], "relu", rng=seed, scale=scale, input_gate=input_gate)
-    opt = Adam(s["lr"])
-    sched = StepLR(opt, s["lr_step"], s["lr_decay"]) if s.get("lr_step") else None
-    tr = PruningTrainer(model, "ce", opt, batch_size=s["batch_size"], rng=seed, gamma=s["gamma"],
-                        eta_theta=s["eta_theta"], estimator=s["estimator"], warmup_epochs=s["warmup_epochs"],
-                        eps=s["eps"], sigma0=s["sigma0"], strength=s["strength"], flip_samples=s["flip_samples"],
-                        prune_every=s["prune_every"], price=s.get("price", "incoming"), scheduler=sched,
-                        precondition=s.get("precondition", False), estimate_every=s.get("estimate_every", 1),
-                        cv_every=s.get("cv_every", 1), progress=progress)
+    opt = Adam(st.lr)
+    sched = StepLR(opt, st.lr_step, st.lr_decay) if st.lr_step else None
+    tr = PruningTrainer(model, "ce", opt, batch_size=st.batch_size, rng=seed, settings=st, scheduler=sched,
+                        progress=progress)
     t0 = time.perf_counter()
-    tr.fit_schedule(d.X_train, d.y_train, s["epochs"], s.get("polish_epochs", 0), d.X_test, d.y_test,
-                    finetune_epochs=s.get("finetune_epochs", 0))
+    tr.fit_schedule(d.X_train, d.y_train, st.epochs, st.polish_epochs, d.X_test, d.y_test,
+                    finetune_epochs=st.finetune_epochs)
     binz = [e for e in tr.history.events if e.get("event") == "binarize"]
     seconds = time.perf_counter() - t0
-    th = np.concatenate([model.layers[i].theta for i in gated_layers(model)])
+    th = np.concatenate([g.theta for g in gates(model)])
     final, input_ids = tr.finalize()
     _, acc = evaluate(final, "ce", d.X_test if input_ids is None else d.X_test[:, input_ids], d.y_test)
     hist = [{k: v for k, v in e.items()} for e in tr.history.epochs]
@@ -102,7 +97,7 @@ def mnist_run(hidden=(300, 100), seed=0, scale=1.0, n_train=None, n_test=None, p
             "theta_near_binary_frac": float(np.mean(np.minimum(th, 1 - th) <= 0.05)), "n_params": final.n_params(),
             # no "binarize" event although the fine-tune phase ran: the rounding changed nothing (all θ were binary)
             "theta_binary_before_rounding": (binz[0]["theta_binary_before"] if binz else
-                                             1.0 if s.get("finetune_epochs", 0) > 0 else None),
+                                             1.0 if st.finetune_epochs > 0 else None),
             "macs": final.macs(), "seconds": seconds, "history": hist, "input_gate": bool(input_gate),
             "input_ids": None if input_ids is None else input_ids.tolist(),
             "theta_trace": [(int(s_), int(p), ids.tolist(), t.tolist()) for s_, p, ids, t in tr.theta_trace],

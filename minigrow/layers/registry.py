@@ -16,9 +16,7 @@ __all__ = ["EXTERNAL_LAYER_TYPES", "layer_type", "import_all_layer_modules"]
 
 EXTERNAL_LAYER_TYPES = {
     "DenseBlock": "minigrow.methods.bundles.autotune",
-    "GatedDense": "minigrow.pruning",
-    "InputGate": "minigrow.pruning",
-    # the pruning package adds its standalone gate here: "Gate": "minigrow.methods.pruning.gate"
+    "Gate": "minigrow.methods.pruning.gate",
 }
 
 
