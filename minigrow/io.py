@@ -210,8 +210,10 @@ def load(path):
     data = _read_npz(path)
     try:
         return _rebuild(data)
-    except CorruptFileError:
-        raise
+    except CorruptFileError as exc:
+        if str(path) in str(exc):
+            raise
+        raise CorruptFileError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise CorruptFileError(f"{path}: inconsistent minigrow file ({type(exc).__name__}: {exc})") from None
 

@@ -15,7 +15,7 @@ PKG = ROOT / "minigrow"
 CORE = ["layers", "layers.base", "layers.registry", "losses", "optim", "initializers", "train", "gradcheck", "io",
         "strategies",
         "checkpoint", "trainstate", "surgery", "data", "validate", "network", "output", "plotting"]
-METHOD_MODULES = ("minigrow.methods", "minigrow.pruning")
+METHOD_MODULES = ("minigrow.methods",)
 
 
 def _module_name(path):

@@ -50,18 +50,13 @@ def _sequential(rng):
                                                                                       dtype=np.float64)]), _x(rng, 5, 3)
 
 
-def _gated_dense(rng):
-    from minigrow.pruning import GatedDense
-    layer = GatedDense(4, 3, rng=rng, dtype=np.float64)
-    layer.theta[:] = [1.0, 0.5, 0.25]
-    return layer, _x(rng, 5, 4)
-
-
-def _input_gate(rng):
-    from minigrow.pruning import InputGate
-    layer = InputGate(4, dtype=np.float64)
-    layer.theta[:] = [1.0, 0.5, 0.25, 0.75]
-    return layer, _x(rng, 5, 4)
+def _gate(shape):
+    def make(rng):
+        from minigrow.methods.pruning import Gate
+        layer = Gate(shape[1], dtype=np.float64)
+        layer.theta[:] = rng.uniform(0.2, 1.0, shape[1])
+        return layer, _x(rng, *shape)
+    return make
 
 
 def _dense_block(rng):
@@ -80,7 +75,7 @@ def _conv_block(skip, stride, c_in, c_out):
 CORE_CASES = {
     "ConvBlock": _conv_block(True, 2, 2, 3), "ConvBlock[identity]": _conv_block(True, 1, 2, 2),
     "ConvBlock[vgg]": _conv_block(False, 1, 2, 3),
-    "GatedDense": _gated_dense, "InputGate": _input_gate, "DenseBlock": _dense_block,
+    "Gate": _gate((5, 4)), "Gate[nchw]": _gate((3, 4, 2, 3)), "DenseBlock": _dense_block,
     "Dense": _dense, "ReLU": _act(ReLU), "LeakyReLU": _act(LeakyReLU), "Tanh": _act(Tanh),
     "Sigmoid": _act(Sigmoid), "ResidualBlock": _residual, "Sequential": _sequential,
 }

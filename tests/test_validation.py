@@ -414,7 +414,8 @@ CASES += _method_cases()
 
 def _round2_cases():
     """Reliability round 2 (issue 10): hyper-parameters the library used to accept silently."""
-    from minigrow import autotune, bundles, pruning
+    from minigrow.methods import bundles, pruning
+    from minigrow.methods import bundles as autotune          # lesion_study lives in the bundles package
     from minigrow.initializers import init_dense
     nan, inf = float("nan"), float("inf")
 

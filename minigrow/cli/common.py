@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_fashion_mnist, load_mnist, two_spirals
+from ..io import to_jsonable
 from ..output import check_output_target, file_kind, strict_json, write_json, write_text_atomic  # noqa: F401
 
 

@@ -159,18 +159,17 @@ def _settings(args):
 
 
 SETTINGS = ["price", "gamma", "eta_theta", "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength",
-            "price_on",
-            "precondition", "estimate_every", "cv_every", "polish", "finetune", "lr", "lr_step", "lr_decay", "epochs",
-            "batch_size"]
+            "price_on", "precondition", "estimate_every", "cv_every", "polish", "finetune", "lr", "lr_step",
+            "lr_decay", "epochs", "batch_size"]
 # the flags each form uses; any other flag given explicitly has no effect there and is refused
 USED = {
-    "train": SETTINGS + ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "seed",
-                         "dtype", "checkpoint_every", "resume"],
+    "train": SETTINGS + ["data", "data_dir", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate",
+                         "seed", "dtype", "checkpoint_every", "resume"],
     "toy": ["seed", "quick"],
     "mnist": SETTINGS + ["n_train", "n_test", "hidden", "init_scale", "input_gate", "seed", "quick"],
-    "grid": SETTINGS + ["n_train", "n_test", "seeds", "scales", "hiddens", "quick", "tag"],
-    "tradeoff": [k for k in SETTINGS if k not in ("price", "gamma")] + ["n_train", "n_test", "hidden", "seed",
-                                                                        "quick", "tag", "prices", "gammas"],
+    "grid": SETTINGS + ["data_dir", "n_train", "n_test", "seeds", "scales", "hiddens", "quick", "tag"],
+    "tradeoff": [k for k in SETTINGS if k not in ("price", "gamma")] + ["data_dir", "n_train", "n_test", "hidden",
+                                                                        "seed", "quick", "tag", "prices", "gammas"],
 }
 GENERIC = {"out", "no_progress", "no_plots", "threads"}
 
@@ -375,7 +374,8 @@ def run_mnist(args):
 def _mnist_and_settings(args):
     """The MNIST subset for a multi-run command (2 000 / 1 000 images with --quick) and the run settings."""
     from ..data import load_mnist
-    d = load_mnist(n_train=2000 if args.quick else args.n_train, n_test=1000 if args.quick else args.n_test)
+    d = load_mnist(n_train=2000 if args.quick else args.n_train, n_test=1000 if args.quick else args.n_test,
+                   data_dir=args.data_dir)
     return d, _settings(args)
 
 

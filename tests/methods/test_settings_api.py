@@ -25,8 +25,8 @@ def test_insert_command_defaults_are_the_library_settings():
 def test_bundles_command_defaults_are_the_library_settings():
     a = build_parser().parse_args(["bundles", "autotune"])
     t = Bn.AutotuneSettings()
-    assert (a.rule, a.epochs, a.check_epochs, a.max_rounds, a.n_eval, a.lr, a.batch_size) == \
-        (t.rule, t.epochs, t.check_epochs, t.max_rounds, t.n_eval, t.lr, t.batch_size)
+    assert (a.rule, a.epochs, a.max_rounds, a.n_eval, a.lr, a.batch_size) == \
+        (t.rule, t.epochs, t.max_rounds, t.n_eval, t.lr, t.batch_size)
     m = build_parser().parse_args(["bundles", "measure"])
     assert (m.lr, m.batch_size, m.n_eval) == (Bn.BundleSettings().lr, Bn.BundleSettings().batch_size,
                                               Bn.BundleSettings().n_eval)
