@@ -1,4 +1,9 @@
-"""``python -m minigrow train``: train an MLP or residual MLP on spirals, MNIST or Fashion-MNIST.
+"""``python -m minigrow train``: train an MLP, a residual MLP or a conv net on spirals, MNIST or Fashion-MNIST.
+
+``--arch``: ``mlp`` (``--hidden 300,100``), ``resnet`` (the residual MLP of SensLI, ``--hidden WIDTH,BLOCKS``), and
+for the image data sets the conv nets of :mod:`minigrow.convnets`: ``lenet5`` (LeNet-5-Caffe 20-50-800-500),
+``lenet5-classic`` (6-16-120-84), ``vgg`` and ``conv-resnet`` (``--blocks 1,1,1 --width 8``: blocks per stage and
+channels of the first stage; ``resnet`` already names the residual MLP).
 
 ``--checkpoint-every N`` writes ``OUT/checkpoints/epoch-NNNN.npz``; ``--resume PATH`` continues such a run up to
 ``--epochs`` in all, bit-identically to an uninterrupted run (the settings of the run come from the checkpoint).
@@ -10,6 +15,7 @@ import numpy as np
 
 from ..checkpoint import resume
 from ..io import save
+from ..convnets import conv_net, lenet5
 from ..network import mlp, residual_mlp
 from ..optim import SGD, Adam, StepLR
 from ..train import Trainer, TrainingDiverged
@@ -19,14 +25,21 @@ from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args
 
 # The settings that define a run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "init", "optimizer", "lr", "momentum",
-            "weight_decay", "step_size", "gamma", "batch_size", "seed", "dtype"]
+            "weight_decay", "step_size", "gamma", "batch_size", "seed", "dtype", "blocks", "width"]
+DENSE_ARCHS = ("mlp", "resnet")
+CONV_ARCHS = ("lenet5", "lenet5-classic", "vgg", "conv-resnet")
 
 
 def register(sub):
-    p = sub.add_parser("train", help="train an MLP or residual MLP",
-                       description="Train an MLP or residual MLP; writes history.json, model.npz and plots.")
+    p = sub.add_parser("train", help="train an MLP, residual MLP or conv net",
+                       description="Train an MLP, a residual MLP or a conv net (LeNet-5, VGG, ResNet on 28×28 "
+                                   "images); writes history.json, model.npz and plots.")
     add_data_args(p)
-    p.add_argument("--arch", choices=["mlp", "resnet"], default="mlp")
+    p.add_argument("--arch", choices=[*DENSE_ARCHS, *CONV_ARCHS], default="mlp",
+                   help="mlp | resnet (residual MLP) | lenet5 | lenet5-classic | vgg | conv-resnet (image data)")
+    p.add_argument("--blocks", type=int_list, default=[1, 1, 1],
+                   help="vgg/conv-resnet: conv blocks per stage (stages of width, 2·width, 4·width channels)")
+    p.add_argument("--width", type=positive_int, default=8, help="vgg/conv-resnet: channels of the first stage")
     p.add_argument("--hidden", type=int_list, default=[20, 20],
                    help="hidden widths, e.g. 300,100 (mlp); for resnet WIDTH,BLOCKS")
     p.add_argument("--activation", choices=["relu", "leaky_relu", "tanh", "sigmoid"], default=None,
@@ -46,6 +59,11 @@ def register(sub):
 
 
 def build_model(args, n_in, n_out, dtype):
+    if args.arch in ("lenet5", "lenet5-classic"):
+        return lenet5("caffe" if args.arch == "lenet5" else "classic", rng=args.seed, dtype=dtype, init=args.init)
+    if args.arch in ("vgg", "conv-resnet"):
+        return conv_net(args.blocks, args.width, skip=args.arch == "conv-resnet", n_classes=n_out, in_channels=n_in,
+                        init=args.init, rng=args.seed, dtype=dtype)
     if args.arch == "mlp":
         return mlp([n_in, *args.hidden, n_out], activation=args.activation or "relu", init=args.init,
                    rng=args.seed, dtype=dtype)
@@ -77,6 +95,12 @@ def check_flags(args):
         refuse_unused(args, ["momentum"], f"with --optimizer {args.optimizer} (SGD momentum only)")
     if not args.step_size:
         refuse_unused(args, ["gamma"], "without --step-size (it is the StepLR factor)")
+    if args.arch in CONV_ARCHS:
+        if args.data == "spirals":
+            raise ValueError(f"--arch {args.arch}: a conv net needs image data (--data mnist or fashion)")
+        refuse_unused(args, ["hidden", "activation"], f"with --arch {args.arch} (a conv net of fixed layout, ReLU)")
+    if args.arch not in ("vgg", "conv-resnet"):
+        refuse_unused(args, ["blocks", "width"], f"with --arch {args.arch} (vgg and conv-resnet only)")
 
 
 def run(args):
@@ -89,6 +113,9 @@ def run(args):
         n_out = int(max(d.y_train.max(), d.y_test.max())) + 1
         if args.arch == "mlp":
             check_memory(args, [d.X_train.shape[1], *args.hidden, n_out], d, dtype)
+        if args.arch in CONV_ARCHS:                                  # NCHW images, batch first
+            side = int(round(np.sqrt(d.X_train.shape[1])))
+            d["X_train"], d["X_test"] = (d[k].reshape(-1, 1, side, side) for k in ("X_train", "X_test"))
         ckdir = args.out / "checkpoints" if args.checkpoint_every else None
         if resume_path is None:
             model = build_model(args, d.X_train.shape[1], n_out, dtype)
