@@ -155,3 +155,67 @@ def test_units_of_a_dense_block_are_removed_with_their_consumer(spirals):
     np.testing.assert_array_equal(net.layers[1].params["W"], W1)
     np.testing.assert_allclose(net.layers[0](X), h)
     np.testing.assert_allclose(net(X), net.layers[2](net.layers[1](h)))
+
+
+# --- the methods on each other's networks, with the real Gate layer ------------------------------------------------
+
+def _gated(theta_seed=4, width=6):
+    """A ReLU MLP turned into a gated net by add_gates, with θ strictly inside (0, 1]."""
+    from minigrow.methods.pruning import add_gates, gates
+    net = add_gates(_net([], width=width))
+    rng = np.random.default_rng(theta_seed)
+    for g in gates(net):
+        g.theta[:] = rng.uniform(0.3, 1.0, g.theta.size)
+    return net
+
+
+def test_bundles_of_a_gated_network_are_taken_after_the_gates(spirals):
+    from minigrow.methods.pruning import add_gates, gates
+    X, y = spirals.X_train, spirals.y_train
+    plain = _net([])
+    net = add_gates(_net([]))                                  # θ = 1: the gates are the identity
+    assert len(gates(net)) == 2
+    rep_plain, rep_gated = Bn.layer_report(plain, X, y), Bn.layer_report(net, X, y)
+    assert [r.kind for r in rep_gated] == ["hidden", "hidden"]
+    assert [r.index for r in rep_gated] == [2, 5]              # Dense ReLU Gate | Dense ReLU Gate | Dense
+    for a, b in zip(rep_plain, rep_gated):
+        assert a.n_bundles == b.n_bundles and a.entropy == b.entropy
+    net = _gated()                                             # θ < 1: the report sees the gated (mean) values
+    rep = Bn.layer_report(net, X, y)
+    outs = net.forward_all(X)
+    np.testing.assert_array_equal(rep[0].assignment, Bn.bundles(outs[3], y, Bn.weight_amplitude(net)).assignment)
+
+
+def test_sensli_on_a_gated_network_closed_form_equals_the_extended_network(spirals):
+    net = _gated()
+    X, y = spirals.X_train, spirals.y_train
+    cands = S.candidates(net)
+    assert [c.after for c in cands] == [2, 5]                  # after each gate (the hidden layer's last layer)
+    closed = S.closed_form_sensitivities(net, X, y, batch_size=150)
+    oracle = S.extended_sensitivities(net, X, y, batch_size=150)
+    np.testing.assert_allclose(closed.scores, oracle.scores, rtol=1e-10)
+    before = net.predict_logits(X)
+    S.insert_candidate(net, cands[1])
+    np.testing.assert_array_equal(net.predict_logits(X), before)   # bit-identical insertion into a gated net
+
+
+def test_pruning_a_grown_network(spirals):
+    """Grow with SensLI, then add gates to the grown net and prune it: the removal keeps the loss (ξ = θ)."""
+    from minigrow.losses import SoftmaxCrossEntropy
+    from minigrow.methods.pruning import PruningTrainer, add_gates, gates, prune, widths
+    X, y = spirals.X_train, spirals.y_train
+    net = _net([], dtype=np.float64)
+    run = S.sensli_train(net, X, y, [3, 3], lr=0.2, rng=0)
+    assert run.insertions[0]["inserted"] and len(net.layers) == 7
+    add_gates(net)
+    assert len(gates(net)) == 3
+    tr = PruningTrainer(net, "ce", batch_size=64, rng=0, progress=False, dtype=np.float64)
+    tr.fit(X, y, 3)
+    g = gates(net)
+    g[0].theta[:2] = 0.0                                       # two units of the first layer are switched off
+    ce = SoftmaxCrossEntropy()
+    before = ce.forward(net.predict_logits(X), y)
+    w0 = widths(net)
+    prune(net, eps=0.0)
+    assert widths(net)[0] == w0[0] - 2
+    np.testing.assert_allclose(ce.forward(net.predict_logits(X), y), before, rtol=1e-12)
