@@ -47,6 +47,26 @@ LIBRARY = {
     """,
 }
 
+LIBRARY.update({
+    "sensli": """
+        from minigrow.methods.sensli.formulas import identity_form_gradients as virtual_layer_gradients
+    """,
+    "bundles": """
+        from minigrow.methods.bundles import bundles
+        def bundle_entropy(a, y, w_max, lr=1e-3, batch_size=64):
+            b = bundles(a, y, w_max, lr, batch_size)
+            return b.n_bundles, b.entropy
+    """,
+    "flip": """
+        from minigrow.methods.pruning.formulas import flip_differences
+        def flip_estimate(losses, xi):
+            cur = losses(xi)
+            J = xi.shape[1]
+            flipped = np.stack([losses(np.where(np.arange(J) == j, 1 - xi, xi)) for j in range(J)], axis=1)
+            return flip_differences(xi, cur, flipped).mean(axis=0)
+    """,
+})
+
 HAND_DENSE = """
     from minigrow.layers import Layer
     class Dense(Layer):
@@ -187,6 +207,33 @@ WRONG = [
                     self.buffers["running_mean"] += 0.0 + 1e-3
                 return super().forward(x, train)
     """, "changed"),
+    ("sensli", "transposed", """
+        def virtual_layer_gradients(delta, a):
+            return a.T @ delta, delta.sum(0)
+    """, "transposed"),
+    ("sensli", "extra 1/N", """
+        def virtual_layer_gradients(delta, a):
+            return delta.T @ a / len(a), delta.sum(0)
+    """, "1/N"),
+    ("bundles", "no grid", """
+        def bundle_entropy(a, y, w_max, lr=1e-3, batch_size=64):
+            _, inv = np.unique(a.reshape(len(a), -1), axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+            H = 0.0
+            for b in np.unique(inv):
+                lab = y[inv == b]
+                p = np.bincount(lab) / len(lab)
+                p = p[p > 0]
+                H += len(lab) / len(y) * float(-(p * np.log(p)).sum())
+            return len(np.unique(inv)), H
+    """, "quantise"),
+    ("flip", "sign from the flip", """
+        def flip_estimate(losses, xi):
+            cur = losses(xi)
+            J = xi.shape[1]
+            flipped = np.stack([losses(np.where(np.arange(J) == j, 1 - xi, xi)) for j in range(J)], axis=1)
+            return (flipped - cur[:, None]).mean(axis=0)
+    """, "sign must follow"),
     ("relu", "derivative at the wrong side", """
         from minigrow.layers import Layer
         class ReLU(Layer):

@@ -168,6 +168,24 @@ EXERCISES = {
 }
 
 
+def _method(grade):
+    """A method exercise's grade function, given the Check type (the method graders live in method_checks.py)."""
+    def run(fn):
+        from . import method_checks
+        return getattr(method_checks, grade)(fn, Check)
+    return run
+
+
+EXERCISES.update({
+    "sensli": FunctionExercise("sensli", "virtual_layer_gradients", _method("grade_sensli"),
+                               what="SensLI closed form (S4): ∂L/∂V = Σ δ aᵀ, ∂L/∂c = Σ δ at V = I, c = 0"),
+    "bundles": FunctionExercise("bundles", "bundle_entropy", _method("grade_bundles"),
+                                what="bundles on the float32 grid (B1) and their entropy H(B) (B2)"),
+    "flip": FunctionExercise("flip", "flip_estimate", _method("grade_flip"),
+                             what="flip estimator: Δ_j = mean_n [ℓ_n(ξ_nj = 1) − ℓ_n(ξ_nj = 0)]"),
+})
+
+
 def stub_path(name):
     """Path of the stub file of exercise ``name``."""
     if name not in EXERCISES:
