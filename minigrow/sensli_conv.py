@@ -188,17 +188,26 @@ def _grid(K, grid):
     if not isinstance(grid, (tuple, list)) or len(grid) != 2:
         raise ValueError(f"grid: expected (H, W), got {grid!r}")
     H, W = (check_int(f"grid[{i}]", g, lo=1) for i, g in enumerate(grid))
-    if H < K.shape[2] or W < K.shape[3]:
-        raise ValueError(f"grid: the kernel ({K.shape[2]}×{K.shape[3]}) must fit in the grid, got {H}×{W}")
     return H, W
 
 
 def conv_transfer(K, grid):
-    """(C5) K̂ = 2-D DFT of the kernel over its SPATIAL axes, zero-padded to ``grid`` = (H, W); returned as
-    (H, W, C_out, C_in) — one C_out×C_in matrix per frequency (f, g)."""
-    K = _check_kernel(K)
+    """(C5) K̂ = 2-D DFT of the kernel over its SPATIAL axes on the grid (H, W); returned as (H, W, C_out, C_in) —
+    one C_out×C_in matrix per frequency (f, g).
+
+    The kernel is zero-padded to the grid; a kernel larger than the grid (a 3×3 kernel on a 2×2 or 1×1 feature map)
+    is folded onto it first (tap u lands on u mod H: on a circular grid that small the taps alias), which is what
+    the circular operator does. ``np.fft.fft2(K, s=…)`` alone would crop such a kernel instead."""
+    K = np.asarray(_check_kernel(K), dtype=np.float64)
     H, W = _grid(K, grid)
-    return np.fft.fft2(np.asarray(K, dtype=np.float64), s=(H, W), axes=(2, 3)).transpose(2, 3, 0, 1)
+    kh, kw = K.shape[2:]
+    if kh > H or kw > W:
+        folded = np.zeros(K.shape[:2] + (H, W))
+        for u in range(kh):
+            for v in range(kw):
+                folded[:, :, u % H, v % W] += K[:, :, u, v]
+        K = folded
+    return np.fft.fft2(K, s=(H, W), axes=(2, 3)).transpose(2, 3, 0, 1)
 
 
 def conv_singular_values(K, grid):
