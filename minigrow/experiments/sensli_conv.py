@@ -14,7 +14,8 @@ the comparisons are paired):
 
 What is scaled against the authors' runs (CIFAR-10, m = [64, 128, 256], 50 + 50 epochs, SGD lr 0.01): the data
 (the first ``n_train`` training images of MNIST / Fashion-MNIST, test on the first ``n_test`` test images), the
-widths (their MNIST net VGG_small with m = (8, 16, 32), head Linear(288 → 10) → ReLU → Linear(10 → 10, no bias)),
+widths (their MNIST net VGG_small — they used m = [2, 4, 8] — with m = (8, 16, 32); head Linear(288 → 10) → ReLU →
+Linear(10 → 10, no bias)),
 the epochs (8 in all, insertion after 3), and the step size (lr 0.05, batch 32, so that 8 short epochs train:
 SGD momentum 0.9 and weight decay 5e-4 as theirs). Single-threaded BLAS (OPENBLAS_NUM_THREADS=1) for the timings.
 
