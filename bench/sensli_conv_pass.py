@@ -5,10 +5,10 @@ of ``--repeat`` rounds:
 
 * ``epoch``     one ordinary epoch of gradient computation on the same data and batch size: forward (training mode)
                 + mean cross-entropy + backward with every weight gradient, no optimiser step — the reference;
-* ``pass``      :func:`minigrow.sensli_conv.sensitivity_pass` (rule abs_max: forward, backward down to the earliest
+* ``pass``      :func:`minigrow.methods.sensli.conv.sensitivity_pass` (rule abs_max: forward, backward down to the earliest
                 position, the closed-form kernel gradients (C3) of all positions, the five norms);
 * ``pass+free`` the same with ``free=True`` (also every existing conv's weight gradient: what 'threshold_rel' needs);
-* ``extended``  :func:`minigrow.sensli_conv.extended_sensitivities` (the extended network built, ordinary backprop).
+* ``extended``  :func:`minigrow.methods.sensli.conv.extended_sensitivities` (the extended network built, ordinary backprop).
 
 Target (issue 15): pass ≤ 1.1 × epoch. Also printed: the multiply-adds per sample of each (the pass must form the
 m_l²·9·H_l·W_l products of (C3), which for channel widths that double per stage are 2× the conv they follow, so the
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minigrow.data import load_mnist  # noqa: E402
 from minigrow.losses import SoftmaxCrossEntropy  # noqa: E402
-from minigrow.sensli_conv import (extended_sensitivities, sensitivity_macs_per_sample,  # noqa: E402
+from minigrow.methods.sensli.conv import (extended_sensitivities, sensitivity_macs_per_sample,  # noqa: E402
                                   sensitivity_pass, train_macs_per_sample, vgg_small)
 
 

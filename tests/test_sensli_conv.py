@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from minigrow import sensli_conv as S
+from minigrow.methods.sensli import conv as S
 from minigrow.layers import BatchNorm2d, Conv2D, Dense, Flatten, LeakyReLU, MaxPool2d, ReLU, Sequential
 from minigrow.optim import SGD, Adam
 from minigrow.train import Trainer

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import FASHION_DIR, load_fashion_mnist, load_mnist
-from ..sensli_conv import sensli_conv_train, vgg_small
+from ..methods.sensli.conv import sensli_conv_train, vgg_small
 from ..validate import check_choice, check_int
 
 __all__ = ["CONFIG", "QUICK", "VARIANTS", "load_images", "run_variant", "summarise", "reproduce", "markdown_table",

@@ -87,12 +87,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layers import BatchNorm2d, Conv2D, Dense, Flatten, MaxPool2d, ReLU, Sequential
-from .losses import SoftmaxCrossEntropy
-from .optim import SGD, Adam, Optimizer
-from .surgery import insert_layers
-from .train import Trainer, evaluate
-from .validate import (check_array, check_choice, check_dtype, check_int, check_labels, check_nonneg,
+from ...layers import BatchNorm2d, Conv2D, Dense, Flatten, MaxPool2d, ReLU, Sequential
+from ...losses import SoftmaxCrossEntropy
+from ...optim import SGD, Adam, Optimizer
+from ...surgery import insert_layers
+from ...train import Trainer, evaluate
+from ...validate import (check_array, check_choice, check_dtype, check_int, check_labels, check_nonneg,
                        check_positive, check_rng)
 
 __all__ = [
