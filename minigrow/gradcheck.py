@@ -196,7 +196,7 @@ def check_layer(layer, x, rng=0, h=1e-5, method="central", tol=1e-7, check_input
     dt = layer.dtype
     if (dt is not None and np.dtype(dt) != np.float64) or x.dtype != np.float64:
         report.diagnose(f"the layer (or x) is {np.dtype(dt or x.dtype).name}: finite differences need float64, "
-                        f"whose round-off is 10⁹ times smaller, so a float64 copy was checked", fatal=False)
+                        f"whose round-off is ~5·10⁸ times smaller, so a float64 copy was checked", fatal=False)
         work = copy.deepcopy(layer).astype(np.float64)
     x = np.array(x, dtype=np.float64, copy=True)
     held, saved = [], []

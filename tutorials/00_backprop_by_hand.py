@@ -277,6 +277,66 @@ class BuggySwish(Swish):
 print(check_layer(BuggySwish(3, beta=0.7), rng.standard_normal((N, 3))))
 
 # %% [markdown]
+# ### The five mistakes the checker catches (and says so)
+#
+# A wrong formula shows up as a large relative error, as above. Five other mistakes are just as common in
+# coursework and much harder to see from a table of numbers, so `check_layer` looks for each before it compares, and
+# names it in one line:
+#
+# 1. **backward adds to `grads`** (`+=`) instead of overwriting them — the trainer never zeroes gradients, so
+#    training would silently use their running sum (the checker runs backward twice and sees them double);
+# 2. **a float32 layer** — finite differences need float64: the checker warns and checks a float64 *copy*;
+# 3. **forward modifies its input** in place (`x *= …`, `np.maximum(x, 0, out=x)`): the layer below still needs it;
+# 4. **a random forward pass** (a dropout mask drawn anew at every call): finite differences are then meaningless —
+#    hold the randomness fixed (minigrow's `Dropout` has `hold_mask`, which the checker sets itself);
+# 5. **a gradient of the wrong shape** — most often transposed: the broadcast error is said as such.
+
+# %%
+class AccumulatingSwish(Swish):                                   # mistake 1
+    def backward(self, dout, need_input_grad=True):
+        (x, s), beta = self._cache, self.params["beta"]
+        self.grads["beta"] += np.sum(dout * x * x * s * (1 - s), axis=0)
+        return dout * (s + beta * x * s * (1 - s))
+
+
+class InPlaceSwish(Swish):                                       # mistake 3
+    def forward(self, x, train=True):
+        s = ACTIVATIONS["sigmoid"][0](self.params["beta"] * x, None)
+        self._cache = (x.copy(), s)
+        x *= s
+        return x
+
+
+class RandomSwish(Swish):                                        # mistake 4: a fresh mask at every call
+    def forward(self, x, train=True):
+        return super().forward(x, train) * (np.random.default_rng().random(x.shape) > 0.2)
+
+
+class TransposedDense(Dense):                                    # mistake 5
+    def backward(self, dout, need_input_grad=True):
+        x = self._cache
+        self.grads["W"][...] = x.T @ dout                       # (in, out): should be δᵀA, (out, in)
+        return dout @ self.params["W"]
+
+
+x5 = rng.standard_normal((N, 3))
+for name, layer, x in [("accumulates", AccumulatingSwish(3), x5),
+                       ("float32", Dense(3, 2, rng=0), x5.astype(np.float32)),        # mistake 2 (the default dtype)
+                       ("mutates its input", InPlaceSwish(3), x5),
+                       ("random", RandomSwish(3), x5),
+                       ("transposed", TransposedDense(3, 2, rng=0, dtype=np.float64), x5)]:
+    rep = check_layer(layer, x)
+    print(f"{name:<18} {'OK    ' if rep.ok else 'FAILED'}  {rep.diagnoses[0]['message'][:100] if rep.diagnoses else ''}")
+
+# %% [markdown]
+# The float32 layer *passes* (it is correct) with a warning; the other four fail, each with its diagnosis. The same
+# checks back the coursework grader: `python -m minigrow grade --list` lists the exercises (dense, ReLU, softmax
+# cross-entropy, residual block, Conv2D, max-pool, batch norm, and the three methods' formulas),
+# `python -m minigrow grade --new dense` writes a stub with the formula and TODOs, and
+# `python -m minigrow grade dense.py` grades it: gradient checks, the contract checks above, a comparison with
+# minigrow's own layer on hidden inputs, and a verdict with the first thing to look at.
+
+# %% [markdown]
 # ### Property-testing it with hypothesis
 #
 # One input proves little. `minigrow.strategies` has hypothesis strategies that draw small float64 arrays with
