@@ -42,7 +42,7 @@ from ..optim import Adam
 from ..train import Trainer
 
 __all__ = ["REPO_ROOT", "GRID", "QUICK_GRID", "AUTOTUNE", "QUICK_AUTOTUNE", "LESION", "QUICK_LESION", "load_images",
-           "conv_grid", "conv_autotune", "conv_lesion", "main"]
+           "conv_grid", "conv_autotune", "conv_lesion", "grid_table", "lesion_table", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -333,6 +333,45 @@ def plot_lesion(res, path):
     savefig(fig, path)
 
 
+def grid_table(res):
+    """Markdown table of a :func:`conv_grid` result: per (dataset, arch, blocks/stage, width) the test accuracy
+    (mean and min–max over seeds), |B| and H of the last block output (mean), conflicting blocks (max), CPU s."""
+    cfg = res["config"]
+    lines = ["| data | net | conv layers (blocks/stage) | width | params | test acc mean (min–max) | |B^L| of "
+             f"{cfg['n_eval']} | H(a^L) | conflicting blocks | branch H > 0 | CPU s / run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for ds in cfg["datasets"]:
+        for arch in ("plain", "residual"):
+            for d in cfg["depths"]:
+                for w in cfg["widths"]:
+                    cs = _cells(res, ds, arch, d, w)
+                    if not cs:
+                        continue
+                    acc = [c["test_acc"] for c in cs]
+                    nbr = sum(sum(h > 0 for h in c["branch_entropy"]) for c in cs)
+                    lines.append(
+                        f"| {ds} | {'vgg' if arch == 'plain' else 'resnet'} | {cs[0]['conv_layers']} ({d}) | {w} | "
+                        f"{cs[0]['n_params']} | {np.mean(acc):.3f} ({min(acc):.3f}–{max(acc):.3f}) | "
+                        f"{np.mean([c['n_bundles'] for c in cs]):.0f} | {np.mean([c['entropy'] for c in cs]):.3f} | "
+                        f"{max(c['n_conflicting_blocks'] for c in cs)} | "
+                        f"{'–' if arch == 'plain' else nbr} | {np.mean([c['cpu_seconds'] for c in cs]):.1f} |")
+    return "\n".join(lines)
+
+
+def lesion_table(res):
+    """Markdown table of a :func:`conv_lesion` result, one row per (net, group)."""
+    lines = ["| seed | blocks | conflicting | base acc | group | largest k (mean ≥ base − tol) | fraction | "
+             "largest k (every draw) | acc at that k (mean ± std) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in res["nets"]:
+        for g, c in r["curves"].items():
+            k = c["largest_k_mean"]
+            at = f"{c['mean'][c['k'].index(k)]:.4f} ± {c['std'][c['k'].index(k)]:.4f}" if k else "–"
+            lines.append(f"| {r['seed']} | {r['n_blocks']} | {len(r['conflicting_blocks'])} | "
+                         f"{r['base_test_acc']:.4f} | {g} | {k} | {c['largest_fraction_mean']:.0%} | "
+                         f"{c['largest_k_all_repeats']} | {at} |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------------------
@@ -341,12 +380,19 @@ def main(argv=None):
     """``python -m minigrow.experiments.bundles_conv grid|autotune|lesion [--quick] [--out-dir D] [--fig-dir D]``."""
     p = argparse.ArgumentParser(prog="python -m minigrow.experiments.bundles_conv",
                                 description="conflicting bundles on conv VGG / ResNet nets (docs/bundles.md)")
-    p.add_argument("what", choices=["grid", "autotune", "lesion"])
+    p.add_argument("what", choices=["grid", "autotune", "lesion", "table"])
     p.add_argument("--quick", action="store_true", help="seconds-long run (tests); writes only to given dirs")
     p.add_argument("--out-dir", default=None, help="JSON folder (default docs/results for full runs)")
     p.add_argument("--fig-dir", default=None, help="figure folder (default docs/figures for full runs)")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", default=None, help="table: a bundles_conv_grid/lesion JSON to print as markdown")
     args = p.parse_args(argv)
+    if args.what == "table":
+        if args.json is None:
+            p.error("table needs --json PATH")
+        res = json.loads(Path(args.json).read_text())
+        print(lesion_table(res) if "nets" in res else grid_table(res))
+        return 0
     out_dir, fig_dir = args.out_dir, args.fig_dir
     if not args.quick:
         out_dir = out_dir or REPO_ROOT / "docs" / "results"
