@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundles import BundleDivergenceError, LayerBundles, bundles, format_report, weight_amplitude
+from .bundles import BundleDivergenceError, LayerBundles, bundles, format_report, grid_gamma, weight_amplitude
 from .layers import ConvBlock
 from .network import conv_net
 from .optim import Adam
@@ -53,7 +53,7 @@ from .train import Trainer
 from .validate import check_array, check_int, check_labels, check_model, check_prob, check_rng
 
 __all__ = ["SCALE_EPS", "as_images", "conv_blocks", "conv_activations", "conv_layer_report", "format_report",
-           "block_conflicts", "prune_first_stage", "ConvAutotuneResult", "autotune_conv", "forward_lesioned_conv",
+           "block_conflicts", "conflict_margin", "prune_first_stage", "ConvAutotuneResult", "autotune_conv", "forward_lesioned_conv",
            "accuracy", "lesion_conv", "training_macs"]
 
 #: ε inside the square roots of (C1), as in the authors' ``residual_block.py``.
@@ -197,6 +197,30 @@ def block_conflicts(report):
         if r.kind == "branch" or blk not in flags:
             flags[blk] = r.conflicting
     return [flags[k] for k in sorted(flags)]
+
+
+def conflict_margin(a, y, w_max, lr=1e-3, batch_size=64, max_bytes=2 ** 26):
+    r"""How far a layer is from a conflict: the smallest L∞ distance between the activations of two samples with
+    **different** labels, d* = min_{y_i ≠ y_j} max_k |a_ik − a_jk|, in units of the grid's resolution
+    γ ≈ ulp(W_max)·B/η (:func:`minigrow.bundles.grid_gamma`).
+
+    A ratio d*/γ ≫ 1 means no two differently-labelled samples are anywhere near one bundle; conflicts need
+    d*/γ ≲ 1 (then they are possible, not certain: the grid rounds, it is not a threshold). Pairwise, O(N²D), in
+    chunks of rows of at most ``max_bytes``; a diagnostic, not part of the definition.
+    Returns ``{'min_linf': d*, 'gamma': γ, 'ratio': d*/γ}``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    a = a.reshape(a.shape[0], -1)
+    y = check_labels("y", y, n=a.shape[0])
+    n, D = a.shape
+    step = max(1, int(max_bytes) // max(1, n * D * 8))
+    best = np.inf
+    for s in range(0, n, step):
+        d = np.abs(a[s:s + step, None, :] - a[None, :, :]).max(axis=2)      # (rows, N) L∞ distances
+        d[y[s:s + step, None] == y[None, :]] = np.inf                       # only differently-labelled pairs
+        best = min(best, float(d.min()))
+    g = grid_gamma(w_max, lr, batch_size)
+    return {"min_linf": best, "gamma": g, "ratio": best / g if g > 0 else float("inf")}
 
 
 # ----------------------------------------------------------------------------------------------------------------

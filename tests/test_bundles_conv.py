@@ -8,7 +8,7 @@ import pytest
 
 from minigrow.bundles import bundles_pairwise, group_rows, label_entropy, quantize, weight_amplitude
 from minigrow.bundles_conv import (SCALE_EPS, as_images, autotune_conv, block_conflicts, conv_activations,
-                                   conv_blocks, conv_layer_report, forward_lesioned_conv, lesion_conv,
+                                   conflict_margin, conv_blocks, conv_layer_report, forward_lesioned_conv, lesion_conv,
                                    prune_first_stage)
 from minigrow.experiments import bundles_conv as exp
 from minigrow.layers import Sequential
@@ -126,6 +126,16 @@ def test_coarse_grid_merges_near_equal_feature_maps():
     b = bundles(a, y, w_max=1.0)
     assert b.n_bundles < 6 and b.entropy > 0
     assert bundles(a, y, grid=False).n_bundles == 6
+
+
+def test_conflict_margin_is_the_nearest_differently_labelled_pair_in_grid_units():
+    a = np.array([[0.0, 0.0], [0.0, 0.3], [1.0, 1.0], [1.0, 1.05]], dtype=np.float32)
+    y = np.array([0, 0, 1, 2])
+    m = conflict_margin(a, y, w_max=1.0, max_bytes=40)               # row chunks of one row
+    assert m["min_linf"] == pytest.approx(0.05, abs=1e-6)             # pairs (0,1) share a label: not counted
+    assert m["gamma"] == pytest.approx(float(np.spacing(np.float32(1.0))) * 64 / 1e-3)
+    assert m["ratio"] == pytest.approx(m["min_linf"] / m["gamma"])
+    assert conflict_margin(a, np.zeros(4, int), 1.0)["min_linf"] == np.inf
 
 
 # ---- dead blocks, conflicts, pruning -------------------------------------------------------------------------

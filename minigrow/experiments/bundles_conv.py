@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from ..bundles import label_entropy, majority_share
-from ..bundles_conv import (accuracy, as_images, autotune_conv, block_conflicts, conv_layer_report, lesion_conv,
-                            training_macs)
+from ..bundles import weight_amplitude
+from ..bundles_conv import (accuracy, as_images, autotune_conv, block_conflicts, conflict_margin, conv_activations,
+                            conv_layer_report, lesion_conv, training_macs)
 from ..data import FASHION_DIR, load_fashion_mnist, load_mnist
 from ..network import conv_net
 from ..optim import Adam
@@ -200,16 +201,28 @@ def plot_grid(res, path):
 # Auto-tune
 # ----------------------------------------------------------------------------------------------------------------
 
+def _profile(model, Xe, ye):
+    """Per recorded entry: |B|, H and the conflict margin d*/γ (:func:`~minigrow.bundles_conv.conflict_margin`)."""
+    w = weight_amplitude(model)
+    rep = conv_layer_report(model, Xe, ye, LR, BATCH, 10)
+    out = []
+    for r, (name, kind, idx, a) in zip(rep, conv_activations(model, Xe)):
+        m = conflict_margin(a, ye, w, LR, BATCH)
+        out.append({"name": name, "n_bundles": r.n_bundles, "entropy": r.entropy, "margin_ratio": m["ratio"],
+                    "min_linf": m["min_linf"], "gamma": m["gamma"]})
+    return out
+
+
 def _train_fixed(blocks, width, data, epochs, seed, n_eval):
     Xtr, ytr, Xte, yte = data
     t0, c0 = time.perf_counter(), _cpu()
     model = conv_net(blocks, width, skip=False, rng=np.random.default_rng([seed, 0]))
     tr = Trainer(model, "ce", Adam(LR), batch_size=BATCH, rng=np.random.default_rng([seed, 0, 1]), progress=False)
     tr.fit(Xtr, ytr, epochs)
-    rep = conv_layer_report(model, Xtr[:n_eval], ytr[:n_eval], LR, BATCH, 10)
     return {"blocks": list(blocks), "n_params": model.n_params(), "macs": model.macs(), "epochs": epochs,
             "test_acc": accuracy(model, Xte, yte), "train_macs": training_macs(model, Xtr.shape[0], epochs),
-            "block_entropy": [r.entropy for r in rep], "block_n_bundles": [r.n_bundles for r in rep],
+            "train_loss": [r["train_loss"] for r in tr.history.epochs],
+            "profile": _profile(model, Xtr[:n_eval], ytr[:n_eval]),
             "seconds": time.perf_counter() - t0, "cpu_seconds": _cpu() - c0}
 
 
@@ -235,18 +248,21 @@ def conv_autotune(quick=False, out_dir=None, fig_dir=None, progress=True, **over
     final = at.rounds[-1]
     out["autotuned"] = {"blocks": final["blocks"], "n_params": final["n_params"], "test_acc": final.get("test_acc"),
                         "converged": at.converged, "total_train_macs": at.total_train_macs,
-                        "total_seconds": at.total_seconds, "total_epochs": at.total_epochs}
+                        "total_seconds": at.total_seconds, "total_epochs": at.total_epochs,
+                        "profile": _profile(at.model, data[0][:cfg["n_eval"]], data[1][:cfg["n_eval"]])}
     if at.rounds[0]["conflict_epoch"] is None:           # the starting net trained to the end without a conflict
         r0 = at.rounds[0]
         out["start"] = {"blocks": r0["blocks"], "n_params": r0["n_params"], "test_acc": r0["test_acc"],
-                        "train_macs": r0["train_macs"], "seconds": r0["seconds"], "same_as_autotune_round_0": True}
+                        "train_macs": r0["train_macs"], "seconds": r0["seconds"], "train_loss": r0["train_loss"],
+                        "profile": out["autotuned"]["profile"], "same_as_autotune_round_0": True}
     else:
         out["start"] = _train_fixed(cfg["blocks"], cfg["width"], data, cfg["epochs"], cfg["seed"], cfg["n_eval"])
     out["shallow"] = _train_fixed(cfg["shallow"], cfg["width"], data, cfg["epochs"], cfg["seed"], cfg["n_eval"])
     out["seconds"], out["cpu_seconds"] = time.perf_counter() - t0, _cpu() - c0
     for k in ("start", "autotuned", "shallow"):
         _log(progress, f"{k:>9}: blocks {out[k]['blocks']}, {out[k]['n_params']} params, test acc "
-                       f"{out[k]['test_acc']}")
+                       f"{out[k]['test_acc']}, smallest conflict margin d*/γ over the blocks "
+                       f"{min((p['margin_ratio'] for p in out[k]['profile']), default=float('nan')):.3g}")
     _write(out, out_dir, "autotune")
     if fig_dir is not None:
         plot_autotune(out, Path(fig_dir) / "bundles_conv_autotune.png")
