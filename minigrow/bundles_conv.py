@@ -105,7 +105,7 @@ def _block_entries(block, x, chunk, scale_chunk):
             c1, c2 = outs[1].astype(np.float64), outs[4].astype(np.float64)
             # Σ, Σ², count of c₁ and c₂ over every element of the chunk, for Var of (C1)
             stats.append((c1.sum(), (c1 * c1).sum(), c1.size, c2.sum(), (c2 * c2).sum(), c2.size))
-            branch.append(np.ascontiguousarray(b))
+            branch.append(b)
         else:
             out.append(np.maximum(b, 0))
     out = np.concatenate(out, axis=0)
