@@ -121,7 +121,7 @@ def _train_cell(arch, depth, width, data, epochs, n_eval, seed):
     rep = conv_layer_report(model, Xe, ye, LR, BATCH, 10)
     blocks = [r for r in rep if r.kind == "block"]
     flags = block_conflicts(rep)
-    return {"arch": arch, "depth": depth, "width": width, "seed": seed, "conv_layers": 2 + 6 * depth,
+    return {"arch": arch, "depth": depth, "width": width, "seed": seed, "conv_layers": 2 + 6 * depth,      # the authors' count: stem + 2 per block + dense output
             "n_params": model.n_params(), "test_acc": accuracy(model, Xte, yte),
             "train_loss": tr.history.epochs[-1]["train_loss"] if tr.history.epochs else None,
             "n_bundles_init": init.n_bundles, "entropy_init": init.entropy,
@@ -188,11 +188,11 @@ def plot_grid(res, path):
                                     label=f"{arch} w={w}")
                 axes[1, j].plot(layers, [np.mean(h) for h in H], ls, marker="o", ms=3, label=f"{arch} w={w}")
         axes[0, j].set_title(f"{ds}: test accuracy (mean, min–max over seeds)", fontsize=9)
-        axes[0, j].set_xlabel("conv layers")
+        axes[0, j].set_xlabel("layers (stem + 2 per block + output)")
         axes[0, j].legend(fontsize=7)
         axes[1, j].axhline(res["datasets"][ds]["label_entropy_eval"], color="gray", ls=":", lw=0.8, label="H(Y)")
         axes[1, j].set_title(f"{ds}: H of the last block output (mean over seeds)", fontsize=9)
-        axes[1, j].set_xlabel("conv layers")
+        axes[1, j].set_xlabel("layers (stem + 2 per block + output)")
         axes[1, j].legend(fontsize=7)
     savefig(fig, path)
 
@@ -353,7 +353,7 @@ def grid_table(res):
     """Markdown table of a :func:`conv_grid` result: per (dataset, arch, blocks/stage, width) the test accuracy
     (mean and min–max over seeds), |B| and H of the last block output (mean), conflicting blocks (max), CPU s."""
     cfg = res["config"]
-    lines = ["| data | net | conv layers (blocks/stage) | width | params | test acc mean (min–max) | |B^L| of "
+    lines = ["| data | net | layers (blocks/stage) | width | params | test acc mean (min–max) | |B^L| of "
              f"{cfg['n_eval']} | H(a^L) | conflicting blocks | branch H > 0 | CPU s / run |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for ds in cfg["datasets"]:
