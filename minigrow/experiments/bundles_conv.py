@@ -226,9 +226,10 @@ def _train_fixed(blocks, width, data, epochs, seed, n_eval):
             "seconds": time.perf_counter() - t0, "cpu_seconds": _cpu() - c0}
 
 
-def conv_autotune(quick=False, out_dir=None, fig_dir=None, progress=True, **over):
-    """Auto-tune a deep vgg net (:data:`AUTOTUNE`), then train the starting net and a hand-picked shallow net for
-    the same epochs (round 0 of auto-tune *is* the starting net when it finds no conflict)."""
+def conv_autotune(quick=False, out_dir=None, fig_dir=None, progress=True, name="autotune", **over):
+    """Auto-tune a deep vgg net (:data:`AUTOTUNE`, any key overridable, e.g. ``blocks=[20, 20, 20]``), then train
+    the starting net and a hand-picked shallow net for the same epochs (round 0 of auto-tune *is* the starting net
+    when it finds no conflict). Writes ``bundles_conv_<name>.json/.png``."""
     cfg = dict(QUICK_AUTOTUNE if quick else AUTOTUNE)
     cfg.update({k: v for k, v in over.items() if v is not None})
     data = load_images(cfg["dataset"], cfg["n_train"], cfg["n_test"], cfg["pool"])
@@ -263,9 +264,9 @@ def conv_autotune(quick=False, out_dir=None, fig_dir=None, progress=True, **over
         _log(progress, f"{k:>9}: blocks {out[k]['blocks']}, {out[k]['n_params']} params, test acc "
                        f"{out[k]['test_acc']}, smallest conflict margin d*/γ over the blocks "
                        f"{min((p['margin_ratio'] for p in out[k]['profile']), default=float('nan')):.3g}")
-    _write(out, out_dir, "autotune")
+    _write(out, out_dir, name)
     if fig_dir is not None:
-        plot_autotune(out, Path(fig_dir) / "bundles_conv_autotune.png")
+        plot_autotune(out, Path(fig_dir) / f"bundles_conv_{name}.png")
     return out
 
 
