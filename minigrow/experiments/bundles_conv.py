@@ -271,14 +271,22 @@ def conv_autotune(quick=False, out_dir=None, fig_dir=None, progress=True, name="
 
 
 def plot_autotune(out, path):
+    """Left: per-block conflict margin d*/γ of the starting, auto-tuned and shallow nets (conflicts need ≲ 1) with
+    H of the last block at each check in the legend; right: test accuracy, parameters, training MACs."""
     from ..plotting import pyplot, savefig
     plt = pyplot()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.4))
-    for r in out["autotune"]["rounds"]:
-        a1.plot(range(1, len(r["entropy_last"]) + 1), r["entropy_last"], marker="o", ms=3,
-                label=f"round {r['round']}: {r['blocks']}")
-    a1.set_xlabel("epoch (check after it)")
-    a1.set_ylabel("H of the last block output")
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    checks = "; ".join(f"round {r['round']} {r['blocks']}: H(last) {['%.3g' % h for h in r['entropy_last']]}"
+                       for r in out["autotune"]["rounds"])
+    for k, c in (("start", "C0"), ("autotuned", "C2"), ("shallow", "C1")):
+        prof = out[k].get("profile")
+        if prof and not (k == "autotuned" and out["start"].get("same_as_autotune_round_0")):
+            a1.plot([p["margin_ratio"] for p in prof], marker=".", ms=3, color=c, label=f"{k} {out[k]['blocks']}")
+    a1.axhline(1.0, color="red", ls=":", lw=0.8, label="1 γ (conflicts possible below)")
+    a1.set_yscale("log")
+    a1.set_xlabel("block")
+    a1.set_ylabel("conflict margin d*/γ (after training)")
+    a1.set_title(checks, fontsize=7)
     a1.legend(fontsize=7)
     names = ["start", "autotuned", "shallow"]
     acc = [out[k]["test_acc"] for k in names]
