@@ -7,7 +7,7 @@ Target (issue 14): the bundles of every layer of a conv net on 512 samples in < 
 Timed, medians of ``--repeat`` runs:
 
 * ``forward``  — the plain eval-mode forward pass of the net (chunks of 128 samples, as the report runs it);
-* ``report``   — :func:`minigrow.bundles_conv.conv_layer_report`, every entry (instrumented forward + bundles);
+* ``report``   — :func:`minigrow.methods.bundles.conv.conv_layer_report`, every entry (instrumented forward + bundles);
 * ``bundles``  — the bundle part alone: quantise (B1) + hash + statistics of every recorded entry, on the
   activations kept from one instrumented pass (``report − forward`` also includes the instrumentation: the
   per-block variances of (C1) and keeping the branch outputs);
@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from minigrow.bundles import bundles, bundles_pairwise, quantize, weight_amplitude  # noqa: E402
-from minigrow.bundles_conv import as_images, conv_activations, conv_layer_report, forward_lesioned_conv  # noqa: E402
+from minigrow.methods.bundles import bundles, bundles_pairwise, quantize, weight_amplitude  # noqa: E402
+from minigrow.methods.bundles.conv import as_images, conv_activations, conv_layer_report, forward_lesioned_conv  # noqa: E402
 from minigrow.data import load_mnist  # noqa: E402
-from minigrow.network import conv_net  # noqa: E402
+from minigrow.convnets import conv_net  # noqa: E402
 from minigrow.optim import Adam  # noqa: E402
 from minigrow.train import Trainer  # noqa: E402
 

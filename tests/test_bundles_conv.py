@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from minigrow.bundles import bundles_pairwise, group_rows, label_entropy, quantize, weight_amplitude
-from minigrow.bundles_conv import (SCALE_EPS, as_images, autotune_conv, block_conflicts, conv_activations,
+from minigrow.methods.bundles import bundles_pairwise, group_rows, label_entropy, quantize, weight_amplitude
+from minigrow.methods.bundles.conv import (SCALE_EPS, as_images, autotune_conv, block_conflicts, conv_activations,
                                    conflict_margin, conv_blocks, conv_layer_report, forward_lesioned_conv, lesion_conv,
                                    prune_first_stage)
 from minigrow.experiments import bundles_conv as exp
 from minigrow.layers import Sequential
-from minigrow.network import resnet, vgg
+from minigrow.convnets import resnet, vgg
 from minigrow.optim import Adam
 from minigrow.train import Trainer
 
@@ -122,7 +122,7 @@ def test_coarse_grid_merges_near_equal_feature_maps():
     base = rng.random((1, 3, 4, 4), dtype=np.float32)
     a = np.repeat(base, 6, axis=0) + rng.uniform(0, 1e-7, (6, 3, 4, 4)).astype(np.float32)
     y = np.array([0, 1, 0, 1, 2, 2])
-    from minigrow.bundles import bundles
+    from minigrow.methods.bundles import bundles
     b = bundles(a, y, w_max=1.0)
     assert b.n_bundles < 6 and b.entropy > 0
     assert bundles(a, y, grid=False).n_bundles == 6
@@ -265,3 +265,13 @@ def test_reproduction_quick_without_dirs_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(exp, "REPO_ROOT", tmp_path)        # would be the target of a full run
     exp.main(["autotune", "--quick", "--quiet"])
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("what", ["conv-grid", "conv-autotune", "conv-lesion"])
+def test_cli_reproduce_conv_quick(what, tmp_path):
+    from minigrow.cli import main
+    out = tmp_path / "o"
+    assert main(["bundles", "reproduce", what, "--quick", "--out", str(out), "--no-progress"]) == 0
+    name = "bundles_conv_" + what[len("conv-"):]
+    assert json.loads((out / f"{name}.json").read_text())
+    assert (out / "manifest.json").exists()

@@ -71,7 +71,9 @@ def register(sub):
     le.set_defaults(func=run_lesion)
 
     r = s.add_parser("reproduce", help="the reproductions of docs/bundles.md (writes docs/results, docs/figures)")
-    r.add_argument("what", choices=["grid", "autotune", "autotune-blocks", "lesion"])
+    r.add_argument("what", choices=["grid", "autotune", "autotune-blocks", "lesion", "conv-grid", "conv-autotune",
+                                    "conv-autotune-122", "conv-lesion"],
+                   help="conv-*: the conv VGG/ResNet reproductions (docs/bundles.md, 'Convolutional networks')")
     r.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     r.add_argument("--seed", type=nonneg_int, default=0)
     r.add_argument("--out", type=Path, default=None, help="folder for JSON and PNG (default docs/results, "
@@ -167,9 +169,17 @@ def run_reproduce(args):
     """docs/results/bundles_*.json and docs/figures/bundles_*.png; ``--out`` puts both in one folder; ``--quick``
     without ``--out`` writes runs/quick/bundles (never the committed results)."""
     from ..experiments import bundles as ex
+    if args.what.startswith("conv-"):
+        refuse_unused(args, ["seed"], f"for 'reproduce {args.what}' (its seeds are in its settings, "
+                                      f"minigrow/experiments/bundles_conv.py)")
     in_docs = args.out is None and not args.quick            # docs/results + docs/figures; else one flat folder
     name = "bundles_" + args.what.replace("-", "_")
     figs = [name] + (["bundles_depth", "bundles_layers"] if args.what == "grid" else [])
+    if args.what.startswith("conv-"):
+        from ..experiments import bundles_conv as cx
+        what = args.what[len("conv-"):]
+        name = "bundles_conv_" + what.replace("-", "_")
+        figs = [name]
     files = [("results/" if in_docs else "") + f"{name}.json"] + \
         [("figures/" if in_docs else "") + f"{f}.png" for f in figs]         # checked before the work starts
     rf, _ = reproduction_folder(args.out, args.quick, "bundles", files)
@@ -177,7 +187,13 @@ def run_reproduce(args):
     with rf:
         res_dir = rf.stage_dir("results") if in_docs else rf.stage()
         fig_dir = rf.stage_dir("figures") if in_docs else rf.stage()
-        if args.what == "grid":
+        if args.what in ("conv-grid", "conv-lesion"):
+            (cx.conv_grid if args.what == "conv-grid" else cx.conv_lesion)(
+                quick=args.quick, out_dir=res_dir, fig_dir=fig_dir, progress=prog)
+        elif args.what.startswith("conv-autotune"):
+            deep = {"blocks": [20, 20, 20], "name": "autotune_122"} if args.what == "conv-autotune-122" else {}
+            cx.conv_autotune(quick=args.quick, out_dir=res_dir, fig_dir=fig_dir, progress=prog, **deep)
+        elif args.what == "grid":
             ex.depth_width_grid(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
         elif args.what == "autotune":
             ex.autotune_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)

@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundles import label_entropy, majority_share
-from ..bundles import weight_amplitude
-from ..bundles_conv import (accuracy, as_images, autotune_conv, block_conflicts, conflict_margin, conv_activations,
+from ..methods.bundles import label_entropy, majority_share
+from ..methods.bundles import weight_amplitude
+from ..methods.bundles.conv import (accuracy, as_images, autotune_conv, block_conflicts, conflict_margin, conv_activations,
                             conv_layer_report, lesion_conv, training_macs)
 from ..data import FASHION_DIR, load_fashion_mnist, load_mnist
-from ..network import conv_net
+from ..convnets import conv_net
 from ..optim import Adam
 from ..train import Trainer
 
@@ -202,7 +202,7 @@ def plot_grid(res, path):
 # ----------------------------------------------------------------------------------------------------------------
 
 def _profile(model, Xe, ye):
-    """Per recorded entry: |B|, H and the conflict margin d*/γ (:func:`~minigrow.bundles_conv.conflict_margin`)."""
+    """Per recorded entry: |B|, H and the conflict margin d*/γ (:func:`~minigrow.methods.bundles.conv.conflict_margin`)."""
     w = weight_amplitude(model)
     rep = conv_layer_report(model, Xe, ye, LR, BATCH, 10)
     out = []
@@ -306,7 +306,7 @@ def plot_autotune(out, path):
 # ----------------------------------------------------------------------------------------------------------------
 
 def conv_lesion(quick=False, out_dir=None, fig_dir=None, progress=True, **over):
-    """Train conv ResNets (one per seed, :data:`LESION`) and run :func:`~minigrow.bundles_conv.lesion_conv`."""
+    """Train conv ResNets (one per seed, :data:`LESION`) and run :func:`~minigrow.methods.bundles.conv.lesion_conv`."""
     cfg = dict(QUICK_LESION if quick else LESION)
     cfg.update({k: v for k, v in over.items() if v is not None})
     Xtr, ytr, Xte, yte = load_images(cfg["dataset"], cfg["n_train"], cfg["n_test"], cfg["pool"])

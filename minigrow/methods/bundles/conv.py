@@ -45,12 +45,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundles import BundleDivergenceError, LayerBundles, bundles, format_report, grid_gamma, weight_amplitude
-from .layers import ConvBlock
-from .network import conv_net
-from .optim import Adam
-from .train import Trainer
-from .validate import check_array, check_int, check_labels, check_model, check_prob, check_rng
+from ...convnets import conv_net
+from ...layers import ConvBlock, check_model
+from ...optim import Adam
+from ...train import Trainer
+from ...validate import check_array, check_int, check_labels, check_prob, check_rng
+from .formulas import BundleDivergenceError, bundles, grid_spacing, weight_amplitude
+from .report import LayerBundles, format_report
 
 __all__ = ["SCALE_EPS", "as_images", "conv_blocks", "conv_activations", "conv_layer_report", "format_report",
            "block_conflicts", "conflict_margin", "prune_first_stage", "ConvAutotuneResult", "autotune_conv", "forward_lesioned_conv",
@@ -202,7 +203,7 @@ def block_conflicts(report):
 def conflict_margin(a, y, w_max, lr=1e-3, batch_size=64, max_bytes=2 ** 26):
     r"""How far a layer is from a conflict: the smallest L∞ distance between the activations of two samples with
     **different** labels, d* = min_{y_i ≠ y_j} max_k |a_ik − a_jk|, in units of the grid's resolution
-    γ ≈ ulp(W_max)·B/η (:func:`minigrow.bundles.grid_gamma`).
+    γ ≈ ulp(W_max)·B/η (:func:`minigrow.bundles.grid_spacing`).
 
     A ratio d*/γ ≫ 1 means no two differently-labelled samples are anywhere near one bundle; conflicts need
     d*/γ ≲ 1 (then they are possible, not certain: the grid rounds, it is not a threshold). Pairwise, O(N²D), in
@@ -219,7 +220,7 @@ def conflict_margin(a, y, w_max, lr=1e-3, batch_size=64, max_bytes=2 ** 26):
         d = np.abs(a[s:s + step, None, :] - a[None, :, :]).max(axis=2)      # (rows, N) L∞ distances
         d[y[s:s + step, None] == y[None, :]] = np.inf                       # only differently-labelled pairs
         best = min(best, float(d.min()))
-    g = grid_gamma(w_max, lr, batch_size)
+    g = grid_spacing(w_max, lr, batch_size)
     return {"min_linf": best, "gamma": g, "ratio": best / g if g > 0 else float("inf")}
 
 
