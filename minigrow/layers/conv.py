@@ -226,7 +226,8 @@ class Conv2D(Layer):
                 np.matmul(c, Wr.T, out=out[s * Ho * Wo:e * Ho * Wo])
         if self.bias:
             out += self.params["b"]                                    # + b_o
-        self._cache = (xh, cols, (N, C, H, Wd, Ho, Wo), step)
+        # eval mode keeps only the input: a backward pass after it (rare) recomputes the columns
+        self._cache = (xh, cols if train else None, (N, C, H, Wd, Ho, Wo), step)
         return out.reshape(N, Ho, Wo, self.out_channels).transpose(0, 3, 1, 2)   # NCHW view of NHWC memory
 
     def backward(self, dout, need_input_grad=True):
