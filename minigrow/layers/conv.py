@@ -212,7 +212,7 @@ class Conv2D(Layer):
             xh = xp
         W = self.params["W"]
         Wr = W.transpose(0, 2, 3, 1).reshape(self.out_channels, -1)   # W_r[o, (p,q,c)] = W[o,c,p,q]
-        M, K = N * Ho * Wo, kh * kw * C
+        M = N * Ho * Wo
         step = self._chunk(N, Ho, Wo, x.dtype.itemsize)
         if step >= N:
             cols = _im2col(xh, kh, kw, sh, sw, Ho, Wo)
@@ -233,7 +233,7 @@ class Conv2D(Layer):
     def backward(self, dout, need_input_grad=True):
         xh, cols, (N, C, H, Wd, Ho, Wo), step = self._cache
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        Co, K, P = self.out_channels, kh * kw * C, Ho * Wo
+        Co, P = self.out_channels, Ho * Wo
         D = np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).reshape(N * P, Co)   # δ, one row per (n,i,j)
         W = self.params["W"]
         if self.bias:
