@@ -165,6 +165,16 @@ def main():
             return cT
         print(f"  im2col C={C:<2} {H}×{H}: strided-window copy (M × K) {median_ms(lambda: np.ascontiguousarray(v)):.2f}"
               f", tap-major block copies {median_ms(tap_major):.2f}")
+    xh = rng.standard_normal((128, 28, 28, 1), dtype=np.float32)
+    cT = np.empty((5, 5, 1, 128, 24, 24), np.float32)
+    for p in range(5):
+        for q in range(5):
+            cT[p, q] = xh[:, p:p + 24, q:q + 24, :].transpose(3, 0, 1, 2)
+    cols = cT.reshape(25, -1).T                          # conv1's tap-major columns, as Conv2D holds them
+    Wr = rng.standard_normal((20, 25), dtype=np.float32)
+    WrT = np.ascontiguousarray(Wr.T)
+    print(f"  conv1 forward product, tap-major columns: cols @ W_r.T (view) {median_ms(lambda: cols @ Wr.T):.2f}, "
+          f"cols @ contiguous W_rᵀ {median_ms(lambda: cols @ WrT):.2f}")
     D = rng.standard_normal((128 * 24 * 24, 20), dtype=np.float32)
     ones = np.ones(D.shape[0], np.float32)
     print(f"  conv1 bias gradient: D.sum(0) {median_ms(lambda: D.sum(0)):.2f}, ones @ D {median_ms(lambda: ones @ D):.2f}")
