@@ -11,21 +11,22 @@ Internal layout (chosen by measurement)
     next conv) reads it channels-last again for free.
 
     Measured with ``OPENBLAS_NUM_THREADS=1 python bench/conv_layouts.py`` (2 cores shared with other jobs, load
-    ≈ 8; OpenBLAS 0.3.31 Haswell, float32, process CPU time, medians of 15; LeNet-5-Caffe shapes, batch 128,
-    forward + backward; two runs, ms):
+    8–9; OpenBLAS 0.3.31 Haswell, float32, process CPU time, medians of 15; LeNet-5-Caffe shapes, batch 128,
+    forward + backward; three runs, ms):
 
-    =========================================  ==============  ==================
-    layout                                     conv1 (no ∂x)   conv2 (with ∂x)
-    =========================================  ==============  ==================
-    NHWC, cols (M × K), ∂cols tap-major        9.4 / 8.0       31.6 / 31.6
-    NHWC, cols (M × K), ∂cols (M × K)          9.9 / 9.4       39.8 / 40.9
-    NCHW, cols (K × M) (Caffe's layout)        6.0 / 4.2       38.0 / 28.8
-    NCHW, cols (M × K), taps (c,p,q)           9.9 / 6.1       66.4 / 46.8
-    this layer (NHWC; tap-major cols, C ≤ 3)   7.5 / 7.7       26.4 / 21.6
-    =========================================  ==============  ==================
+    =========================================  =================  ====================
+    layout                                     conv1 (no ∂x)      conv2 (with ∂x)
+    =========================================  =================  ====================
+    NHWC, cols (M × K), ∂cols tap-major        9.4 / 8.0 / 6.2    31.6 / 31.6 / 26.3
+    NHWC, cols (M × K), ∂cols (M × K)          9.9 / 9.4 / 5.9    39.8 / 40.9 / 30.0
+    NCHW, cols (K × M) (Caffe's layout)        6.0 / 4.2 / 4.7    38.0 / 28.8 / 35.2
+    NCHW, cols (M × K), taps (c,p,q)           9.9 / 6.1 / 6.1    66.4 / 46.8 / 49.6
+    this layer (NHWC; tap-major cols, C ≤ 3)   7.5 / 7.7 / 7.0    26.4 / 21.6 / 24.7
+    =========================================  =================  ====================
 
     conv1 1→20 on 28×28, conv2 20→50 on 12×12, 5×5 kernels. conv2 holds ~80 % of LeNet-5's multiply-adds, so
-    NHWC is kept for every conv; its ∂cols is computed tap-major (one batched product giving a contiguous
+    NHWC is kept for every conv (for conv1 alone Caffe's (K × M) layout is faster: not used, one layout for
+    all); its ∂cols is computed tap-major (one batched product giving a contiguous
     (M × C) block per kernel offset), which makes col2im a sum of contiguous blocks into strided slices. For
     inputs with few channels the *column matrix* is filled tap-major as well (see :func:`_im2col`; the
     strided-window copy has runs of only kw·C floats there), which is the "this layer" conv1 figure.
@@ -70,9 +71,9 @@ def _im2col(xh, kh, kw, sh, sw, Ho, Wo):
 
     Its memory order depends on C (``bench/conv_layouts.py``, LeNet-5 shapes, float32): for few channels (C ≤
     :data:`TAP_MAJOR_MAX_C`) it is the transposed view of a tap-major (K × M) array filled by one contiguous
-    block copy per tap (conv1's input, C = 1, 28×28: 0.60 ms against 1.47 ms for the strided-window copy, whose
+    block copy per tap (conv1's input, C = 1, 28×28: 0.60–0.78 ms against 1.47–2.52 ms for the strided-window copy, whose
     contiguous runs are only kw·C = 5 floats long); otherwise a row-major copy of the strided window view
-    (conv2's input, C = 20, 12×12: 0.91 ms against 5.24 ms tap-major). BLAS reads either order without a copy.
+    (conv2's input, C = 20, 12×12: 0.91–0.99 ms against 4.62–5.24 ms tap-major; two runs). BLAS reads either order without a copy.
     The threshold 3 lies between the two measured cases, not at a measured crossover.
     """
     N, C = xh.shape[0], xh.shape[3]
@@ -211,8 +212,8 @@ class Conv2D(Layer):
             xp[:, ph:ph + H, pw:pw + Wd, :] = xh
             xh = xp
         W = self.params["W"]
-        # W_rᵀ[(p,q,c), o] = W[o,c,p,q], made contiguous: with the tap-major (transposed) columns of conv1 the
-        # product runs 2.85 ms instead of 3.96 ms against the transposed view (CPU time, 1 thread)
+        # W_rᵀ[(p,q,c), o] = W[o,c,p,q], made contiguous (against the transposed view of W_r: 2.32 vs 2.29 ms
+        # for conv1's product in bench/conv_layouts.py — no measurable difference)
         WrT = np.ascontiguousarray(W.transpose(2, 3, 1, 0).reshape(-1, self.out_channels))
         M = N * Ho * Wo
         step = self._chunk(N, Ho, Wo, x.dtype.itemsize)
@@ -239,7 +240,7 @@ class Conv2D(Layer):
         D = np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).reshape(N * P, Co)   # δ, one row per (n,i,j)
         W = self.params["W"]
         if self.bias:
-            # ∂L/∂b = Σ_m δ_m, as the product 1ᵀδ (a GEMV: 0.09 ms against 1.07 ms for D.sum(0) on conv1's δ)
+            # ∂L/∂b = Σ_m δ_m, as the product 1ᵀδ (a GEMV: 0.09 ms against 1.07–1.26 ms for D.sum(0) on conv1's δ)
             np.matmul(np.ones(D.shape[0], dtype=D.dtype), D, out=self.grads["b"])
         if need_input_grad:
             # W3[(p,q), o, c] = W[o,c,p,q]: ∂cols comes out tap-major, each tap's block contiguous (faster col2im)

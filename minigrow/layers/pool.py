@@ -8,8 +8,8 @@ copy, and backward writes each tap once; otherwise they are strided slices of th
 
 The taps are taken channels-last when the input lives in NHWC memory (the output of :class:`~.conv.Conv2D` does):
 on LeNet-5's first pool (128×20×24×24 float32 in NHWC memory, ``bench/conv_layouts.py``, 1 thread) the max over
-the 4 NHWC taps takes 0.79 ms, over the same taps on the NCHW axes 1.40 ms, and the reshape-and-reduce
-``x.reshape(N, C, Ho, 2, Wo, 2).max(axis=(3, 5))`` 3.12 ms — so even tiled windows are read tap by tap (from the
+the 4 NHWC taps takes 0.79 / 1.07 ms (two runs), over the same taps on the NCHW axes 1.40 / 1.68 ms, and the
+reshape-and-reduce ``x.reshape(N, C, Ho, 2, Wo, 2).max(axis=(3, 5))`` 3.12 / 4.30 ms — so even tiled windows are read tap by tap (from the
 reshape view (N, Ho, kh, Wo, kw, C)) rather than reduced over the reshaped axes.
 """
 from __future__ import annotations
