@@ -11,7 +11,8 @@ the parts (im2col copy, the three matrix products, col2im) of the second one:
 
     OPENBLAS_NUM_THREADS=1 python bench/conv_layouts.py
 
-Not a test: timings depend on the machine and its load; medians of 15 runs.
+Not a test: timings depend on the machine; medians of 15 runs of the process CPU time (less distorted than wall
+time on a busy machine; run it with one BLAS thread).
 """
 import time
 
@@ -101,9 +102,9 @@ def median_ms(f, n=15):
     f()
     ts = []
     for _ in range(n):
-        t = time.perf_counter()
+        t = time.process_time()
         f()
-        ts.append(time.perf_counter() - t)
+        ts.append(time.process_time() - t)
     return 1e3 * float(np.median(ts))
 
 
@@ -133,6 +134,69 @@ def main():
             b = np.zeros(Co, np.float32)
             res.append(median_ms(lambda: f(x, W, b, need)))
         print(f"  {name:<12} conv1 {res[0]:6.2f} ms   conv2 {res[1]:6.2f} ms")
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from minigrow.layers import Conv2D
+    res = []
+    for shape, Co, need in cases:
+        x = layer_input(shape, "nhwc")
+        layer = Conv2D(shape[1], Co, 5)
+        dout = layer_input((shape[0], Co, shape[2] - 4, shape[3] - 4), "nhwc")
+
+        def step():
+            layer.forward(x)
+            layer.backward(dout, need)
+        res.append(median_ms(step))
+    print(f"  {'Conv2D':<12} conv1 {res[0]:6.2f} ms   conv2 {res[1]:6.2f} ms   (the layer itself: tap-major columns "
+          f"for C <= 3, bias gradient as a GEMV)")
+    print("parts (ms):")
+    for (N, H, C) in [(128, 28, 1), (128, 12, 20)]:
+        Ho = H - 4
+        xh = rng.standard_normal((N, H, H, C), dtype=np.float32)
+        s0, s1, s2, s3 = xh.strides
+        v = as_strided(xh, (N, Ho, Ho, 5, 5, C), (s0, s1, s2, s1, s2, s3))
+
+        def tap_major():
+            cT = np.empty((5, 5, C, N, Ho, Ho), np.float32)
+            for p in range(5):
+                for q in range(5):
+                    cT[p, q] = xh[:, p:p + Ho, q:q + Ho, :].transpose(3, 0, 1, 2)
+            return cT
+        print(f"  im2col C={C:<2} {H}×{H}: strided-window copy (M × K) {median_ms(lambda: np.ascontiguousarray(v)):.2f}"
+              f", tap-major block copies {median_ms(tap_major):.2f}")
+    xh = rng.standard_normal((128, 28, 28, 1), dtype=np.float32)
+    cT = np.empty((5, 5, 1, 128, 24, 24), np.float32)
+    for p in range(5):
+        for q in range(5):
+            cT[p, q] = xh[:, p:p + 24, q:q + 24, :].transpose(3, 0, 1, 2)
+    cols = cT.reshape(25, -1).T                          # conv1's tap-major columns, as Conv2D holds them
+    Wr = rng.standard_normal((20, 25), dtype=np.float32)
+    WrT = np.ascontiguousarray(Wr.T)
+    print(f"  conv1 forward product, tap-major columns: cols @ W_r.T (view) {median_ms(lambda: cols @ Wr.T):.2f}, "
+          f"cols @ contiguous W_rᵀ {median_ms(lambda: cols @ WrT):.2f}")
+    D = rng.standard_normal((128 * 24 * 24, 20), dtype=np.float32)
+    ones = np.ones(D.shape[0], np.float32)
+    print(f"  conv1 bias gradient: D.sum(0) {median_ms(lambda: D.sum(0)):.2f}, ones @ D {median_ms(lambda: ones @ D):.2f}")
+    xh = rng.standard_normal((128, 24, 24, 20), dtype=np.float32)
+    x = xh.transpose(0, 3, 1, 2)                        # NCHW view of channels-last memory (a conv output)
+
+    def taps_nhwc():
+        t = [xh[:, p::2, q::2, :] for p in range(2) for q in range(2)]
+        m = t[0].copy()
+        for u in t[1:]:
+            np.maximum(m, u, out=m)
+        return m
+
+    def taps_nchw():
+        t = [x[:, :, p::2, q::2] for p in range(2) for q in range(2)]
+        m = t[0].copy()
+        for u in t[1:]:
+            np.maximum(m, u, out=m)
+        return m
+    print(f"  max-pool 2×2 forward, 128×20×24×24: NHWC taps {median_ms(taps_nhwc):.2f}, NCHW taps "
+          f"{median_ms(taps_nchw):.2f}, reshape + max(axis=(3, 5)) "
+          f"{median_ms(lambda: x.reshape(128, 20, 12, 2, 12, 2).max(axis=(3, 5))):.2f}")
     A = rng.standard_normal((2048, 2048), dtype=np.float32)
     t = median_ms(lambda: A @ A, 5)
     print(f"float32 GEMM 2048³: {2048 ** 3 / t / 1e6:.1f} G multiply-adds/s")

@@ -400,3 +400,17 @@ def test_lenet5_save_load_roundtrip(tmp_path):
     back = minigrow.load_model(tmp_path / "lenet5.npz")
     np.testing.assert_array_equal(back.forward(x), out)
     assert back.layers[0].kernel_size == (5, 5) and back.layers[6].in_shape == (50, 4, 4)
+
+
+def test_conv_backward_after_eval_forward():
+    """Eval mode keeps no column matrix; a backward pass after it recomputes it and gives the same gradients."""
+    rng = np.random.default_rng(13)
+    layer = Conv2D(2, 3, 3, stride=2, padding=1, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((3, 2, 7, 6))
+    dout = rng.standard_normal(layer.forward(x, train=True).shape)
+    dx = layer.backward(dout).copy()
+    g = {k: v.copy() for k, v in layer.grads.items()}
+    layer.forward(x, train=False)
+    np.testing.assert_array_equal(layer.backward(dout), dx)
+    for k in g:
+        np.testing.assert_array_equal(layer.grads[k], g[k])

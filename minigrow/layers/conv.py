@@ -10,27 +10,33 @@ Internal layout (chosen by measurement)
     returned as the NCHW view (a transpose, no copy) of the NHWC result, so the next layer (pooling, ReLU, the
     next conv) reads it channels-last again for free.
 
-    Measured on this machine (2 shared cores, OpenBLAS 0.3.31 Haswell, float32, 1 BLAS thread, medians of 15–20;
-    LeNet-5-Caffe shapes, batch 128; script kept in the commit message of this layout choice):
+    Measured with ``OPENBLAS_NUM_THREADS=1 python bench/conv_layouts.py`` (2 cores shared with other jobs, load
+    8–9; OpenBLAS 0.3.31 Haswell, float32, process CPU time, medians of 15; LeNet-5-Caffe shapes, batch 128,
+    forward + backward; three runs, ms):
 
-    ===============================  ===================  ====================  ===============================
-    forward + backward per batch     NHWC, (M × K) cols   NCHW, (K × M) cols    NCHW, (M × K), taps (c,p,q)
-                                     (kept)               (Caffe's layout)
-    ===============================  ===================  ====================  ===============================
-    conv1 1→20, 28×28 (no dx)        6.1 ms               3.4 ms                9.0 ms
-    conv2 20→50, 12×12 (with dx)     29.0 ms              34.3 ms               52.6 ms
-    ===============================  ===================  ====================  ===============================
+    =========================================  =================  ====================
+    layout                                     conv1 (no ∂x)      conv2 (with ∂x)
+    =========================================  =================  ====================
+    NHWC, cols (M × K), ∂cols tap-major        9.4 / 8.0 / 6.2    31.6 / 31.6 / 26.3
+    NHWC, cols (M × K), ∂cols (M × K)          9.9 / 9.4 / 5.9    39.8 / 40.9 / 30.0
+    NCHW, cols (K × M) (Caffe's layout)        6.0 / 4.2 / 4.7    38.0 / 28.8 / 35.2
+    NCHW, cols (M × K), taps (c,p,q)           9.9 / 6.1 / 6.1    66.4 / 46.8 / 49.6
+    this layer (NHWC; tap-major cols, C ≤ 3)   7.5 / 7.7 / 7.0    26.4 / 21.6 / 24.7
+    =========================================  =================  ====================
 
-    Parts of conv2 (1 thread): im2col copy 0.7 ms NHWC vs 3.7 ms (K × M); col2im 6.1 ms NHWC from a (M × K)
-    ∂cols vs 1.8 ms from a tap-major ∂cols (K_taps × M × C, one batched product) — so backward computes ∂cols
-    tap-major (kept) and the total for conv2 drops to ≈ 19 ms (vs 26.8 ms for the best NCHW variant). conv2 is
-    ~80 % of LeNet-5's multiply-adds, so NHWC is kept for every conv.
+    conv1 1→20 on 28×28, conv2 20→50 on 12×12, 5×5 kernels. conv2 holds ~80 % of LeNet-5's multiply-adds, so
+    NHWC is kept for every conv (for conv1 alone Caffe's (K × M) layout is faster: not used, one layout for
+    all); its ∂cols is computed tap-major (one batched product giving a contiguous
+    (M × C) block per kernel offset), which makes col2im a sum of contiguous blocks into strided slices. For
+    inputs with few channels the *column matrix* is filled tap-major as well (see :func:`_im2col`; the
+    strided-window copy has runs of only kw·C floats there), which is the "this layer" conv1 figure.
 
 Memory
     The column matrix (and ∂cols in backward) has M·K entries. When it would exceed :data:`MAX_COL_BYTES` the
     batch is processed in chunks of samples (forward and backward), and backward recomputes each chunk's columns
-    from the cached padded input instead of keeping them; the results are the same up to the summation order
-    of ∂L/∂W across chunks (≤ 1e-15 relative in float64, tested).
+    from the cached padded input instead of keeping them (∂cols has as many entries: the peak is about twice the
+    bound). Outputs, ∂x and ∂b are identical; ∂L/∂W equals the unchunked one up to the summation order across
+    chunks (tested to 1e-13 relative in float64).
 """
 from __future__ import annotations
 
@@ -63,11 +69,12 @@ def pair(name, v, lo):
 def _im2col(xh, kh, kw, sh, sw, Ho, Wo):
     """The column matrix (M × K): rows (n,i,j), columns (p,q,c), cols[(n,i,j),(p,q,c)] = xh[n, i·sh+p, j·sw+q, c].
 
-    Its memory order depends on C (measured, LeNet-5 shapes, float32, 1 thread): for few channels (C ≤
+    Its memory order depends on C (``bench/conv_layouts.py``, LeNet-5 shapes, float32): for few channels (C ≤
     :data:`TAP_MAJOR_MAX_C`) it is the transposed view of a tap-major (K × M) array filled by one contiguous
-    block copy per tap (conv1 1→20 on 28×28: 0.6 ms against 2.5 ms for the strided-window copy, whose
+    block copy per tap (conv1's input, C = 1, 28×28: 0.60–0.78 ms against 1.47–2.52 ms for the strided-window copy, whose
     contiguous runs are only kw·C = 5 floats long); otherwise a row-major copy of the strided window view
-    (conv2 20→50 on 12×12: 0.5 ms against 4.5 ms tap-major). BLAS reads either order without a copy.
+    (conv2's input, C = 20, 12×12: 0.91–0.99 ms against 4.62–5.24 ms tap-major; two runs). BLAS reads either order without a copy.
+    The threshold 3 lies between the two measured cases, not at a measured crossover.
     """
     N, C = xh.shape[0], xh.shape[3]
     if C <= TAP_MAJOR_MAX_C:
@@ -206,32 +213,35 @@ class Conv2D(Layer):
             xp[:, ph:ph + H, pw:pw + Wd, :] = xh
             xh = xp
         W = self.params["W"]
-        Wr = W.transpose(0, 2, 3, 1).reshape(self.out_channels, -1)   # W_r[o, (p,q,c)] = W[o,c,p,q]
-        M, K = N * Ho * Wo, kh * kw * C
+        # W_rᵀ[(p,q,c), o] = W[o,c,p,q], made contiguous (against the transposed view of W_r: 2.32 vs 2.29 ms
+        # for conv1's product in bench/conv_layouts.py — no measurable difference)
+        WrT = np.ascontiguousarray(W.transpose(2, 3, 1, 0).reshape(-1, self.out_channels))
+        M = N * Ho * Wo
         step = self._chunk(N, Ho, Wo, x.dtype.itemsize)
         if step >= N:
             cols = _im2col(xh, kh, kw, sh, sw, Ho, Wo)
-            out = cols @ Wr.T                                          # (M, C_out) = cols W_rᵀ
+            out = cols @ WrT                                           # (M, C_out) = cols W_rᵀ
         else:
             cols = None                                                # recomputed per chunk in backward
             out = np.empty((M, self.out_channels), dtype=np.result_type(x.dtype, W.dtype))
             for s in range(0, N, step):
                 e = min(N, s + step)
                 c = _im2col(xh[s:e], kh, kw, sh, sw, Ho, Wo)
-                np.matmul(c, Wr.T, out=out[s * Ho * Wo:e * Ho * Wo])
+                np.matmul(c, WrT, out=out[s * Ho * Wo:e * Ho * Wo])
         if self.bias:
             out += self.params["b"]                                    # + b_o
-        self._cache = (xh, cols, (N, C, H, Wd, Ho, Wo), step)
+        # eval mode keeps only the input: a backward pass after it (rare) recomputes the columns
+        self._cache = (xh, cols if train else None, (N, C, H, Wd, Ho, Wo), step)
         return out.reshape(N, Ho, Wo, self.out_channels).transpose(0, 3, 1, 2)   # NCHW view of NHWC memory
 
     def backward(self, dout, need_input_grad=True):
         xh, cols, (N, C, H, Wd, Ho, Wo), step = self._cache
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        Co, K, P = self.out_channels, kh * kw * C, Ho * Wo
+        Co, P = self.out_channels, Ho * Wo
         D = np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).reshape(N * P, Co)   # δ, one row per (n,i,j)
         W = self.params["W"]
         if self.bias:
-            # ∂L/∂b = Σ_m δ_m, as the product 1ᵀδ (GEMV: 0.13 ms against 1.25 ms for D.sum(0) on conv1's δ)
+            # ∂L/∂b = Σ_m δ_m, as the product 1ᵀδ (a GEMV: 0.09 ms against 1.07–1.26 ms for D.sum(0) on conv1's δ)
             np.matmul(np.ones(D.shape[0], dtype=D.dtype), D, out=self.grads["b"])
         if need_input_grad:
             # W3[(p,q), o, c] = W[o,c,p,q]: ∂cols comes out tap-major, each tap's block contiguous (faster col2im)
