@@ -205,3 +205,25 @@ def test_unit_axes_agree_with_removal(name):
         np.testing.assert_array_equal(layer.forward(np.ascontiguousarray(x[:, keep]), False), out[:, keep])
     else:
         assert layer.out_axes() == {} and layer.in_axes() == {}
+
+
+def test_surgery_through_a_flatten_restored_from_a_file(tmp_path):
+    """conv → ReLU → pool → flatten → dense: removing filters slices the H·W column blocks, and a Flatten loaded
+    from a file (its in_shape fixed) follows the new channel count."""
+    from minigrow import surgery
+    from minigrow.layers import Conv2D, Flatten, MaxPool2d
+    rng = np.random.default_rng(0)
+    net = Sequential([Conv2D(1, 4, 3, rng=rng, dtype=np.float64), ReLU(), MaxPool2d(2), Flatten(),
+                      Dense(4 * 3 * 3, 2, rng=rng, dtype=np.float64)])
+    x = rng.standard_normal((5, 1, 8, 8))
+    net.forward(x, False)
+    mg.save(tmp_path / "m.npz", net)
+    net = mg.load(tmp_path / "m.npz")["model"]
+    outs = net.forward_all(x)
+    keep = np.array([0, 2, 3])
+    h = outs[4].reshape(5, 4, 9)[:, keep].reshape(5, -1)             # the kept channels' blocks
+    W = net.layers[4].params["W"].reshape(2, 4, 9)[:, keep].reshape(2, -1)
+    ref = h @ W.T + net.layers[4].params["b"]
+    surgery.remove_units(net, 0, keep)
+    assert net.layers[3].in_shape == (3, 3, 3)
+    np.testing.assert_allclose(net.forward(x, False), ref, rtol=1e-12, atol=1e-12)

@@ -233,6 +233,12 @@ class Flatten(Layer):
     def out_units(self):
         return None if self.in_shape is None else int(np.prod(self.in_shape))
 
+    def remove_outputs(self, keep):
+        """Surgery: the input channels ``keep`` stay (their H·W column blocks are sliced in the next layer by
+        :func:`minigrow.surgery.remove_units`); the recorded ``in_shape`` follows."""
+        if self.in_shape is not None:
+            self.in_shape = (int(np.asarray(keep).size),) + tuple(self.in_shape[1:])
+
     def forward(self, x, train=True):
         _check_image("Flatten", x)
         if self._fixed and tuple(x.shape[1:]) != self.in_shape:
