@@ -4,6 +4,7 @@
 # Kreis, Herberg, Köhne, Schiela, Herzog, *Sensitivity-Based Layer Insertion for Residual and Feedforward Neural
 # Networks*, arXiv 2311.15995. Package: `minigrow/methods/sensli/`; its first module, `formulas.py`, holds S1–S7 as functions with the
 # symbols used here. Reproduction: `minigrow/experiments/sensli.py`, `python -m minigrow insert --reproduce A`.
+# Convolutional networks (part C, section 8): `minigrow/methods/sensli/conv.py`, formulas (C1)–(C6) first.
 #
 # **What comes from where.** The paper body was not available to us. The method (virtual layers, the constrained
 # problem, the shadow-price criterion, the candidate forms, the training loop and the experimental settings) is
@@ -248,3 +249,131 @@ for X_ in "ABCDEF":
     e = str(max(int(k) for k in next(iter(r["summary"].values()))["loss_at"]))
     line = ", ".join(f"{v} {s['loss_at'][e]['mean']:.4f}" for v, s in r["summary"].items())
     print(f"{X_} ({r['seeds']} seeds): training loss at epoch {e}: {line}")
+
+# %% [markdown]
+# ## 8. Part C: convolutional networks (issue 15) — derived
+#
+# The authors' second code release inserts virtual identity *convolutions* into VGG-style nets (sensli.md §8).
+# Module: `minigrow/methods/sensli/conv.py` (imported as `SC`); its docstring holds the formulas (C1)–(C6) with the
+# symbols used here. Experiments: `python -m minigrow.experiments.sensli_conv` (see `docs/sensli.md`).
+#
+# **(C1) The blocks.** Block $l$ of the net is $z_l = \mathrm{Conv}_l(x_l)$, $a_l = \mathrm{ReLU}(z_l)$,
+# $x_{l+1} = \mathrm{MaxPool}(a_l)$, with $a_l \in \mathbb R^{N\times m\times H\times W}$ (batch first, NCHW).
+# $p = (i, j)$ is a pixel, $(u, v)$ a kernel tap at offset $(u-r, v-r)$, $r = k/\!/2$ ($r = 1$ for 3×3).
+#
+# **(C2) The virtual layer** sits between the ReLU and the pooling:
+# $\hat z_l = K_l \star a_l + c_l$, $\tilde a_l = \mathrm{ReLU}(\hat z_l)$, a $k\times k$ "same" convolution with
+# the *identity kernel* $K_l[o,c,u,v] = 1[o=c]\,1[(u,v)=(r,r)]$ (zero except the centre tap, which is $I_m$) and
+# $c_l = 0$. It preserves the function bit for bit: the centre tap copies $a_l$ ($1\cdot a + \sum 0\cdot a' + 0 = a$
+# is exact in floating point), and $\mathrm{ReLU}(a_l) = a_l$ because $a_l \ge 0$.
+#
+# **(C3) The closed form.** In the extended net the weight gradient of this conv is the ordinary conv weight
+# gradient
+#
+# $$ \frac{\partial L}{\partial K_l[o,c,u,v]} = \sum_n \sum_p \hat\delta_l[n,o,p]\; a_{l,\mathrm{pad}}[n,c,p+(u-r,v-r)],
+#    \qquad \hat\delta_l = \frac{\partial L}{\partial \hat z_l} = \frac{\partial L}{\partial \tilde a_l} \odot 1[\hat z_l > 0].$$
+#
+# At $K_l = I$, $c_l = 0$ two things hold. Everything after $\tilde a_l$ sees the values the small net sees after
+# $a_l$, so $\partial L/\partial \tilde a_l = \partial L/\partial a_l$. And $\hat z_l = a_l = \mathrm{ReLU}(z_l)$, so
+# $1[\hat z_l > 0] = 1[z_l > 0]$ — with the convention $\mathrm{ReLU}'(0) = 0$, which matters because every inactive
+# unit sits exactly on the kink $\hat z = 0$ (as in section 4). Together, $\hat\delta_l = \partial L/\partial a_l
+# \odot 1[z_l>0] = \delta_l$, the ordinary backprop signal at the pre-activation of conv $l$ in the **small** net:
+#
+# $$ G_l[o,c,u,v] = \operatorname{mean}_n \sum_p \delta_l[n,o,p]\; a_{l,\mathrm{pad}}[n,c,p+(u-r,v-r)],
+#    \qquad \frac{\partial L}{\partial c_l[o]} = \operatorname{mean}_n \sum_p \delta_l[n,o,p]. \tag{C3}$$
+#
+# It is the conv weight gradient of $\delta_l$ against the layer's *own* post-ReLU output, zero-padded by $r$ (the
+# mean over $n$ is carried by δ, since the loss is a mean). As a function: `SC.kernel_sensitivity(delta, a)` (one
+# batch's sum). **(C4)** `SC.sensitivity_pass` forms it for every position in one pass over the data — forward,
+# then backward down to the first position, taking δ_l from the ReLU's backward and $a_l$ from the forward — and
+# averages over the batches of the pass *before* any norm: $\bar G_l = \frac1B \sum_b G_l^{(b)}$. No extended
+# network is built; `SC.extended_sensitivities` is the oracle that builds it and backpropagates through it.
+
+# %%
+from minigrow.data import load_mnist                                # noqa: E402
+from minigrow.methods.sensli import conv as SC                      # noqa: E402
+
+n_img, n_ep = (128, 1) if QUICK else (512, 2)
+dm = load_mnist(n_train=n_img, n_test=10, layout="nchw", dtype=np.float64)
+Xc, yc = dm.X_train, dm.y_train                                    # (n_img, 1, 28, 28)
+vgg = SC.vgg_small(m=(8, 16, 32), rng=0, dtype=np.float64)  # 3 × [conv 3×3 → ReLU → max-pool 2], Linear(288→10)-ReLU-Linear(10→10)
+Trainer(vgg, "ce", SGD(0.05, momentum=0.9), batch_size=32, rng=0, progress=False, dtype=np.float64).fit(Xc, yc, n_ep)
+print(f"vgg_small trained {n_ep} epoch(s) on {n_img} MNIST images")
+
+# (C1)/(C2) the positions: after every conv + ReLU, before the pooling
+ccands = SC.conv_candidates(vgg)
+for c in ccands:
+    print(c.describe())
+
+# (C2) inserting the identity kernel changes nothing, bit for bit
+before = vgg.predict_logits(Xc)
+for c in ccands:
+    grown_c = copy.deepcopy(vgg)
+    SC.insert_virtual_conv(grown_c, c)
+    print(f"p={c.position}: output bit-identical after insertion: {np.array_equal(grown_c.predict_logits(Xc), before)}")
+
+# (C3)/(C4) the closed form in one pass, against the gradient of the explicitly extended network
+sens = SC.sensitivity_pass(vgg, Xc, yc, batch_size=64, norm="op22", free=True)
+ext_c = SC.extended_sensitivities(vgg, Xc, yc, batch_size=64)
+for p, (a_, b_) in enumerate(zip(sens.grads, ext_c.grads)):
+    print(f"p={p}: max |closed − extended| / max |extended| = {np.abs(a_ - b_).max() / np.abs(b_).max():.1e}")
+
+# %% [markdown]
+# **(C5) The norms.** A kernel $K \in \mathbb R^{C_\text{out}\times C_\text{in}\times k\times k}$ gets
+# `fro2` $=\|K\|_F^2$, `fro2_per_entry` $=\|K\|_F^2/(C_\text{out}C_\text{in}k^2)$, and
+# `op22` $=\|T_K\|_2^2$, the squared spectral norm of the convolution operator
+# $T_K: \mathbb R^{C_\text{in}\times H\times W} \to \mathbb R^{C_\text{out}\times H\times W}$ on the feature map.
+# With circular padding $T_K$ is block-circulant, and its singular values are those of the
+# $C_\text{out}\times C_\text{in}$ matrices
+#
+# $$ \hat K[:,:,f,g] = \sum_{u,v} K[:,:,u,v]\, e^{-2\pi i (fu/H + gv/W)} \qquad\text{(2-D DFT over the **spatial** axes)}$$
+#
+# over all $H\cdot W$ frequencies (Sedghi, Gupta, Long, ICLR 2019), so
+# $\mathrm{op22} = \max_{f,g} \sigma_\max(\hat K[:,:,f,g])^2$. Per output channel,
+# $\|T_{K[o]}\|_2 = \max_{f,g}\|\hat K[o,:,f,g]\|_2$, `op22_1` $=(\sum_o \|T_{K[o]}\|_2)^2$ and
+# `op22_2` $=\sum_o \|T_{K[o]}\|_2^2$ (op22 ≤ op22_2 ≤ op22_1). We report the circular operator on the layer's own
+# grid (28×28, 14×14, 7×7 here). The layers pad with zeros; that operator is the circular one on an
+# $(H+1)\times(W+1)$ grid restricted to the image, so its norm is at most `op22(K, (H+1, W+1))`. (The authors'
+# helper transforms the two *channel* axes instead — see `docs/sensli.md`.)
+#
+# The cell checks the FFT formula against the explicit operator matrix on a small 4×4 grid, built as
+# $T_K = \sum_{u,v} K[:,:,u,v] \otimes S_{u-r} \otimes S_{v-r}$ with $S_s$ the cyclic shift by $s$.
+
+# %%
+for p, (nm, grid) in enumerate(zip(sens.norms, sens.grids)):
+    print(f"p={p} on {grid[0]}×{grid[1]}: " + ", ".join(f"{k} {v:.3g}" for k, v in nm.items()))
+print("position picked by abs_max under each norm:",
+      {k: SC.select(np.array([nm[k] for nm in sens.norms]), "abs_max") for k in SC.NORMS})
+
+Kc, hc = sens.grads[2], 4                                   # p = 2's Ḡ (32×32×3×3) on a 4×4 circular grid
+shift = lambda s: np.roll(np.eye(hc), s, axis=1)           # noqa: E731  row i picks pixel (i + s) mod hc
+T = sum(np.kron(Kc[:, :, u, v], np.kron(shift(u - 1), shift(v - 1))) for u in range(3) for v in range(3))
+print(f"explicit operator {T.shape}: largest σ² {np.linalg.svd(T, compute_uv=False).max() ** 2:.6e}, "
+      f"op22 from the FFT {SC.op22(Kc, (hc, hc)):.6e}")
+
+# %% [markdown]
+# **(C6) The rules.** `abs_max` (first argmax), `abs_min` (a control), `fixed`, `threshold_abs` (insert only if the
+# largest score exceeds τ_abs = 1e-4) and `threshold_rel` (only if the largest score exceeds τ_rel = 1 times s̄, the
+# mean of the same norm over *all* conv layers of the extended net, the existing ones included — as the authors'
+# code does; `free=True` makes the pass form the existing convs' gradients too).
+
+# %%
+print("abs_max ->", SC.select(sens.scores, "abs_max"), "| abs_min ->", SC.select(sens.scores, "abs_min"),
+      "| threshold_abs ->", SC.select(sens.scores, "threshold_abs"),
+      f"| threshold_rel (max s / s̄ = {sens.scores.max() / sens.denominator:.3g}) ->",
+      SC.select(sens.scores, "threshold_rel", denominator=sens.denominator))
+
+# %% [markdown]
+# What the run above prints, and what to read from it:
+#
+# * The closed form and the extended network agree to rounding (relative differences of order 1e-16 in float64).
+#   `tests/test_sensli_conv.py` checks the same with uneven batches and after a growth.
+# * The FFT value of op22 and the largest σ² of the explicit operator matrix agree to the printed digits.
+# * The norms need not pick the same position (the line "position picked by abs_max under each norm"):
+#   `fro2_per_entry` divides by $m^2k^2$, which favours the narrow early positions, while `op22_1` adds up one norm
+#   per output channel, which favours the wide late ones. Say which norm a rule uses; the experiments use op22.
+# * `threshold_rel` compares the best virtual kernel with s̄, in which the existing convs' own gradients weigh too;
+#   the printed ratio max s / s̄ (below 1 in this run, quick or full) says whether it fires.
+#
+# The experiments (insert once after 3 of 8 epochs vs no insertion vs the bigger net from the start, 10 seeds, MNIST
+# and Fashion-MNIST) are in `docs/sensli.md`, with what they do and do not support.
