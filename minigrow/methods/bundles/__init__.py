@@ -7,6 +7,8 @@
 * :mod:`.autotune`      block networks (:class:`DenseBlock`), removal rules, :func:`autotune`
 * :mod:`.lesion`        the lesion study on residual MLPs
 * :mod:`.settings`      :class:`BundleSettings`, :class:`AutotuneSettings`: the defaults
+* :mod:`.conv`          conv VGG/ResNet nets (bundles.md §7): feature-map bundles, the authors' residual
+                        instrumentation, conv auto-tune and lesion (import it as a submodule)
 """
 from .formulas import (BundleDivergenceError, Bundles, bundle_stats, bundles, bundles_pairwise, grid_spacing,
                        group_rows, label_entropy, majority_share, quantize, weight_amplitude)

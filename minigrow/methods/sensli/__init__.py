@@ -5,6 +5,8 @@
 * :mod:`.sensitivities`  the one-pass sensitivity computation (closed form) and its oracle (extended network)
 * :mod:`.loop`           the insertion schedule (a Trainer callback, checkpointable) and :func:`sensli_train`
 * :mod:`.settings`       :class:`SensLISettings`, the defaults used by the library, the CLI and checkpoints
+* :mod:`.conv`           conv nets (sensli.md §8): virtual identity convolutions, their closed form (formulas at the
+                         top), spatial-FFT operator norms, rules and the training loop (import it as a submodule)
 """
 from .formulas import (MODES, RESIDUAL_W1_SCALE, identity_candidate, identity_form_gradients, identity_form_signal,
                        pass_average, residual_candidate, residual_form_gradient, score, scores_from_grads, select,

@@ -2,7 +2,7 @@ r"""SensLI for convolutional networks: virtual identity conv layers, their close
 
 Method note: ``/work/shared/methods/sensli.md`` §8 (the authors' second code release, mathemml/SensLI, folder
 sensitivity-based-LI-for-cnns, read to understand the method; nothing here is copied from it). The dense and
-residual SensLI lives in :mod:`minigrow.sensli`; this module is self-contained (it imports core modules only).
+residual SensLI lives in the other modules of :mod:`minigrow.methods.sensli`; this module is self-contained (it imports core modules only).
 
 Symbols (NCHW, batch first; p = (i, j) a pixel; (u, v) a kernel tap, offsets u − r, v − r with r = k // 2)
 -------------------------------------------------------------------------------------------------------------
