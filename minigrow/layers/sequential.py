@@ -100,18 +100,20 @@ class Sequential(Layer):
     def config(self):
         return {}
 
-    def predict_logits(self, X, batch_size=4096):
-        """Eval-mode outputs for ``X`` (batch first, any rank) in chunks (no caches kept beyond one chunk)."""
+    def predict_logits(self, X, batch_size=None):
+        """Eval-mode outputs for ``X`` (batch first, any rank) in chunks of ``batch_size`` samples (default 4096
+        rows, 256 images), no caches kept beyond one chunk."""
         X = check_array("X", X)
         if X.ndim < 2:
             raise ValueError(f"X: expected a batch-first array of rank ≥ 2 (samples, …), got shape {X.shape}")
-        batch_size = check_int("batch_size", batch_size, lo=1)
+        batch_size = (4096 if X.ndim == 2 else 256) if batch_size is None else check_int("batch_size", batch_size,
+                                                                                         lo=1)
         dt = self.dtype or X.dtype
         out = [self.forward(X[i:i + batch_size].astype(dt, copy=False), train=False)
                for i in range(0, X.shape[0], batch_size)]
         return np.concatenate(out, axis=0)
 
-    def predict(self, X, batch_size=4096):
+    def predict(self, X, batch_size=None):
         """Predicted class (argmax of the outputs) for each sample of ``X``."""
         return self.predict_logits(X, batch_size).argmax(axis=1)
 
