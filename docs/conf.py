@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))          # the package of this checkout, even when
 
 # Tutorials run in quick mode unless asked otherwise; the notebook kernels inherit this environment.
 os.environ.setdefault("MINIGROW_QUICK", "1")
+# ... and import the package of this checkout (first on their path), installed or not.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 # autosummary :recursive: imports every submodule; `python -m minigrow` runs the CLI at import time, so the
 # documentation imports a stand-in module instead (it is not documented: it has no API).
@@ -68,7 +70,7 @@ include_patterns = [
     "tutorials/[0-9][0-9]_*.py",
 ]
 exclude_patterns = ["docs/_build", "**/.ipynb_checkpoints", ".venv", "build"]
-templates_path = ["_templates"]
+templates_path = [str(HERE / "_templates")]
 suppress_warnings = ["myst.header"]     # the write-ups open with a level-2 heading
 
 # ---- API reference ---------------------------------------------------------------------------------------------
@@ -150,6 +152,72 @@ def _texify_math_nodes(app, doctree):
             node["latex"] = _texify(node["latex"])
 
 
+# ---- docstrings: two reST pitfalls of the house style, handled when the docs are built -------------------------
+# 1. |B^l|, |b|, |x − c| in prose are reST *substitution references* (docutils reports "Undefined substitution"
+#    and prints them in red): bars in prose are escaped, never in math, literals, roles or tables.
+# 2. numpydoc drops sections it does not know (BatchNorm's "State", Trainer's "Method state"), formulas included:
+#    they are moved, under a rubric with their own title, into the Notes section.
+_BARS = re.compile(r"(?<!\\)\|")
+_TICKS = re.compile(r"(``.+?``|`[^`]*`)")
+
+
+def _escape_bars(lines):
+    out, block_indent = [], None
+    for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if block_indent is not None:
+            if not line.strip() or indent > block_indent:
+                out.append(line)
+                continue
+            block_indent = None
+        stripped = line.strip()
+        if stripped.startswith(".. ") or stripped.endswith("::"):
+            block_indent = indent           # a directive or literal block follows: leave its body alone
+            out.append(line)
+            continue
+        if stripped.startswith(("|", "+")):
+            out.append(line)                # a line block or a grid table
+            continue
+        parts = _TICKS.split(line)
+        parts[::2] = [_BARS.sub(r"\\|", part) for part in parts[::2]]
+        out.append("".join(parts))
+    return out
+
+
+def _move_unknown_sections(lines):
+    from numpydoc.docscrape import NumpyDocString
+    known = set(NumpyDocString.sections)
+    heads = [i for i in range(len(lines) - 1)
+             if lines[i].strip() and not lines[i].startswith(" ")
+             and re.fullmatch(r"-{3,}", lines[i + 1].strip() or "x") and len(lines[i + 1].strip()) >= len(lines[i].strip()) - 1]
+    if not heads:
+        return lines
+    cuts = heads + [len(lines)]
+    head, sections = lines[:heads[0]], [(lines[a].strip(), lines[a + 2:b]) for a, b in zip(cuts, cuts[1:])]
+    titled = lambda t: " ".join(w.capitalize() for w in t.split(" "))
+    moved = [(t, body) for t, body in sections if titled(t) not in known]
+    if not moved:
+        return lines
+    kept = [(t, body) for t, body in sections if titled(t) in known]
+    extra = []
+    for t, body in moved:
+        extra += [f".. rubric:: {t}", ""] + body + [""]
+    for k, (t, body) in enumerate(kept):
+        if titled(t) == "Notes":
+            kept[k] = (t, body + [""] + extra)
+            break
+    else:
+        kept.append(("Notes", extra))
+    out = list(head)
+    for t, body in kept:
+        out += [t, "-" * len(t)] + body
+    return out
+
+
+def _prepare_docstring(app, what, name, obj, options, lines):
+    lines[:] = _escape_bars(_move_unknown_sections(list(lines)))
+
+
 def _redirect_root(app, exc):
     """The site's front page is docs/index.html (the sources keep their paths); index.html points there."""
     if exc is None and app.builder.format == "html":
@@ -160,5 +228,6 @@ def _redirect_root(app, exc):
 
 
 def setup(app):
+    app.connect("autodoc-process-docstring", _prepare_docstring, priority=400)    # before numpydoc (500)
     app.connect("doctree-read", _texify_math_nodes)
     app.connect("build-finished", _redirect_root)
