@@ -63,7 +63,7 @@ include_patterns = [
     "README.md",
     "data/README.md",
     "docs/index.md",
-    "docs/*.md",
+    "docs/*.md",                        # index, tutorials, writeups and the write-ups themselves
     "docs/methods/*.md",
     "docs/derivations/*.md",
     "docs/api/**",
@@ -154,7 +154,7 @@ def _texify_math_nodes(app, doctree):
 
 # ---- docstrings: two reST pitfalls of the house style, handled when the docs are built -------------------------
 # 1. |B^l|, |b|, |x − c| in prose are reST *substitution references* (docutils reports "Undefined substitution"
-#    and prints them in red): bars in prose are escaped, never in math, literals, roles or tables.
+#    and prints them in red): bars in prose are escaped (and a ``_`` before one: ``b_|B|`` is no link), never in math, literals, roles or tables.
 # 2. numpydoc drops sections it does not know (BatchNorm's "State", Trainer's "Method state"), formulas included:
 #    they are moved, under a rubric with their own title, into the Notes section.
 _BARS = re.compile(r"(?<!\\)\|")
@@ -175,11 +175,11 @@ def _escape_bars(lines):
             block_indent = indent           # a directive or literal block follows: leave its body alone
             out.append(line)
             continue
-        if stripped.startswith(("|", "+")):
+        if stripped.startswith(("| ", "+-", "+=")):
             out.append(line)                # a line block or a grid table
             continue
         parts = _TICKS.split(line)
-        parts[::2] = [_BARS.sub(r"\\|", part) for part in parts[::2]]
+        parts[::2] = [_BARS.sub(r"\\|", part.replace("_|", "\\_|")) for part in parts[::2]]
         out.append("".join(parts))
     return out
 
