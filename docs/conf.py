@@ -107,7 +107,8 @@ html_theme_options = {
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
 }
-html_static_path: list = []
+html_static_path = ["_static"]
+html_css_files = ["minigrow.css"]
 html_show_sourcelink = True
 
 
