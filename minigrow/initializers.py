@@ -3,15 +3,15 @@
 Weights are stored PyTorch-style as ``W ∈ R^{fan_out × fan_in}`` so that ``z = W a + b`` reads as in the papers;
 batch-first code computes ``Z = A @ W.T + b`` (BLAS reads the transpose without a copy).
 
-===========  =====================================================================
+============ =====================================================================
 name         distribution
-===========  =====================================================================
+============ =====================================================================
 ``torch``    W, b ~ U(−1/√fan_in, 1/√fan_in)   (PyTorch's ``nn.Linear`` default)
 ``he``       W ~ U(−√(6/fan_in), √(6/fan_in)), b = 0   (He-uniform, for ReLU)
 ``glorot``   W ~ U(−√(6/(fan_in+fan_out)), +…), b = 0   (Glorot/Xavier-uniform)
 ``identity`` W = I (square only), b = 0
 ``zeros``    W = 0, b = 0
-===========  =====================================================================
+============ =====================================================================
 
 Convolutions (:func:`init_conv`, kernel ``W ∈ R^{C_out × C_in × kh × kw}``) use the same names with
 fan_in = C_in·kh·kw and fan_out = C_out·kh·kw: ``torch`` is then PyTorch's ``nn.Conv2d`` default

@@ -1,7 +1,9 @@
-"""Plot helpers. matplotlib is imported lazily (only when a plot is drawn) with the non-interactive Agg backend,
-so the core library needs NumPy alone."""
+"""Plot helpers. matplotlib is imported lazily (only when a plot is drawn), so the core library needs NumPy alone.
+In a script the helpers use the non-interactive Agg backend (they write files); inside IPython / Jupyter they keep
+the notebook's backend, so figures also appear inline."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,13 +11,20 @@ import numpy as np
 __all__ = ["pyplot", "plot_history", "savefig"]
 
 
+def _in_ipython():
+    """True inside an IPython shell or Jupyter kernel (only looked up if IPython is already imported)."""
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None
+
+
 def pyplot():
-    """Return ``matplotlib.pyplot`` set to the Agg backend, or raise a clear error if matplotlib is missing."""
+    """Return ``matplotlib.pyplot`` (Agg backend outside IPython), or raise a clear error if matplotlib is missing."""
     try:
         import matplotlib
     except ImportError:
         raise ImportError("plotting needs matplotlib: pip install 'minigrow[plot]'") from None
-    matplotlib.use("Agg", force=True)
+    if not _in_ipython():
+        matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return plt
 
@@ -25,6 +34,9 @@ def savefig(fig, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    if _in_ipython() and "ipykernel" in sys.modules:      # a notebook shows the figure it just saved
+        from IPython.display import display
+        display(fig)
     pyplot().close(fig)
     return path
 
