@@ -83,7 +83,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -94,6 +94,7 @@ from ...surgery import insert_layers
 from ...train import Trainer, evaluate
 from ...validate import (check_array, check_choice, check_dtype, check_int, check_labels, check_nonneg,
                        check_positive, check_rng)
+from .loop import InsertionRun
 
 __all__ = [
     "NORMS", "RULES", "TAU_ABS", "TAU_REL",
@@ -593,35 +594,9 @@ def vgg_small(m=(8, 16, 32), head=(10,), in_channels=1, in_hw=(28, 28), n_classe
     return Sequential(layers)
 
 
-@dataclass
-class ConvInsertionRun:
-    """Result of :func:`sensli_conv_train`: per-epoch training loss (mean of the step losses), test loss/accuracy
-    at the end of each phase (epoch, value), one record per sensitivity pass, per-phase cost, total seconds."""
-
-    model: Sequential
-    train_loss: list = field(default_factory=list)
-    test_loss: list = field(default_factory=list)
-    test_acc: list = field(default_factory=list)
-    insertions: list = field(default_factory=list)
-    phases: list = field(default_factory=list)
-
-    @property
-    def train_macs(self):
-        return int(sum(p["macs"] for p in self.phases))
-
-    @property
-    def sensitivity_macs(self):
-        return int(sum(e["macs"] for e in self.insertions))
-
-    @property
-    def seconds(self):
-        return float(sum(p["seconds"] for p in self.phases) + sum(e["seconds"] for e in self.insertions))
-
-    def as_dict(self):
-        return {"train_loss": self.train_loss, "test_loss": self.test_loss, "test_acc": self.test_acc,
-                "insertions": self.insertions, "phases": self.phases, "train_macs": self.train_macs,
-                "sensitivity_macs": self.sensitivity_macs, "seconds": self.seconds,
-                "final_params": self.model.n_params(), "final_macs_per_sample": self.model.macs()}
+# The result of sensli_conv_train is the dense loop's record (per-epoch losses, one record per sensitivity pass,
+# per-phase cost): one class for both.
+ConvInsertionRun = InsertionRun
 
 
 def sensli_conv_train(model, X, y, epochs, X_test=None, y_test=None, *, rule="abs_max", norm="op22",
