@@ -49,7 +49,7 @@ def test_sensli_train_takes_an_optimiser_object_or_factory_like_the_name():
         run(optimizer=SGD(0.1), lr=0.2)
     with pytest.raises(TypeError, match="optimizer"):
         run(optimizer=lambda: "sgd")
-    with pytest.raises(TypeError, match="not a SensLI setting"):
+    with pytest.raises(TypeError, match="unknown setting"):
         run(learning_rate=0.1)
 
 

@@ -2,30 +2,15 @@
 the experiments."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+
+from ...settings import Settings
 
 __all__ = ["BundleSettings", "AutotuneSettings"]
 
 
-class _Settings:
-    @classmethod
-    def fields(cls):
-        return [f.name for f in dataclasses.fields(cls)]
-
-    def replace(self, **changes):
-        """A copy with ``changes``; an unknown name is a TypeError naming it."""
-        unknown = sorted(set(changes) - set(self.fields()))
-        if unknown:
-            raise TypeError(f"{unknown[0]}: not a {type(self).__name__} field; expected one of {self.fields()}")
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self):
-        return dataclasses.asdict(self)
-
-
 @dataclass(frozen=True)
-class BundleSettings(_Settings):
+class BundleSettings(Settings):
     """How bundles are measured (bundles.md §1): the rounding grid (B1) uses the *training* η and B.
 
     lr, batch_size : η and B of the grid (and of training, in auto-tune and the reproductions)
@@ -40,7 +25,7 @@ class BundleSettings(_Settings):
 
 
 @dataclass(frozen=True)
-class AutotuneSettings(_Settings):
+class AutotuneSettings(Settings):
     """Auto-tune by conflicting-layer removal (bundles.md §4).
 
     rule : 'first_type' (check after each of the first ``check_epochs`` epochs) or 'all_types' (check before each

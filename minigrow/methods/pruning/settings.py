@@ -14,11 +14,11 @@ optimiser and batch size as arguments).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ...settings import Settings
 from ...validate import check_bool, check_choice, check_int, check_nonneg, check_positive, check_prob
 
 __all__ = ["PruningSettings", "METHOD_FIELDS", "SCHEDULE_FIELDS", "PLAIN_SETTINGS"]
@@ -28,7 +28,7 @@ PRICE_ON = ("incoming", "params")
 
 
 @dataclass(frozen=True)
-class PruningSettings:
+class PruningSettings(Settings):
     """Settings of a pruning run (defaults: the MNIST settings; see the module docstring).
 
     Method
@@ -57,6 +57,8 @@ class PruningSettings:
     epochs, lr, batch_size, lr_step (StepLR epochs between decays; None = constant), lr_decay, polish_epochs,
     finetune_epochs (see :meth:`~.trainer.PruningTrainer.fit_schedule`)
     """
+
+    _rename_hints = {"gamma": "the price per active parameter γ is now called price="}
 
     price: float | tuple = 0.04
     price_on: str = "params"
@@ -118,22 +120,6 @@ class PruningSettings:
             raise ValueError("sigma0: strength > 0 needs sigma0 (the prior weight scale)")
         set_(self, "lr", check_nonneg("lr", self.lr))
         set_(self, "lr_decay", check_nonneg("lr_decay", self.lr_decay))
-
-    def replace(self, **changes):
-        """A copy with ``changes`` (unknown names are a TypeError naming them)."""
-        known = {f.name for f in fields(self)}
-        bad = sorted(set(changes) - known)
-        if bad:
-            hint = " (the price per active parameter γ is now called price=)" if "gamma" in bad else ""
-            raise TypeError(f"PruningSettings: unknown setting(s) {bad}{hint}; known: {sorted(known)}")
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self):
-        """Plain JSON-able dict (a per-layer price as a list)."""
-        d = dataclasses.asdict(self)
-        if isinstance(d["price"], tuple):
-            d["price"] = list(d["price"])
-        return d
 
     @classmethod
     def from_dict(cls, d):

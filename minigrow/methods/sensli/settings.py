@@ -1,14 +1,15 @@
 """The settings of a SensLI run — one source of defaults for the library, the CLI and checkpoints."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+
+from ...settings import Settings
 
 __all__ = ["SensLISettings"]
 
 
 @dataclass(frozen=True)
-class SensLISettings:
+class SensLISettings(Settings):
     """Everything that defines a SensLI run besides the model, the data and the RNG (sensli.md §4–5).
 
     The defaults are setting A of sensli.md §6 (ReLU FNN on the two spirals, full-batch gradient descent at
@@ -43,18 +44,3 @@ class SensLISettings:
     fresh_optimizer: bool = True
     test_every: int = 0
 
-    @classmethod
-    def fields(cls):
-        return [f.name for f in dataclasses.fields(cls)]
-
-    def replace(self, **changes):
-        """A copy with ``changes``; an unknown name is a TypeError naming it."""
-        unknown = sorted(set(changes) - set(self.fields()))
-        if unknown:
-            raise TypeError(f"{unknown[0]}: not a SensLI setting; expected one of {self.fields()}")
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self):
-        d = dataclasses.asdict(self)
-        d["epochs"] = list(d["epochs"])
-        return d
