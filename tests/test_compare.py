@@ -13,7 +13,7 @@ from minigrow.methods.pruning import gates
 
 # QUICK, with a bundle grid so coarse (η of the grid 1e-7: spacing ulp·B/η) that every hidden layer conflicts, so
 # that the removal edit happens in the test (with the training η it finds no conflict in so small a run).
-EDITS = dataclasses.replace(C.QUICK, bundle_lr=1e-7, eta_theta=0.2)
+EDITS = dataclasses.replace(C.QUICK, bundle_lr=1e-7, eta_theta=0.2, price=0.1)
 
 
 @pytest.fixture(scope="module")

@@ -123,7 +123,7 @@ class CompareConfig:
 FULL = CompareConfig()
 QUICK = CompareConfig(n_train=300, n_test=200, epochs=6, batch_size=50, small=(16,), big=(48, 24), deep_blocks=5,
                       deep_width=24, autotune_check_epochs=2, autotune_max_rounds=3, n_eval=128,
-                      sensli_epochs=(1, 1, 4), eta_theta=0.05, price=0.1, prune_warmup=1, finetune_epochs=1,
+                      sensli_epochs=(1, 1, 4), eta_theta=0.05, price=0.01, prune_warmup=1, finetune_epochs=1,
                       insert_at=(1, 2), remove_at=3, binarize_at=5)
 
 
