@@ -406,8 +406,14 @@ def summarize(runs):
     return rows
 
 
+def _one_arch(a):
+    if len(a) > 3 and len(set(a)) == 1:
+        return f"{a[0]}×{len(a)}"                 # 30 blocks of width 32 → 32×30
+    return "-".join(map(str, a)) or "—"
+
+
 def _arch_text(archs, limit=3):
-    txt = ["-".join(map(str, a)) or "—" for a in archs[:limit]]
+    txt = [_one_arch(a) for a in archs[:limit]]
     return ", ".join(txt) + (f" (+{len(archs) - limit})" if len(archs) > limit else "")
 
 
