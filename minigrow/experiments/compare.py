@@ -203,7 +203,8 @@ def run_sensli(dataset, seed, config):
     run = sensli_train(model, X, y, list(cfg.sensli_epochs), optimizer=Adam(cfg.lr), batch_size=cfg.batch_size,
                        form="identity", mode="abs_max", rng=r_train,
                        callback=lambda run, k: archs.append(architecture(run.trainer.model)))
-    trace = [a for a, e in zip(archs, cfg.sensli_epochs) for _ in range(e)]
+    during = [a for a, e in zip(archs, cfg.sensli_epochs) for _ in range(e)]     # the net each epoch trained
+    trace = during[1:] + [architecture(model)]          # as for the other runs: after each epoch's edits
     tr = run.trainer
     return _finish("sensli", dataset, seed, model, Xte, yte, len(X), t0, _train_macs(tr.history, len(X)), tr.step,
                    tr.epoch, trace, insertions=[i["chosen"] for i in run.insertions])
