@@ -100,3 +100,12 @@ def test_config_schedule_is_checked():
         C.run_one("combined", "mnist", 0, dataclasses.replace(C.QUICK, remove_at=9))
     with pytest.raises(ValueError, match="method"):
         C.run_one("nope", "mnist", 0, C.QUICK)
+
+
+def test_jobs_give_the_serial_results():
+    """--jobs ships the module-level run functions to worker processes (run_sweep); results are the serial ones."""
+    kw = dict(seeds=[0], datasets=["mnist"], config=C.QUICK, methods=("small", "combined"))
+    serial = C.run_compare(jobs=1, **kw)
+    pooled = C.run_compare(jobs=2, **kw)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in serial]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in pooled]
