@@ -107,6 +107,7 @@ print(C.format_table(C.summarize(runs)))
 # What to look for (the numbers of the 5-seed run are in docs/compare.md): the big net is the most accurate of the
 # fixed nets and the most expensive to train; pruning from it keeps most of that accuracy at a fraction of the
 # parameters but pays the big net's training cost; SensLI adds depth to the small net cheaply; the combined run
-# trains at the small net's cost and ends smaller than the small net — but it also inherits the small net's
-# accuracy ceiling, and with the training η the bundle check finds no conflicting layer to remove, so that step is
-# a no-op in this setting.
+# trains at the small net's cost and ends smaller than the small net, but less accurate than pruning from the big
+# net; and with the training η the bundle check finds no conflicting layer to remove, so that step is a no-op in
+# this setting. In section 1 the training loss jumps when the θ steps start (sampled gates, units being removed)
+# and recovers after the binarisation.
