@@ -23,7 +23,7 @@ import sys
 
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["train", "demo", "insert", "bundles", "prune", "grade"]
+COMMANDS = ["train", "demo", "insert", "bundles", "prune", "grade", "compare"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
