@@ -109,13 +109,14 @@ def main(argv=None):
         return exc.code if isinstance(exc.code, int) else 2
     debug = os.environ.get("MINIGROW_DEBUG") == "1"
     args.explicit = explicit_options(sys.argv[1:] if argv is None else argv)
-    for old, new in dict.fromkeys(getattr(args, "notes", None) or []):
-        print(f"minigrow: note: {old} is deprecated and will be removed in the next release; use {new}",
-              file=sys.stderr)
     _plots_available(args)
     try:
         with _thread_limit(args):
-            return args.func(args) or 0
+            status = args.func(args) or 0
+        for old, new in dict.fromkeys(getattr(args, "notes", None) or []):     # after the work: errors stay one line
+            print(f"minigrow: note: {old} is deprecated and will be removed in the next release; use {new}",
+                  file=sys.stderr)
+        return status
     except TrainingDiverged as exc:
         if debug:
             raise

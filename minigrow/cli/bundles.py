@@ -190,7 +190,7 @@ def run_reproduce(args):
     ``--out``, default runs/reproduce/bundles/WHAT (``--quick``: runs/quick/bundles; never the committed results)."""
     from ..experiments import bundles as ex
     if getattr(args, "command", None) == "bundles":
-        deprecated(f"'bundles reproduce {args.what}'", f"'python -m minigrow reproduce bundles {args.what}'")
+        deprecated(args, f"'bundles reproduce {args.what}'", f"'python -m minigrow reproduce bundles {args.what}'")
     if args.what != "grid":
         refuse_unused(args, ["jobs", "scheduler"], f"for 'reproduce bundles {args.what}' (one run; only the grid "
                                                    f"is a sweep)")

@@ -529,11 +529,10 @@ def add_into_docs_arg(p):
                         "instead of --out")
 
 
-def deprecated(old, new):
-    """One line on stderr: ``old`` still works for this release; ``new`` is the spelling to use."""
-    import sys
-    print(f"minigrow: note: {old} is deprecated and will be removed in the next release; use {new}",
-          file=sys.stderr)
+def deprecated(args, old, new):
+    """``old`` still works for this release, ``new`` is the spelling to use: :func:`minigrow.cli.main` says so in
+    one line on stderr when the command has succeeded (an error stays one line)."""
+    args.notes = list(getattr(args, "notes", None) or []) + [(old, new)]
 
 
 def reproduction_folder(out, quick, command, files=(), default=None, into_docs=False, method=None, what=None):

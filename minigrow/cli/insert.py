@@ -97,7 +97,8 @@ def check_flags(args):
     if args.mode != "threshold":
         refuse_unused(args, ["tau"], f"with --mode {args.mode} (only --mode threshold uses it)")
     if not args.step_size and given(args, "gamma"):
-        raise ValueError("--lr-decay: has no effect without --lr-step (it is the StepLR factor); drop it")
+        raise ValueError("--lr-decay (old name --gamma): has no effect without --lr-step (old name --step-size); "
+                         "it is the StepLR factor; drop it")
     if len(args.epochs) < 2:
         refuse_unused(args, ["mode", "position", "tau", "normalise", "form", "decrease"],
                       "with a single phase (--epochs E inserts nothing)")
@@ -172,7 +173,8 @@ def run_reproduce(args):
     ``--quick`` runs/quick/insert) or, with ``--into-docs``, the repository's docs/results and docs/figures."""
     from ..experiments.sensli import reproduce
     if getattr(args, "command", None) == "insert":
-        deprecated(f"'insert --reproduce {args.reproduce}'", f"'python -m minigrow reproduce sensli {args.reproduce}'")
+        deprecated(args, f"'insert --reproduce {args.reproduce}'",
+                   f"'python -m minigrow reproduce sensli {args.reproduce}'")
     rf, _ = reproduction_folder(args.out, args.quick, "insert", default="runs/insert", into_docs=args.into_docs,
                                 method="sensli", what=args.reproduce)
     with rf:

@@ -217,7 +217,7 @@ def _default_price():
 def run(args):
     check_flags(args)
     if args.what in REPRODUCTIONS and getattr(args, "command", None) == "prune":
-        deprecated(f"'prune {args.what}'", f"'python -m minigrow reproduce pruning {args.what}'")
+        deprecated(args, f"'prune {args.what}'", f"'python -m minigrow reproduce pruning {args.what}'")
     _deprecated_flags(args)
     if min(np.atleast_1d(args.price)) < 0 or args.strength < 0 or not 0 <= args.eps <= 1:
         raise ValueError(f"--price and --strength must be >= 0 and --eps in [0, 1], got {args.price}, "

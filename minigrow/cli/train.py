@@ -75,7 +75,8 @@ def check_flags(args):
     if args.optimizer != "sgd":
         refuse_unused(args, ["momentum"], f"with --optimizer {args.optimizer} (SGD momentum only)")
     if not args.step_size and given(args, "gamma"):
-        raise ValueError("--lr-decay: has no effect without --lr-step (it is the StepLR factor); drop it")
+        raise ValueError("--lr-decay (old name --gamma): has no effect without --lr-step (old name --step-size); "
+                         "it is the StepLR factor; drop it")
 
 
 def run(args):
