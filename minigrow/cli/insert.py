@@ -5,8 +5,8 @@ Examples::
     python -m minigrow insert                                  # spirals, ReLU FNN [5], insert at epoch 450/1850
     python -m minigrow insert --arch resnet --hidden 3,1 --lr 0.1 --activation tanh
     python -m minigrow insert --data mnist --n-train 10000 --hidden 50 --epochs 5,5,5 --optimizer adam \\
-        --lr 0.01 --weight-decay 5e-3 --batch-size 100 --step-size 5
-    python -m minigrow insert --reproduce A --seeds 30          # setting A of sensli.md §6 → docs/
+        --lr 0.01 --weight-decay 5e-3 --batch-size 100 --lr-step 5
+    python -m minigrow reproduce sensli A --seeds 30 --jobs 2   # setting A of sensli.md §6 (old: insert --reproduce A)
     python -m minigrow insert --checkpoint-every 50 --out runs/a  # runs/a/checkpoints/epoch-NNNN.npz
     python -m minigrow insert --resume runs/a/checkpoints --out runs/a   # continue it, bit-identically
 
@@ -62,7 +62,7 @@ def register(sub):
     p.add_argument("--normalise", action="store_true", help="divide each score by the number of entries")
     p.add_argument("--form", choices=["auto", "identity", "residual"], default=S.form)
     p.add_argument("--reproduce", choices=list("ABCDEF"), default=None,
-                   help="run setting A-F of sensli.md §6 instead; writes docs/results and docs/figures")
+                   help="deprecated: use 'python -m minigrow reproduce sensli A-F'")
     p.add_argument("--seeds", type=positive_int, default=None, help="--reproduce: number of seeds")
     p.add_argument("--quick", action="store_true", help="--reproduce: tiny epochs (seconds), for tests")
     add_sweep_args(p)

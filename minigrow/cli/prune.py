@@ -11,8 +11,10 @@ Forms::
 
 Defaults: :class:`minigrow.methods.pruning.PruningSettings` (the MNIST settings), the one source of them.
 
-``toy``/``mnist``/``grid`` write docs/results/pruning_<name>.json and docs/figures/pruning_<name>*.png
-(``--out`` changes the folder root).
+The reproductions are spelled ``python -m minigrow reproduce pruning toy|mnist|grid|tradeoff`` (the forms above
+still work for one release, with a deprecation note); they write results/pruning_<name>.json and
+figures/pruning_<name>*.png under ``--out`` (default runs/reproduce/pruning/<name>; ``--into-docs``: the
+repository's docs/). ``toy``, ``grid`` and ``tradeoff`` take ``--jobs N`` / ``--scheduler ADDRESS``.
 """
 from __future__ import annotations
 
@@ -299,8 +301,8 @@ def run_train(args):
 
 
 def _folder(args):
-    """The RunFolder of a reproduction (docs/ by default; runs/quick/prune with --quick) and its staged
-    results/ and figures/ folders."""
+    """The RunFolder of a reproduction (--out, default runs/reproduce/pruning/WHAT; runs/quick/prune with --quick;
+    the repository's docs/ with --into-docs); it stages results/ and figures/."""
     rf, _ = reproduction_folder(args.out, args.quick, "prune", default="runs/prune", into_docs=args.into_docs,
                                 method="pruning", what=args.what)
     return rf
