@@ -142,21 +142,21 @@ def test_bundles_measure_autotune_lesion(tmp_path):
 @pytest.mark.parametrize("what", ["grid", "autotune", "autotune-blocks", "lesion"])
 def test_bundles_reproduce_quick(what, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)                          # the default quick folder is relative: runs/quick/bundles
-    run(["bundles", "reproduce", what, "--quick", "--no-progress"])
+    run(["reproduce", "bundles", what, "--quick", "--no-progress"])
     man = assert_consistent(tmp_path / "runs" / "quick" / "bundles")
     assert any(name.endswith(".json") for name in man["files"])
 
 
 def test_insert_reproduce_quick(tmp_path):
-    run(["insert", "--reproduce", "A", "--quick", "--seeds", "1", "--out", tmp_path, *FAST])
+    run(["reproduce", "sensli", "A", "--quick", "--seeds", "1", "--out", tmp_path, *FAST])
     assert_consistent(tmp_path, expect=["results/sensli_A.json"])
 
 
 @pytest.mark.parametrize("what", ["toy", "mnist", "tradeoff", "grid"])
 def test_prune_reproductions_quick(what, tmp_path):
-    extra = {"toy": [], "mnist": ["--hidden", "16,8"], "tradeoff": ["--gammas", "0.1", "--hidden", "16,8"],
+    extra = {"toy": [], "mnist": ["--hidden", "16,8"], "tradeoff": ["--prices", "0.1", "--hidden", "16,8"],
              "grid": ["--seeds", "0", "--scales", "1", "--hiddens", "16-8", "--tag", "_t"]}[what]
-    run(["prune", what, "--quick", *extra, "--out", tmp_path, *FAST])
+    run(["reproduce", "pruning", what, "--quick", *extra, "--out", tmp_path, *FAST])
     man = assert_consistent(tmp_path)
     assert any(name.startswith("results/pruning_") for name in man["files"]), man["files"]
 

@@ -127,9 +127,9 @@ def _committed():
 
 
 @pytest.mark.parametrize("argv", [
-    ["bundles", "reproduce", "lesion", "--quick", "--no-progress"],
-    ["prune", "toy", "--quick", "--no-progress"],
-    ["insert", "--reproduce", "A", "--quick", "--seeds", "1", "--no-progress"],
+    ["reproduce", "bundles", "lesion", "--quick", "--no-progress"],
+    ["reproduce", "pruning", "toy", "--quick", "--no-progress"],
+    ["reproduce", "sensli", "A", "--quick", "--seeds", "1", "--no-progress"],
 ], ids=["bundles lesion", "prune toy", "insert A"])
 def test_quick_runs_never_touch_docs(argv, tmp_path, monkeypatch):
     before = _committed()
@@ -140,10 +140,10 @@ def test_quick_runs_never_touch_docs(argv, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv", [
-    ["bundles", "reproduce", "lesion", "--quick", "--out", "{docs}/results"],
-    ["bundles", "reproduce", "grid", "--quick", "--out", "{docs}/figures"],
-    ["prune", "toy", "--quick", "--out", "{docs}"],
-    ["insert", "--reproduce", "B", "--quick", "--out", "{docs}"],
+    ["reproduce", "bundles", "lesion", "--quick", "--out", "{docs}/results"],
+    ["reproduce", "bundles", "grid", "--quick", "--out", "{docs}/figures"],
+    ["reproduce", "pruning", "toy", "--quick", "--out", "{docs}"],
+    ["reproduce", "sensli", "B", "--quick", "--out", "{docs}"],
 ], ids=["bundles results", "bundles figures", "prune docs", "insert docs"])
 def test_quick_run_with_out_into_docs_is_refused(argv, capsys):
     before = _committed()

@@ -19,3 +19,19 @@ def test_tutorial_runs_in_quick_mode(path):
 
 def test_there_are_tutorials():
     assert any(p.name.startswith("00_") for p in TUTORIALS)
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.name for p in TUTORIALS])
+@pytest.mark.parametrize("where", ["tutorials", "repo", "subfolder"])
+def test_tutorial_finds_the_checkout_as_a_notebook(path, where, tmp_path, monkeypatch):
+    """Run as a notebook (no __file__) from tutorials/, the repository root or a folder below it: the first cell
+    finds the checkout (its committed results) and sends figures to runs/tutorials/ of the current folder."""
+    src = path.read_text()
+    head = src[:src.index("QUICK = ")]                 # the set-up cell: imports, ROOT, OUT
+    cwd = {"tutorials": ROOT / "tutorials", "repo": ROOT, "subfolder": ROOT / "docs" / "results"}[where]
+    monkeypatch.chdir(cwd)
+    ns = {"__name__": "__main__"}
+    exec(compile(head, "<notebook cell>", "exec"), ns)
+    assert ns["ROOT"] == ROOT
+    if "OUT" in ns:
+        assert ns["OUT"] == cwd / "runs" / "tutorials"

@@ -3,7 +3,7 @@
 #
 # Kreis, Herberg, Köhne, Schiela, Herzog, *Sensitivity-Based Layer Insertion for Residual and Feedforward Neural
 # Networks*, arXiv 2311.15995. Package: `minigrow/methods/sensli/`; its first module, `formulas.py`, holds S1–S7 as functions with the
-# symbols used here. Reproduction: `minigrow/experiments/sensli.py`, `python -m minigrow insert --reproduce A`.
+# symbols used here. Reproduction: `minigrow/experiments/sensli.py`, `python -m minigrow reproduce sensli A`.
 # Convolutional networks (part C, section 8): `minigrow/methods/sensli/conv.py`, formulas (C1)–(C6) first.
 #
 # **What comes from where.** The paper body was not available to us. The method (virtual layers, the constrained
@@ -12,7 +12,8 @@
 # *closed forms* below (S4, S5) and the finite-difference analysis at the ReLU kink are **derived** here and checked
 # numerically against the explicit extended network — they are not quoted from the paper.
 #
-# Run as a script: `python tutorials/01_sensli.py` (writes figures to `docs/figures/`), or
+# Run as a script: `python tutorials/01_sensli.py` (writes its figures to `runs/tutorials/` in the current
+# folder), or
 # `MINIGROW_QUICK=1 python tutorials/01_sensli.py` for a few-second run that writes nothing.
 
 # %%
@@ -24,8 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
+# The checkout this tutorial belongs to, found the same way from a script or a notebook run in any folder (its
+# committed results are read from ROOT/docs/results); the figures drawn here go to runs/tutorials/ in the current
+# folder, never into the repository.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = next((p for p in (HERE, *HERE.parents) if (p / "minigrow" / "__init__.py").is_file()), HERE)
 sys.path.insert(0, str(ROOT))
+OUT = Path.cwd() / "runs" / "tutorials"
 QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 
 from minigrow.methods import sensli as S                                   # noqa: E402
@@ -228,10 +234,10 @@ for v, r in sumA.items():
           f"test error {r['test_error']['mean']:.3f}, {r['train_macs'] + r['sensitivity_macs']:.3g} MACs"
           + ("" if w is None else f", beats no-insertion in {w:.0%} of seeds"))
 if not QUICK:
-    plot_setting("A", SETTINGS["A"], resA, ROOT / "docs" / "figures" / "sensli_tutorial_A.png")
+    plot_setting("A", SETTINGS["A"], resA, OUT / "sensli_tutorial_A.png")
 
 # %% [markdown]
-# The full reproduction over 30 seeds (settings A–F) is run by `python -m minigrow insert --reproduce A`
+# The full reproduction over 30 seeds (settings A–F) is run by `python -m minigrow reproduce sensli A`
 # (… `F`); it writes `docs/results/sensli_<X>.json` and `docs/figures/sensli_<X>.png`. The cell below prints the
 # headline numbers from those files if they exist — see `docs/sensli.md` for the discussion, including where our
 # numbers do not support the paper's claims.

@@ -5,8 +5,8 @@
 # Deep Neural Networks* (WACV 2021, arXiv 2011.02956) and *Auto-tuning of Deep Neural Networks by Conflicting Layer
 # Removal* (arXiv 2103.04331). Package: `minigrow/methods/bundles/` — `formulas.py` (equations B1–B3) first,
 # then `report.py`, `propositions.py`, `autotune.py`; reproductions: `minigrow/experiments/bundles.py`,
-# `python -m minigrow bundles reproduce grid|autotune|lesion`; conv nets (§7): `minigrow/methods/bundles/conv.py`,
-# `minigrow/experiments/bundles_conv.py`, `python -m minigrow bundles reproduce conv-grid|conv-autotune|conv-lesion`.
+# `python -m minigrow reproduce bundles grid|autotune|lesion`; conv nets (§7): `minigrow/methods/bundles/conv.py`,
+# `minigrow/experiments/bundles_conv.py`, `python -m minigrow reproduce bundles conv-grid|conv-autotune|conv-lesion`.
 #
 # **What comes from where.** The paper bodies were not available to us. The definition of a bundle — including the
 # float32 rounding grid, W_max over the whole model and the order of the operations — is taken from the authors'
@@ -14,7 +14,8 @@
 # study from `lesion.py`, the claims from the abstracts. **The propositions P1–P5 below are derived by us** from the
 # definitions (they are not statements of the papers) and each is checked numerically.
 #
-# Run as a script: `python tutorials/02_conflicting_bundles.py` (writes figures to `docs/figures/`), or
+# Run as a script: `python tutorials/02_conflicting_bundles.py` (writes its figures to `runs/tutorials/` in the
+# current folder), or
 # `MINIGROW_QUICK=1 python tutorials/02_conflicting_bundles.py` (a few seconds, writes nothing).
 
 # %%
@@ -26,8 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
+# The checkout this tutorial belongs to, found the same way from a script or a notebook run in any folder (its
+# committed results are read from ROOT/docs/results); the figures drawn here go to runs/tutorials/ in the current
+# folder, never into the repository.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = next((p for p in (HERE, *HERE.parents) if (p / "minigrow" / "__init__.py").is_file()), HERE)
 sys.path.insert(0, str(ROOT))
+OUT = Path.cwd() / "runs" / "tutorials"
 QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 
 from minigrow.methods import bundles as Bn                                   # noqa: E402
@@ -247,9 +253,9 @@ print("first_type:", remove_first_type(counts, flags), "| all_types (2103.04331-
 #
 # The full reproductions are one command each (numbers in `docs/results/bundles_*.json`, quoted in `docs/bundles.md`):
 #
-# * `python -m minigrow bundles reproduce grid` — plain vs residual, depth × width, 10,000 images, 3 epochs;
-# * `python -m minigrow bundles reproduce autotune` — auto-tune a 75-layer plain MLP of width 32;
-# * `python -m minigrow bundles reproduce lesion` — lesion study on a 30-block residual MLP.
+# * `python -m minigrow reproduce bundles grid` — plain vs residual, depth × width, 10,000 images, 3 epochs;
+# * `python -m minigrow reproduce bundles autotune` — auto-tune a 75-layer plain MLP of width 32;
+# * `python -m minigrow reproduce bundles lesion` — lesion study on a 30-block residual MLP.
 #
 # Here a smaller grid (quick mode: tiny) runs inline.
 
@@ -262,7 +268,7 @@ if QUICK:
 else:
     g = EX.depth_width_grid(depths=[5, 20, 50, 75], widths=[10, 25], n_train=5000, n_test=2000, epochs=2,
                             n_eval=512, progress=False)
-    EX.plot_grid(g, ROOT / "docs" / "figures", prefix="bundles_tutorial_")   # the full run's figures stay
+    EX.plot_grid(g, OUT, prefix="bundles_tutorial_")   # the full run's figures in docs/ stay
 print(f"H(Y) of the evaluated images = {g['label_entropy_eval']:.3f}, majority share (test) = "
       f"{g['majority_share_test']:.3f}")
 for r in g["runs"]:
@@ -278,7 +284,7 @@ for r in g["runs"]:
 for name in ("grid", "autotune", "lesion"):
     f = ROOT / "docs" / "results" / f"bundles_{name}.json"
     if not f.exists():
-        print(f"{f.name}: not produced yet — run python -m minigrow bundles reproduce {name}")
+        print(f"{f.name}: not produced yet — run python -m minigrow reproduce bundles {name}")
         continue
     res = json.loads(f.read_text())
     if name == "grid":
@@ -364,11 +370,11 @@ for blk in range(len(Bc.conv_blocks(net))):
 # The full conv reproductions are one command each (`--quick` for a tiny run; without `--out` and `--quick` they
 # write `docs/results/bundles_conv_*.json` and `docs/figures/bundles_conv_*.png`):
 #
-# * `python -m minigrow bundles reproduce conv-grid` — VGG vs ResNet, 8/20/38 layers, widths 4/8, MNIST and
+# * `python -m minigrow reproduce bundles conv-grid` — VGG vs ResNet, 8/20/38 layers, widths 4/8, MNIST and
 #   Fashion-MNIST, 2 seeds;
-# * `python -m minigrow bundles reproduce conv-autotune` (and `conv-autotune-122`) — auto-tune of a 62-layer
+# * `python -m minigrow reproduce bundles conv-autotune` (and `conv-autotune-122`) — auto-tune of a 62-layer
 #   (122-layer) VGG against a hand-picked 8-layer one;
-# * `python -m minigrow bundles reproduce conv-lesion` — lesion study on two 12-block ResNets.
+# * `python -m minigrow reproduce bundles conv-lesion` — lesion study on two 12-block ResNets.
 #
 # Their headline numbers, read from the committed results:
 
@@ -376,7 +382,7 @@ for blk in range(len(Bc.conv_blocks(net))):
 for name in ("grid", "autotune", "autotune_122", "lesion"):
     f = ROOT / "docs" / "results" / f"bundles_conv_{name}.json"
     if not f.exists():
-        print(f"{f.name}: not produced yet — run python -m minigrow bundles reproduce conv-{name.replace('_', '-')}")
+        print(f"{f.name}: not produced yet — run python -m minigrow reproduce bundles conv-{name.replace('_', '-')}")
         continue
     res = json.loads(f.read_text())
     if name == "grid":

@@ -16,7 +16,8 @@
 # own derivation from those stated principles.** It has every property the abstracts claim, and you can check
 # each step here, but it is not claimed to be the papers' exact equations.
 #
-# Run as a script: `python tutorials/03_bernoulli_pruning.py` (full: writes figures to `docs/figures/`) or with
+# Run as a script: `python tutorials/03_bernoulli_pruning.py` (full: writes its figures to `runs/tutorials/` in
+# the current folder) or with
 # `MINIGROW_QUICK=1` (seconds, no files).
 
 # %%
@@ -26,10 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent if "__file__" in globals() else Path.cwd()
+# The checkout this tutorial belongs to, found the same way from a script or a notebook run in any folder (its
+# committed results are read from ROOT/docs/results); the figures drawn here go to runs/tutorials/ in the current
+# folder, never into the repository.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = next((p for p in (HERE, *HERE.parents) if (p / "minigrow" / "__init__.py").is_file()), HERE)
 sys.path.insert(0, str(ROOT))
+OUT = Path.cwd() / "runs" / "tutorials"
 QUICK = os.environ.get("MINIGROW_QUICK") == "1"
-FIG = ROOT / "docs" / "figures"
+FIG = OUT
 
 from minigrow.losses import SoftmaxCrossEntropy
 from minigrow.methods.pruning import (add_gates, exact_expectation, flip_cv_gradient, flip_gradient,
@@ -285,9 +291,9 @@ print(det.summary())
 # %% [markdown]
 # ## 9. MNIST 784-300-100-10
 #
-# Command: `python -m minigrow prune mnist` (settings: `PruningSettings()`, the library defaults; results in
+# Command: `python -m minigrow reproduce pruning mnist` (settings: `PruningSettings()`, the library defaults; results in
 # `docs/results/pruning_mnist.json`, figures `docs/figures/pruning_mnist_*.png`); the robustness grid:
-# `python -m minigrow prune grid`. Here we print the stored results (quick mode runs a tiny version instead).
+# `python -m minigrow reproduce pruning grid`. Here we print the stored results (quick mode runs a tiny version instead).
 
 # %%
 import json  # noqa: E402
@@ -312,7 +318,7 @@ else:
 # ![error vs parameters](../docs/figures/pruning_mnist_error_vs_params.png)
 # ![error vs parameters across γ](../docs/figures/pruning_mnist_tradeoff.png)
 #
-# The trade-off across the price (`python -m minigrow prune tradeoff --prices 0.03,0.04,0.05,0.1,0.2`, full data,
+# The trade-off across the price (`python -m minigrow reproduce pruning tradeoff --prices 0.03,0.04,0.05,0.1,0.2`, full data,
 # seed 0): the stored results are printed by the next cell. Layer 1 shrinks as γ grows; layer 2 keeps 82–85 of
 # its 100 units at every γ — with one price per parameter a layer-2 unit (≈ h1 + 11 parameters) is cheap next to a
 # layer-1 unit (≈ 785 + h2), so our cost does not reach the issue's "≥ 3× in every layer" (see

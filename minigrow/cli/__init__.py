@@ -13,6 +13,9 @@ Errors (docs/reliability.md):
 ``args.explicit`` (set by :func:`main`) is the set of option names given on the command line, so that a command can
 tell ``--lr 0.001`` from the default 0.001 (a flag that contradicts a checkpoint, a flag without effect).
 ``--threads N`` pins the BLAS thread count with threadpoolctl (optional; refused with one line without it).
+
+Plots need matplotlib (optional, ``pip install 'minigrow[plot]'``): without it every command that plots runs with
+``--no-plots`` and says so once on stderr. An old flag spelling still accepted prints one deprecation line.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import sys
 
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["train", "demo", "insert", "bundles", "prune", "grade", "compare"]
+COMMANDS = ["train", "demo", "insert", "bundles", "prune", "reproduce", "grade", "compare"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -84,6 +87,18 @@ def _thread_limit(args):
     return threadpool_limits(limits=n, user_api="blas")
 
 
+def _plots_available(args):
+    """``--no-plots`` unless matplotlib can be imported; one note on stderr when plots are skipped for that."""
+    if not hasattr(args, "no_plots") or args.no_plots:
+        return
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        args.no_plots = True
+        print("minigrow: note: matplotlib is not installed, so no plots are drawn (everything else is written); "
+              "for the plots: pip install 'minigrow[plot]'", file=sys.stderr)
+
+
 def main(argv=None):
     """Run the command line; returns the exit status (0 ok, 2 bad input, 3 diverged, 130 interrupted)."""
     from ..train import TrainingDiverged
@@ -94,9 +109,14 @@ def main(argv=None):
         return exc.code if isinstance(exc.code, int) else 2
     debug = os.environ.get("MINIGROW_DEBUG") == "1"
     args.explicit = explicit_options(sys.argv[1:] if argv is None else argv)
+    _plots_available(args)
     try:
         with _thread_limit(args):
-            return args.func(args) or 0
+            status = args.func(args) or 0
+        for old, new in dict.fromkeys(getattr(args, "notes", None) or []):     # after the work: errors stay one line
+            print(f"minigrow: note: {old} is deprecated and will be removed in the next release; use {new}",
+                  file=sys.stderr)
+        return status
     except TrainingDiverged as exc:
         if debug:
             raise

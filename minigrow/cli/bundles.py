@@ -7,7 +7,7 @@ Examples::
     python -m minigrow bundles autotune --counts 75 --block-widths 32 --epochs 10
     python -m minigrow bundles autotune --counts 3,12,41,3 --block-widths 64,32,16,8 --rule all_types
     python -m minigrow bundles lesion --blocks 30 --width 32 --hidden 4
-    python -m minigrow bundles reproduce grid          # docs/results/bundles_grid.json + figures
+    python -m minigrow reproduce bundles grid --jobs 2  # runs/reproduce/bundles/grid/ (old: bundles reproduce grid)
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from pathlib import Path
 
 from ..experiments.bundles import demo  # noqa: F401  (the bundles part of `python -m minigrow demo`)
 from ..methods.bundles import AutotuneSettings, BundleSettings
-from .common import (RunFolder, add_threads_arg, check_input_file, given, int_list, nonneg_int, positive_float,
-                     positive_int, refuse_unused, reproduction_folder, write_json)
+from .common import (RunFolder, add_into_docs_arg, add_sweep_args, add_threads_arg, check_input_file, deprecated,
+                     given, int_list, nonneg_int, positive_float, positive_int, refuse_unused, reproduction_folder,
+                     sweep_kwargs, write_json)
 
 A_DEFAULT = AutotuneSettings()
 
@@ -40,6 +41,9 @@ def register(sub):
         q.add_argument("--no-progress", action="store_true")
         add_threads_arg(q)
 
+    def plots(q):
+        q.add_argument("--no-plots", action="store_true", help="skip the plots (no matplotlib needed)")
+
     m = s.add_parser("measure", help="bundles of every hidden layer of a network (trained here or loaded)")
     m.add_argument("--model", type=Path, default=None, help="a model saved by minigrow (.npz); else build one")
     m.add_argument("--arch", choices=["plain", "residual"], default="plain")
@@ -58,6 +62,7 @@ def register(sub):
     a.add_argument("--epochs", type=positive_int, default=A.epochs)
     a.add_argument("--max-rounds", type=positive_int, default=A.max_rounds)
     common(a)
+    plots(a)
     a.set_defaults(func=run_autotune)
 
     le = s.add_parser("lesion", help="drop conflicting / non-conflicting / random blocks of a trained ResNet")
@@ -68,17 +73,28 @@ def register(sub):
     le.add_argument("--repeats", type=positive_int, default=10)
     le.add_argument("--ks", type=int_list, default=[1, 2, 4, 8, 12, 16])
     common(le)
+    plots(le)
     le.set_defaults(func=run_lesion)
 
-    r = s.add_parser("reproduce", help="the reproductions of docs/bundles.md (writes docs/results, docs/figures)")
-    r.add_argument("what", choices=["grid", "autotune", "autotune-blocks", "lesion", "conv-grid", "conv-autotune",
-                                    "conv-autotune-122", "conv-lesion"],
-                   help="conv-*: the conv VGG/ResNet reproductions (docs/bundles.md, 'Convolutional networks')")
+    r = s.add_parser("reproduce", help="deprecated: use 'python -m minigrow reproduce bundles …'")
+    add_reproduce_args(r)
+
+
+WHAT = ["grid", "autotune", "autotune-blocks", "lesion",
+        "conv-grid", "conv-autotune", "conv-autotune-122", "conv-lesion"]   # conv-*: docs/bundles.md, conv section
+
+
+def add_reproduce_args(r):
+    """The flags of ``python -m minigrow reproduce bundles WHAT`` (and of the old ``bundles reproduce WHAT``)."""
+    r.add_argument("what", choices=WHAT)
     r.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     r.add_argument("--seed", type=nonneg_int, default=0)
-    r.add_argument("--out", type=Path, default=None, help="folder for JSON and PNG (default docs/results, "
-                                                          "docs/figures of the repository)")
+    r.add_argument("--out", type=Path, default=None,
+                   help="output folder (default runs/reproduce/bundles/WHAT; with --quick runs/quick/bundles)")
+    add_into_docs_arg(r)
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-plots", action="store_true", help="skip the plots (no matplotlib needed)")
+    add_sweep_args(r)
     add_threads_arg(r)
     r.set_defaults(func=run_reproduce)
 
@@ -139,15 +155,18 @@ def run_autotune(args):
             (args.lr, args.batch_size) != (A_DEFAULT.lr, A_DEFAULT.batch_size):
         raise ValueError(f"--lr/--batch-size: the auto-tune command uses the reference η = {A_DEFAULT.lr}, "
                          f"B = {A_DEFAULT.batch_size}; drop the flag")
-    with RunFolder(args.out, "bundles autotune", ["bundles_autotune.json", "bundles_autotune.png"]) as rf:
+    with RunFolder(args.out, "bundles autotune",
+                   ["bundles_autotune.json"] + ([] if args.no_plots else ["bundles_autotune.png"])) as rf:
         out = autotune_mnist(args.counts, args.widths, args.rule, args.n_train, args.n_test, args.epochs,
-                             args.n_eval, args.max_rounds, args.seed, out_dir=rf.stage(), fig_dir=rf.stage(),
+                             args.n_eval, args.max_rounds, args.seed, out_dir=rf.stage(),
+                             fig_dir=None if args.no_plots else rf.stage(),
                              progress=not args.no_progress)
         rf.commit()
     last = out["rounds"][-1]
     print(f"auto-tune {args.counts} → {out['counts']} in {len(out['rounds'])} round(s), "
           f"{'converged' if out['converged'] else 'NOT converged'}; final test accuracy "
-          f"{last.get('test_acc', float('nan')):.4f}; wrote {args.out}/bundles_autotune.json, .png")
+          f"{last.get('test_acc', float('nan')):.4f}; wrote {args.out}/bundles_autotune.json"
+          + ("" if args.no_plots else ", .png"))
     return 0
 
 
@@ -155,38 +174,44 @@ def run_lesion(args):
     from ..experiments.bundles import lesion_mnist
     if max(args.ks) > args.blocks:
         raise ValueError(f"--ks: expected numbers of blocks to drop <= --blocks {args.blocks}, got {args.ks}")
-    with RunFolder(args.out, "bundles lesion", ["bundles_lesion.json", "bundles_lesion.png"]) as rf:
+    with RunFolder(args.out, "bundles lesion",
+                   ["bundles_lesion.json"] + ([] if args.no_plots else ["bundles_lesion.png"])) as rf:
         res = lesion_mnist(args.width, args.blocks, args.hidden, args.n_train, args.n_test, args.epochs,
-                           args.n_eval, args.repeats, args.ks, args.seed, out_dir=rf.stage(), fig_dir=rf.stage(),
+                           args.n_eval, args.repeats, args.ks, args.seed, out_dir=rf.stage(),
+                           fig_dir=None if args.no_plots else rf.stage(),
                            progress=not args.no_progress)
         rf.commit()
     print(f"{len(res['conflicting_blocks'])}/{res['n_blocks']} conflicting blocks; base test accuracy "
-          f"{res['base_test_acc']:.4f}; wrote {args.out}/bundles_lesion.json, .png")
+          f"{res['base_test_acc']:.4f}; wrote {args.out}/bundles_lesion.json" + ("" if args.no_plots else ", .png"))
     return 0
 
 
 def run_reproduce(args):
-    """docs/results/bundles_*.json and docs/figures/bundles_*.png; ``--out`` puts both in one folder; ``--quick``
-    without ``--out`` writes runs/quick/bundles (never the committed results)."""
+    """docs/results/bundles_*.json and docs/figures/bundles_*.png with ``--into-docs``; otherwise one flat folder:
+    ``--out``, default runs/reproduce/bundles/WHAT (``--quick``: runs/quick/bundles; never the committed results)."""
     from ..experiments import bundles as ex
-    if args.what.startswith("conv-"):
-        refuse_unused(args, ["seed"], f"for 'reproduce {args.what}' (its seeds are in its settings, "
-                                      f"minigrow/experiments/bundles_conv.py)")
-    in_docs = args.out is None and not args.quick            # docs/results + docs/figures; else one flat folder
+    if getattr(args, "command", None) == "bundles":
+        deprecated(args, f"'bundles reproduce {args.what}'", f"'python -m minigrow reproduce bundles {args.what}'")
+    if args.what != "grid":
+        refuse_unused(args, ["jobs", "scheduler"], f"for 'reproduce bundles {args.what}' (one run; only the grid "
+                                                   f"is a sweep)")
+    in_docs = args.into_docs                                 # docs/results + docs/figures; else one flat folder
     name = "bundles_" + args.what.replace("-", "_")
-    figs = [name] + (["bundles_depth", "bundles_layers"] if args.what == "grid" else [])
+    figs = [] if args.no_plots else [name] + (["bundles_depth", "bundles_layers"] if args.what == "grid" else [])
     if args.what.startswith("conv-"):
         from ..experiments import bundles_conv as cx
-        what = args.what[len("conv-"):]
-        name = "bundles_conv_" + what.replace("-", "_")
-        figs = [name]
+        refuse_unused(args, ["seed"], f"for 'reproduce bundles {args.what}' (its seeds are in its settings, "
+                                      f"minigrow/experiments/bundles_conv.py)")
+        name = "bundles_conv_" + args.what[len("conv-"):].replace("-", "_")
+        figs = [] if args.no_plots else [name]
     files = [("results/" if in_docs else "") + f"{name}.json"] + \
         [("figures/" if in_docs else "") + f"{f}.png" for f in figs]         # checked before the work starts
-    rf, _ = reproduction_folder(args.out, args.quick, "bundles", files)
+    rf, _ = reproduction_folder(args.out, args.quick, "bundles", files, into_docs=args.into_docs, method="bundles",
+                                what=args.what)
     prog = not args.no_progress
     with rf:
         res_dir = rf.stage_dir("results") if in_docs else rf.stage()
-        fig_dir = rf.stage_dir("figures") if in_docs else rf.stage()
+        fig_dir = None if args.no_plots else rf.stage_dir("figures") if in_docs else rf.stage()
         if args.what in ("conv-grid", "conv-lesion"):
             (cx.conv_grid if args.what == "conv-grid" else cx.conv_lesion)(
                 quick=args.quick, out_dir=res_dir, fig_dir=fig_dir, progress=prog)
@@ -194,7 +219,8 @@ def run_reproduce(args):
             deep = {"blocks": [20, 20, 20], "name": "autotune_122"} if args.what == "conv-autotune-122" else {}
             cx.conv_autotune(quick=args.quick, out_dir=res_dir, fig_dir=fig_dir, progress=prog, **deep)
         elif args.what == "grid":
-            ex.depth_width_grid(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
+            ex.depth_width_grid(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog,
+                                **sweep_kwargs(args))
         elif args.what == "autotune":
             ex.autotune_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
         elif args.what == "autotune-blocks":
@@ -203,7 +229,7 @@ def run_reproduce(args):
         else:
             ex.lesion_mnist(seed=args.seed, out_dir=res_dir, fig_dir=fig_dir, quick=args.quick, progress=prog)
         rf.commit()
-    where = (f"{rf.out}/results/bundles_*.json and {rf.out}/figures/bundles_*.png" if in_docs else
-             f"{rf.out}/bundles_*.json, .png")
+    where = (f"{rf.out}/results/{name}.json" + ("" if args.no_plots else f" and {rf.out}/figures/bundles_*.png")
+             if in_docs else f"{rf.out}/{name}.json" + ("" if args.no_plots else ", .png"))
     print(f"wrote {where}", file=sys.stderr)
     return 0

@@ -80,6 +80,23 @@ def add_threads_arg(p):
                         "differ in the last bits between thread counts, so pin it for bit-identical reruns")
 
 
+def add_sweep_args(p):
+    """``--jobs N`` and ``--scheduler ADDRESS`` of a command made of independent runs (minigrow.sweep)."""
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="run the independent runs in N worker processes, one BLAS thread each (default 1); the "
+                        "results are bit-identical to --jobs 1 and in the same order")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run them on the Dask cluster at ADDRESS (tcp://host:port) instead; needs "
+                        "pip install 'minigrow[dist]'")
+
+
+def sweep_kwargs(args):
+    """``jobs=…, scheduler=…`` for :func:`minigrow.sweep.run_sweep` from ``--jobs``/``--scheduler``."""
+    if args.scheduler is not None and given(args, "jobs"):
+        raise ValueError("--jobs: has no effect with --scheduler (the cluster's workers run the runs); drop it")
+    return {"jobs": args.jobs, "scheduler": args.scheduler}
+
+
 def given(args, name):
     """True when ``--name`` was given on the command line (``args.explicit`` from :func:`minigrow.cli.main`; a
     namespace built elsewhere falls back to "differs from the default")."""
@@ -478,18 +495,74 @@ def check_memory(args, sizes, data, dtype, flag="--hidden"):
     return need
 
 
-def reproduction_folder(out, quick, command, files=(), default=None):
+def renamed_action(old, new):
+    """An argparse action for a flag with a new name (``new``) and its old spelling (``old``, kept for one release):
+    stores the value; the old spelling leaves a deprecation note that :func:`minigrow.cli.main` prints once."""
+    import argparse
+
+    class Renamed(argparse._StoreAction):
+        def __call__(self, parser, namespace, values, option_string=None):
+            setattr(namespace, self.dest, values)
+            if option_string == old:
+                notes = list(getattr(namespace, "notes", None) or [])
+                notes.append((old, new))
+                namespace.notes = notes
+    return Renamed
+
+
+def add_lr_schedule_args(p, step_default=None, decay_default=0.5, dest_step="lr_step", dest_decay="lr_decay"):
+    """``--lr-step N`` / ``--lr-decay F`` (StepLR: every N epochs the learning rate is multiplied by F) — the names
+    every command uses; ``--step-size`` / ``--gamma`` are the old spellings of train and insert."""
+    p.add_argument("--lr-step", "--step-size", dest=dest_step, type=positive_int, default=step_default, metavar="N",
+                   action=renamed_action("--step-size", "--lr-step"),
+                   help="StepLR: epochs between learning-rate decays" +
+                        (f" (default {step_default})" if step_default else " (default: constant learning rate)"))
+    p.add_argument("--lr-decay", "--gamma", dest=dest_decay, type=positive_float, default=decay_default, metavar="F",
+                   action=renamed_action("--gamma", "--lr-decay"),
+                   help=f"StepLR: factor of each decay (default {decay_default})")
+
+
+def add_into_docs_arg(p):
+    """``--into-docs``: the maintainers' reproductions write the repository's docs/results and docs/figures."""
+    p.add_argument("--into-docs", action="store_true",
+                   help="write the repository's docs/results and docs/figures (maintainers; a source checkout only) "
+                        "instead of --out")
+
+
+def deprecated(args, old, new):
+    """``old`` still works for this release, ``new`` is the spelling to use: :func:`minigrow.cli.main` says so in
+    one line on stderr when the command has succeeded (an error stays one line)."""
+    args.notes = list(getattr(args, "notes", None) or []) + [(old, new)]
+
+
+def reproduction_folder(out, quick, command, files=(), default=None, into_docs=False, method=None, what=None):
     """The :class:`RunFolder` of a reproduction and whether it is the repository's ``docs/``.
 
-    No ``--out`` (or the parser's ``default``): the repository's ``docs/`` — except with ``--quick``, which goes to
-    ``runs/quick/<command>``: a quick run never touches the committed results, and an explicit ``--out`` inside them
-    is refused for it. ``docs/`` gets no manifest.json (the files are still staged and renamed in atomically).
+    * ``--out`` given: that folder;
+    * else ``--into-docs``: the repository's ``docs/`` (only in a source checkout; never with ``--quick``);
+    * else ``runs/reproduce/<method>/<what>`` in the current folder (``--quick``: ``runs/quick/<command>``).
+
+    A quick run never touches the committed results: an explicit ``--out`` inside them is refused for it.
+    ``docs/`` gets no manifest.json (the files are still staged and renamed in atomically).
     """
     from ..experiments import REPO_ROOT, touches_committed
-    if out is None or (default is not None and str(out) == default):
-        root = Path("runs") / "quick" / command if quick else REPO_ROOT / "docs"
-    else:
+    explicit_out = out is not None and not (default is not None and str(out) == default)
+    if into_docs:
+        if quick:
+            raise ValueError("--into-docs: a --quick run never writes into the repository's committed results; "
+                             "drop --into-docs (or --quick)")
+        if explicit_out:
+            raise ValueError("--into-docs: it writes the repository's docs/ folder; drop --out (or --into-docs)")
+        root = REPO_ROOT / "docs"
+        if not (root / "results").is_dir() or not (REPO_ROOT / "minigrow").is_dir():
+            raise ValueError(f"--into-docs: {root} is not the docs/ folder of a minigrow source checkout (the "
+                             f"package is installed elsewhere); use --out")
+    elif explicit_out:
         root = Path(out)
+    elif quick:
+        root = Path("runs") / "quick" / command
+    else:
+        root = Path("runs") / "reproduce" / (method or command) / (what or "")
     in_docs = touches_committed(root)
     if quick and in_docs:
         raise ValueError(f"--out: a --quick run never writes into the repository's committed results ({root}); "

@@ -5,8 +5,8 @@ Examples::
     python -m minigrow insert                                  # spirals, ReLU FNN [5], insert at epoch 450/1850
     python -m minigrow insert --arch resnet --hidden 3,1 --lr 0.1 --activation tanh
     python -m minigrow insert --data mnist --n-train 10000 --hidden 50 --epochs 5,5,5 --optimizer adam \\
-        --lr 0.01 --weight-decay 5e-3 --batch-size 100 --step-size 5
-    python -m minigrow insert --reproduce A --seeds 30          # setting A of sensli.md §6 → docs/
+        --lr 0.01 --weight-decay 5e-3 --batch-size 100 --lr-step 5
+    python -m minigrow reproduce sensli A --seeds 30 --jobs 2   # setting A of sensli.md §6 (old: insert --reproduce A)
     python -m minigrow insert --checkpoint-every 50 --out runs/a  # runs/a/checkpoints/epoch-NNNN.npz
     python -m minigrow insert --resume runs/a/checkpoints --out runs/a   # continue it, bit-identically
 
@@ -24,9 +24,10 @@ from ..experiments.sensli import build_model, demo, plot_run  # noqa: F401  (dem
 from ..io import save
 from ..methods.sensli import MODES, SensLISettings, sensli_train
 from ..train import TrainingDiverged
-from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args, check_memory, int_list, load_data,
-                     nonneg_float, nonneg_int, positive_float, positive_int, refuse_unused, reproduction_folder,
-                     settings_from_checkpoint, write_json)
+from .common import (RunFolder, add_checkpoint_args, add_data_args, add_into_docs_arg, add_lr_schedule_args,
+                     add_run_args, add_sweep_args, check_memory, deprecated, given, int_list, load_data, nonneg_float,
+                     nonneg_int, positive_float, positive_int, refuse_unused, reproduction_folder,
+                     settings_from_checkpoint, sweep_kwargs, write_json)
 
 # The settings that define a run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "epochs", "optimizer", "lr", "weight_decay",
@@ -51,8 +52,7 @@ def register(sub):
     p.add_argument("--lr", type=positive_float, default=S.lr)
     p.add_argument("--weight-decay", type=nonneg_float, default=S.weight_decay)
     p.add_argument("--batch-size", type=nonneg_int, default=0, help="0 = full batch (default)")
-    p.add_argument("--step-size", type=positive_int, default=S.step_size, help="StepLR per phase: epochs between decays")
-    p.add_argument("--gamma", type=positive_float, default=S.gamma, help="StepLR factor")
+    add_lr_schedule_args(p, S.step_size, S.gamma, dest_step="step_size", dest_decay="gamma")   # StepLR per phase
     p.add_argument("--decrease", type=positive_float, default=S.decrease, help="lr factor after an insertion")
     p.add_argument("--mode", choices=list(MODES), default=S.mode,
                    help="abs_max (SensLI), abs_min (control), fixed (--position), threshold (--tau)")
@@ -62,9 +62,11 @@ def register(sub):
     p.add_argument("--normalise", action="store_true", help="divide each score by the number of entries")
     p.add_argument("--form", choices=["auto", "identity", "residual"], default=S.form)
     p.add_argument("--reproduce", choices=list("ABCDEF"), default=None,
-                   help="run setting A-F of sensli.md §6 instead; writes docs/results and docs/figures")
+                   help="deprecated: use 'python -m minigrow reproduce sensli A-F'")
     p.add_argument("--seeds", type=positive_int, default=None, help="--reproduce: number of seeds")
     p.add_argument("--quick", action="store_true", help="--reproduce: tiny epochs (seconds), for tests")
+    add_sweep_args(p)
+    add_into_docs_arg(p)
     add_run_args(p, "runs/insert")
     add_checkpoint_args(p)
     p.set_defaults(func=run)
@@ -89,13 +91,14 @@ def check_flags(args):
             raise ValueError("--checkpoint-every/--resume: not available with --reproduce (they apply to one run)")
         refuse_unused(args, ONE_RUN, "with --reproduce (the setting fixes it)")
         return
-    refuse_unused(args, ["seeds", "quick"], "without --reproduce")
+    refuse_unused(args, ["seeds", "quick", "jobs", "scheduler", "into_docs"], "without --reproduce")
     if args.mode != "fixed":
         refuse_unused(args, ["position"], f"with --mode {args.mode} (only --mode fixed uses it)")
     if args.mode != "threshold":
         refuse_unused(args, ["tau"], f"with --mode {args.mode} (only --mode threshold uses it)")
-    if not args.step_size:
-        refuse_unused(args, ["gamma"], "without --step-size (it is the StepLR factor)")
+    if not args.step_size and given(args, "gamma"):
+        raise ValueError("--lr-decay (old name --gamma): has no effect without --lr-step (old name --step-size); "
+                         "it is the StepLR factor; drop it")
     if len(args.epochs) < 2:
         refuse_unused(args, ["mode", "position", "tau", "normalise", "form", "decrease"],
                       "with a single phase (--epochs E inserts nothing)")
@@ -110,16 +113,7 @@ def check_flags(args):
 def run(args):
     if args.reproduce:
         check_flags(args)
-        from ..experiments.sensli import reproduce
-        rf, _ = reproduction_folder(args.out, args.quick, "insert", default="runs/insert")
-        with rf:
-            s = reproduce(args.reproduce, seeds=args.seeds, quick=args.quick, out_dir=rf.stage(),
-                          progress=not args.no_progress, plots=not args.no_plots)
-            rf.commit()
-        print_summary(s)
-        print(f"wrote {rf.out}/results/sensli_{args.reproduce}.json" +
-              ("" if args.no_plots else f", {rf.out}/figures/sensli_{args.reproduce}.png"))
-        return 0
+        return run_reproduce(args)
     resume_path = _settings_from_checkpoint(args) if args.resume is not None else None
     check_flags(args)
     dtype = np.dtype(args.dtype)
@@ -171,6 +165,25 @@ def run(args):
             plot_run(r, rf.stage("loss.png"), f"SensLI on {args.data}, {args.arch} {args.hidden}")
         rf.commit()
     print(f"wrote {out}/history.json, model.npz" + ("" if args.no_plots else ", loss.png") + ", manifest.json")
+    return 0
+
+
+def run_reproduce(args):
+    """Setting ``args.reproduce`` (A–F) of sensli.md §6 into ``--out`` (default runs/reproduce/sensli; with
+    ``--quick`` runs/quick/insert) or, with ``--into-docs``, the repository's docs/results and docs/figures."""
+    from ..experiments.sensli import reproduce
+    if getattr(args, "command", None) == "insert":
+        deprecated(args, f"'insert --reproduce {args.reproduce}'",
+                   f"'python -m minigrow reproduce sensli {args.reproduce}'")
+    rf, _ = reproduction_folder(args.out, args.quick, "insert", default="runs/insert", into_docs=args.into_docs,
+                                method="sensli", what=args.reproduce)
+    with rf:
+        s = reproduce(args.reproduce, seeds=args.seeds, quick=args.quick, out_dir=rf.stage(),
+                      progress=not args.no_progress, plots=not args.no_plots, **sweep_kwargs(args))
+        rf.commit()
+    print_summary(s)
+    print(f"wrote {rf.out}/results/sensli_{args.reproduce}.json" +
+          ("" if args.no_plots else f", {rf.out}/figures/sensli_{args.reproduce}.png"))
     return 0
 
 

@@ -11,8 +11,10 @@ Forms::
 
 Defaults: :class:`minigrow.methods.pruning.PruningSettings` (the MNIST settings), the one source of them.
 
-``toy``/``mnist``/``grid`` write docs/results/pruning_<name>.json and docs/figures/pruning_<name>*.png
-(``--out`` changes the folder root).
+The reproductions are spelled ``python -m minigrow reproduce pruning toy|mnist|grid|tradeoff`` (the forms above
+still work for one release, with a deprecation note); they write results/pruning_<name>.json and
+figures/pruning_<name>*.png under ``--out`` (default runs/reproduce/pruning/<name>; ``--into-docs``: the
+repository's docs/). ``toy``, ``grid`` and ``tradeoff`` take ``--jobs N`` / ``--scheduler ADDRESS``.
 """
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args, check_memory, int_list, load_data,
-                     nonneg_int, positive_float, positive_int, refuse_unused, reproduction_folder, safe_name,
-                     settings_from_checkpoint, write_json)
+from .common import (RunFolder, add_checkpoint_args, add_data_args, add_into_docs_arg, add_run_args, add_sweep_args,
+                     check_memory, deprecated, int_list, load_data, nonneg_int, positive_float, positive_int,
+                     refuse_unused, reproduction_folder, safe_name, settings_from_checkpoint, sweep_kwargs, write_json)
 
 WHAT = ["train", "toy", "mnist", "grid", "tradeoff"]
 
@@ -142,6 +144,8 @@ def register(sub):
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     p.add_argument("--tag", default="", help="grid: suffix of the result and figure names (pruning_grid<TAG>.json)")
     add_run_args(p, "runs/prune")
+    add_sweep_args(p)
+    add_into_docs_arg(p)
     add_checkpoint_args(p)
     p.set_defaults(func=run)
 
@@ -172,11 +176,14 @@ USED = {
                                                                         "seed", "quick", "tag", "prices", "gammas"],
 }
 GENERIC = {"out", "no_progress", "no_plots", "threads"}
+SWEEPS = {"toy", "grid", "tradeoff"}                 # forms made of independent runs: --jobs, --scheduler
+REPRODUCTIONS = {"toy", "mnist", "grid", "tradeoff"}  # `reproduce pruning WHAT`; --into-docs
 
 
 def check_flags(args):
     """Flags without effect in the chosen form are refused, not ignored; user names stay file names."""
-    used = set(USED[args.what]) | GENERIC
+    used = set(USED[args.what]) | GENERIC | ({"jobs", "scheduler"} if args.what in SWEEPS else set()) \
+        | ({"into_docs"} if args.what in REPRODUCTIONS else set())
     explicit = getattr(args, "explicit", None) or set()
     for name in sorted(explicit - used):
         if name in ("checkpoint_every", "resume"):
@@ -211,6 +218,8 @@ def _default_price():
 
 def run(args):
     check_flags(args)
+    if args.what in REPRODUCTIONS and getattr(args, "command", None) == "prune":
+        deprecated(args, f"'prune {args.what}'", f"'python -m minigrow reproduce pruning {args.what}'")
     _deprecated_flags(args)
     if min(np.atleast_1d(args.price)) < 0 or args.strength < 0 or not 0 <= args.eps <= 1:
         raise ValueError(f"--price and --strength must be >= 0 and --eps in [0, 1], got {args.price}, "
@@ -292,16 +301,17 @@ def run_train(args):
 
 
 def _folder(args):
-    """The RunFolder of a reproduction (docs/ by default; runs/quick/prune with --quick) and its staged
-    results/ and figures/ folders."""
-    rf, _ = reproduction_folder(args.out, args.quick, "prune", default="runs/prune")
+    """The RunFolder of a reproduction (--out, default runs/reproduce/pruning/WHAT; runs/quick/prune with --quick;
+    the repository's docs/ with --into-docs); it stages results/ and figures/."""
+    rf, _ = reproduction_folder(args.out, args.quick, "prune", default="runs/prune", into_docs=args.into_docs,
+                                method="pruning", what=args.what)
     return rf
 
 
 def run_toy(args):
     with _folder(args) as rf:
         res, fig = rf.stage_dir("results"), rf.stage_dir("figures")
-        out = toy_reproduction(fig, seed=args.seed, quick=args.quick, plots=not args.no_plots)
+        out = toy_reproduction(fig, seed=args.seed, quick=args.quick, plots=not args.no_plots, **sweep_kwargs(args))
         write_json(res / "pruning_toy.json", out)
         for r in out["runs"]:
             print(f"teacher k={r['k']}, student width {r['width']} (seed {r['seed']}): final width {r['final_width']}, "
@@ -311,20 +321,17 @@ def run_toy(args):
     return 0
 
 
-def toy_reproduction(fig_dir, seed=0, quick=False, plots=True, k=3):
-    from ..experiments.pruning import plot_widths, teacher_student
+def toy_reproduction(fig_dir, seed=0, quick=False, plots=True, k=3, jobs=1, scheduler=None):
+    from ..experiments.pruning import plot_widths, toy_run
+    from ..sweep import run_sweep
     mults = (2, 4) if quick else (2, 4, 8)
     seeds = (seed,) if quick else (seed, seed + 1, seed + 2)
-    runs = []
-    for m in mults:
-        for sd in seeds:
-            r = teacher_student(k=k, width=m * k, seed=sd, epochs=40 if quick else 80)
-            r.pop("trainer")
-            runs.append(r)
+    runs = run_sweep(toy_run, [dict(k=k, width=m * k, seed=sd, epochs=40 if quick else 80) for m in mults
+                               for sd in seeds], jobs=jobs, scheduler=scheduler)
     if plots:
         plot_widths([(f"width {r['width']} seed {r['seed']}", [[w] for w in r["widths"]]) for r in runs],
                     Path(fig_dir) / "pruning_toy_widths.png", title=f"teacher-student, teacher k = {k}")
-    return {"command": "python -m minigrow prune toy", "k": k, "runs": runs}
+    return {"command": "python -m minigrow reproduce pruning toy", "k": k, "runs": runs}
 
 
 def run_mnist(args):
@@ -348,7 +355,7 @@ def run_mnist(args):
         keep["events"] = r["trainer"].history.events
         keep["history"] = r["history"]
         keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
-        keep["command"] = ("python -m minigrow prune mnist" + (" --input-gate" if args.input_gate else "")
+        keep["command"] = ("python -m minigrow reproduce pruning mnist" + (" --input-gate" if args.input_gate else "")
                            + (" --quick" if args.quick else ""))
         tag = ("_quick" if args.quick else "") + ("_input" if args.input_gate else "")
         if not args.no_plots:
@@ -392,9 +399,11 @@ def run_grid(args):
             print(f"{row['hidden']} scale {row['scale']} seed {row['seed']}: widths {row['widths']}, test error "
                   f"{100 * row['test_err']:.2f} %, θ binary {row['theta_binary_frac']:.3f}, {row['seconds']:.0f} s",
                   flush=True)
-        rows = robustness_grid(tuple(args.seeds), tuple(args.scales), tuple(args.hiddens), data=d, log=log, **s)
+        rows = robustness_grid(tuple(args.seeds), tuple(args.scales), tuple(args.hiddens), log=log,
+                               n_train=2000 if args.quick else args.n_train, n_test=1000 if args.quick else args.n_test,
+                               data_dir=args.data_dir, **sweep_kwargs(args), **s)
         tag = ("_quick" if args.quick else "") + args.tag
-        out = {"command": "python -m minigrow prune grid " + " ".join(
+        out = {"command": "python -m minigrow reproduce pruning grid " + " ".join(
             [f"--seeds {','.join(map(str, args.seeds))}", f"--scales {','.join(map(str, args.scales))}",
              "--hiddens " + ",".join("-".join(map(str, h)) for h in args.hiddens)]
             + [f"--n-train {args.n_train}" if args.n_train else "",
@@ -420,25 +429,25 @@ def run_grid(args):
 
 def run_tradeoff(args):
     """One MNIST pruning run per γ (other settings as given, default MNIST_SETTINGS): error vs kept widths."""
-    from ..experiments.pruning import mnist_run, plot_error_vs_params
+    from ..experiments.pruning import plot_error_vs_params, tradeoff_row
+    from ..sweep import run_sweep
     with _folder(args) as rf:
         res, fig = rf.stage_dir("results"), rf.stage_dir("figures")
         d, s = _mnist_and_settings(args)
         if args.quick:
             s["epochs"], s["warmup_epochs"], s["polish_epochs"] = 3, 1, 0
             s["finetune_epochs"] = min(s["finetune_epochs"], 1)
-        rows = []
-        for g in args.prices:
-            r = mnist_run(tuple(args.hidden), seed=args.seed, data=d, progress=not args.no_progress,
-                          **{**s, "price": g})
-            row = {k: r[k] for k in ("widths", "test_err", "theta_binary_frac", "theta_binary_before_rounding",
-                                     "n_params", "seconds")}
-            row["price"] = g
-            rows.append(row)
+        rows = run_sweep(tradeoff_row, [dict(hidden=tuple(args.hidden), seed=args.seed, price=g,
+                                             n_train=2000 if args.quick else args.n_train,
+                                             n_test=1000 if args.quick else args.n_test, data_dir=args.data_dir,
+                                             **{k: v for k, v in s.items() if k != "price"}) for g in args.prices],
+                         **sweep_kwargs(args))
+        for row in rows:
+            g = row["price"]
             print(f"γ {g}: widths {row['widths']}, test error {100 * row['test_err']:.2f} %, θ binary "
                   f"{row['theta_binary_frac']:.3f}, {row['n_params']:,} parameters, {row['seconds']:.0f} s", flush=True)
         tag = ("_quick" if args.quick else "") + args.tag
-        out = {"command": "python -m minigrow prune tradeoff --prices " + ",".join(map(str, args.prices))
+        out = {"command": "python -m minigrow reproduce pruning tradeoff --prices " + ",".join(map(str, args.prices))
                + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else ""),
                "settings": {k: v for k, v in s.items() if k != "price"}, "seed": args.seed,
                "n_train": int(d.X_train.shape[0]), "rows": rows}
@@ -453,15 +462,16 @@ def run_tradeoff(args):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-def demo(out_dir, seed, quick, progress):
+def demo(out_dir, seed, quick, progress, plots=True):
     """``python -m minigrow demo`` part: the teacher-student toy and a short MNIST pruning run."""
     from ..experiments.pruning import MNIST_SETTINGS, OLD_SETTINGS, mnist_run, plot_theta_trajectories, plot_widths
     from ..experiments.pruning import teacher_student
     out_dir = Path(out_dir)
     toy = [teacher_student(k=3, width=w, seed=seed) for w in ((12,) if quick else (6, 12, 24))]
-    plot_widths([(f"width {r['width']}", [[w] for w in r["widths"]]) for r in toy],
-                out_dir / "pruning_toy_widths.png", title="teacher-student, teacher k = 3")
-    plots = ["pruning_toy_widths.png"]
+    if plots:
+        plot_widths([(f"width {r['width']}", [[w] for w in r["widths"]]) for r in toy],
+                    out_dir / "pruning_toy_widths.png", title="teacher-student, teacher k = 3")
+    drawn = ["pruning_toy_widths.png"] if plots else []
     finals = [r["final_width"] for r in toy]
     if quick:
         # A few seconds for the tests: the earlier step-by-step settings (OLD_SETTINGS) on 500 images, with the same
@@ -475,14 +485,15 @@ def demo(out_dir, seed, quick, progress):
         settings = MNIST_SETTINGS.as_dict()
     r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=10000, progress=progress, **settings)
     spe = int(np.ceil(n_train / 100))
-    plot_theta_trajectories(r["trainer"].theta_trace, out_dir / "pruning_theta.png", steps_per_epoch=spe,
-                            title=f"θ, MNIST {n_train} images")
-    plot_widths([("784-300-100-10", [e["widths"] for e in r["history"]])], out_dir / "pruning_widths.png")
-    plots += ["pruning_theta.png", "pruning_widths.png"]
+    if plots:
+        plot_theta_trajectories(r["trainer"].theta_trace, out_dir / "pruning_theta.png", steps_per_epoch=spe,
+                                title=f"θ, MNIST {n_train} images")
+        plot_widths([("784-300-100-10", [e["widths"] for e in r["history"]])], out_dir / "pruning_widths.png")
+        drawn += ["pruning_theta.png", "pruning_widths.png"]
     return {"summary": f"toy (teacher k=3): students {'/'.join(str(r['width']) for r in toy)} end at widths "
                        f"{finals}; MNIST ({n_train} images, "
                        f"{epochs} epochs) 300-100 → {'-'.join(map(str, r['widths']))}, test error "
                        f"{100 * r['test_err']:.2f} %, θ binary {r['theta_binary_frac']:.2f}"
                        + ("" if r["theta_binary_before_rounding"] is None else
                           f" ({r['theta_binary_before_rounding']:.2f} before the final rounding)"),
-            "plots": plots, "widths": r["widths"], "test_err": r["test_err"]}
+            "plots": drawn, "widths": r["widths"], "test_err": r["test_err"]}

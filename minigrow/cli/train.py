@@ -19,9 +19,9 @@ from ..convnets import conv_net, lenet5
 from ..network import mlp, residual_mlp
 from ..optim import SGD, Adam, StepLR
 from ..train import Trainer, TrainingDiverged
-from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args, check_memory, int_list, load_data,
-                     nonneg_float, nonneg_int, positive_float, positive_int, refuse_unused, settings_from_checkpoint,
-                     unit_float, write_json)
+from .common import (RunFolder, add_checkpoint_args, add_data_args, add_lr_schedule_args, add_run_args, check_memory,
+                     given, int_list, load_data, nonneg_float, nonneg_int, positive_float, positive_int, refuse_unused,
+                     settings_from_checkpoint, unit_float, write_json)
 
 # The settings that define a run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "arch", "hidden", "activation", "init", "optimizer", "lr", "momentum",
@@ -49,8 +49,7 @@ def register(sub):
     p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--momentum", type=unit_float, default=0.0, help="SGD momentum in [0, 1)")
     p.add_argument("--weight-decay", type=nonneg_float, default=0.0)
-    p.add_argument("--step-size", type=positive_int, default=None, help="StepLR: epochs between decays")
-    p.add_argument("--gamma", type=positive_float, default=0.5, help="StepLR factor")
+    add_lr_schedule_args(p, None, 0.5, dest_step="step_size", dest_decay="gamma")
     p.add_argument("--epochs", type=nonneg_int, default=10)
     p.add_argument("--batch-size", type=nonneg_int, default=128, help="0 = full batch")
     add_run_args(p, "runs/train")
@@ -93,8 +92,9 @@ def check_flags(args):
     """Flags that have no effect with the chosen settings are refused (not silently ignored)."""
     if args.optimizer != "sgd":
         refuse_unused(args, ["momentum"], f"with --optimizer {args.optimizer} (SGD momentum only)")
-    if not args.step_size:
-        refuse_unused(args, ["gamma"], "without --step-size (it is the StepLR factor)")
+    if not args.step_size and given(args, "gamma"):
+        raise ValueError("--lr-decay (old name --gamma): has no effect without --lr-step (old name --step-size); "
+                         "it is the StepLR factor; drop it")
     if args.arch in CONV_ARCHS:
         if args.data == "spirals":
             raise ValueError(f"--arch {args.arch}: a conv net needs image data (--data mnist or fashion)")

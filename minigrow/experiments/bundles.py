@@ -14,10 +14,11 @@ images with the float32 grid (η, B of training). Plain nets: He-uniform (as the
 residual stacks blow up) and the same number of weight layers as the plain net of that depth
 (depth L = stem + (L − 1)//2 blocks of two layers).
 
-Command line: ``python -m minigrow bundles reproduce grid|autotune|lesion [--quick]``.
+Command line: ``python -m minigrow reproduce bundles grid|autotune|lesion [--quick]``.
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -29,15 +30,16 @@ from ..data import load_mnist
 from ..network import mlp, residual_mlp
 from ..optim import Adam
 from ..output import write_json
+from ..sweep import run_sweep
 from ..train import Trainer
 
-__all__ = ["REPO_ROOT", "make_net", "depth_width_grid", "autotune_mnist", "lesion_mnist", "GRID", "QUICK_GRID",
-           "AUTOTUNE_BLOCKS", "measure", "demo"]
+__all__ = ["REPO_ROOT", "make_net", "depth_width_grid", "grid_run", "autotune_mnist", "lesion_mnist", "GRID",
+           "QUICK_GRID", "AUTOTUNE_BLOCKS", "measure", "demo"]
 
 from . import REPO_ROOT, guard_quick  # noqa: E402
 GRID = dict(depths=[2, 5, 10, 20, 35, 50, 75, 100], widths=[10, 25, 50], n_train=10000, n_test=2000, epochs=3, n_eval=512)
 QUICK_GRID = dict(depths=[2, 12], widths=[10], n_train=600, n_test=300, epochs=1, n_eval=128)
-# the papers' four block types with block counts [3, 12, 41, 3] (bundles.md §5, `bundles reproduce autotune-blocks`)
+# the papers' four block types with block counts [3, 12, 41, 3] (bundles.md §5, `reproduce bundles autotune-blocks`)
 AUTOTUNE_BLOCKS = dict(counts=(3, 12, 41, 3), block_widths=(64, 32, 16, 8), rule="all_types", name="autotune_blocks")
 
 
@@ -79,32 +81,47 @@ def _train_one(arch, depth, width, d, epochs, n_eval, seed, lr=1e-3, batch_size=
             "diverged": diverged, "seconds": time.perf_counter() - t0}
 
 
+@functools.lru_cache(maxsize=2)
+def _mnist(n_train, n_test):
+    """The MNIST subset, loaded once per process (sweep workers run many grid points on it; never mutated)."""
+    return load_mnist(n_train=n_train, n_test=n_test)
+
+
+def grid_run(arch, depth, width, n_train, n_test, epochs, n_eval, seed):
+    """One point of :func:`depth_width_grid` (a module-level function of keyword arguments for
+    :func:`minigrow.sweep.run_sweep`)."""
+    return _train_one(arch, depth, width, _mnist(n_train, n_test), epochs, n_eval, seed)
+
+
 def depth_width_grid(depths=None, widths=None, n_train=None, n_test=None, epochs=None, n_eval=None, seed=0,
-                     archs=("plain", "residual"), out_dir=None, fig_dir=None, quick=False, progress=True):
-    """Train every (arch, depth, width) once; returns the JSON-able result and writes it (and the figures)."""
+                     archs=("plain", "residual"), out_dir=None, fig_dir=None, quick=False, progress=True, jobs=1,
+                     scheduler=None, plots=True):
+    """Train every (arch, depth, width) once; returns the JSON-able result and writes it (and the figures, unless
+    ``plots=False``). ``jobs``/``scheduler``: the runs go through :func:`minigrow.sweep.run_sweep` (a process pool
+    or a Dask cluster), bit-identical to ``jobs=1``."""
     guard_quick(quick, out_dir=out_dir, fig_dir=fig_dir)
     cfg = dict(QUICK_GRID if quick else GRID)
     for k, v in dict(depths=depths, widths=widths, n_train=n_train, n_test=n_test, epochs=epochs,
                      n_eval=n_eval).items():
         if v is not None:
             cfg[k] = v
-    d = load_mnist(n_train=cfg["n_train"], n_test=cfg["n_test"])
+    d = _mnist(cfg["n_train"], cfg["n_test"])
     ye = d.y_train[:cfg["n_eval"]]
-    runs = []
-    for arch in archs:
-        for depth in cfg["depths"]:
-            for width in cfg["widths"]:
-                r = _train_one(arch, depth, width, d, cfg["epochs"], cfg["n_eval"], seed)
-                runs.append(r)
-                _log(progress, f"{arch:>8} depth {depth:>3} width {width:>3}: test acc {r['test_acc']:.4f}, "
-                               f"|B^L| {r['n_bundles']}, H {r['entropy'] if r['entropy'] is None else round(r['entropy'], 4)}"
-                               f" ({r['seconds']:.1f} s)")
+    # one independent training run per (arch, depth, width): serially or in parallel (minigrow.sweep)
+    tasks = [dict(arch=arch, depth=depth, width=width, n_train=cfg["n_train"], n_test=cfg["n_test"],
+                  epochs=cfg["epochs"], n_eval=cfg["n_eval"], seed=seed)
+             for arch in archs for depth in cfg["depths"] for width in cfg["widths"]]
+    runs = run_sweep(grid_run, tasks, jobs=jobs, scheduler=scheduler)
+    for r in runs:
+        _log(progress, f"{r['arch']:>8} depth {r['depth']:>3} width {r['width']:>3}: test acc {r['test_acc']:.4f}, "
+                       f"|B^L| {r['n_bundles']}, H {r['entropy'] if r['entropy'] is None else round(r['entropy'], 4)}"
+                       f" ({r['seconds']:.1f} s)")
     res = {"config": {**cfg, "seed": seed, "lr": 1e-3, "batch_size": 64, "archs": list(archs)},
            "label_entropy_eval": label_entropy(ye), "majority_share_test": majority_share(d.y_test),
            "runs": runs}
     if out_dir is not None:
         write_json(Path(out_dir) / "bundles_grid.json", res)
-    if fig_dir is not None:
+    if fig_dir is not None and plots:
         plot_grid(res, Path(fig_dir))
     return res
 
@@ -310,9 +327,8 @@ def measure(model_path=None, arch="plain", depth=20, width=25, epochs=1, n_train
     return {**out, "label_entropy": label_entropy(ye), "report": rep}
 
 
-def demo(out_dir, seed, quick, progress):
+def demo(out_dir, seed, quick, progress, plots=True):
     """Part of ``python -m minigrow demo``: bundles of a deep plain vs residual MLP, then auto-tune."""
-    from ..plotting import pyplot
     n_train, n_test, depth, width, epochs, n_eval = (600, 300, 12, 10, 1, 128) if quick else \
         (20000, 5000, 40, 16, 2, 512)
     d = load_mnist(n_train=n_train, n_test=n_test)
@@ -324,6 +340,24 @@ def demo(out_dir, seed, quick, progress):
         rep = layer_report(model, Xe, ye, n_classes=10, kinds={"hidden", "block"})
         prof[arch] = rep
         accs[arch] = float((model.predict(d.X_test) == d.y_test).mean())
+    if plots:
+        plot_profiles(prof, accs, Path(out_dir) / "bundles_profile.png")
+    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 5,
+                   n_eval=n_eval, max_rounds=4, rng=seed, n_classes=10)
+    last = res.rounds[-1]
+    final = f"test acc {last['test_acc']:.3f}" if res.converged else "not converged within 4 rounds"
+    pl, rs = prof["plain"][-1], prof["residual"][-1]
+    summary = (f"depth {depth} width {width}, {epochs} epoch on {n_train} images: plain |B^L|={pl.n_bundles}, "
+               f"H={pl.entropy:.3f}, acc {accs['plain']:.3f}; residual |B^L|={rs.n_bundles}, H={rs.entropy:.3f}, "
+               f"acc {accs['residual']:.3f}; auto-tune [{depth}] → {res.counts} in {len(res.rounds)} round(s), "
+               f"{final}")
+    return {"summary": summary, "plots": ["bundles_profile.png"] if plots else [], "autotune": res.as_dict(),
+            "plain_last": pl.as_dict(), "residual_last": rs.as_dict()}
+
+
+def plot_profiles(prof, accs, path):
+    """|B^l| and H(B^l) per layer of the demo's plain and residual nets."""
+    from ..plotting import pyplot
     plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
     for arch, rep in prof.items():
@@ -335,15 +369,4 @@ def demo(out_dir, seed, quick, progress):
     a2.set_xlabel("layer / block")
     a2.set_ylabel("H(B^l)")
     a1.legend(fontsize=7)
-    savefig_small(fig, Path(out_dir) / "bundles_profile.png")
-    res = autotune(d.X_train, d.y_train, [depth], [width], d.X_test, d.y_test, epochs=1 if quick else 5,
-                   n_eval=n_eval, max_rounds=4, rng=seed, n_classes=10)
-    last = res.rounds[-1]
-    final = f"test acc {last['test_acc']:.3f}" if res.converged else "not converged within 4 rounds"
-    pl, rs = prof["plain"][-1], prof["residual"][-1]
-    summary = (f"depth {depth} width {width}, {epochs} epoch on {n_train} images: plain |B^L|={pl.n_bundles}, "
-               f"H={pl.entropy:.3f}, acc {accs['plain']:.3f}; residual |B^L|={rs.n_bundles}, H={rs.entropy:.3f}, "
-               f"acc {accs['residual']:.3f}; auto-tune [{depth}] → {res.counts} in {len(res.rounds)} round(s), "
-               f"{final}")
-    return {"summary": summary, "plots": ["bundles_profile.png"], "autotune": res.as_dict(),
-            "plain_last": pl.as_dict(), "residual_last": rs.as_dict()}
+    savefig_small(fig, path)

@@ -2,11 +2,12 @@
 the robustness grid, and their figures.
 
 Every function returns plain dicts (JSON-able apart from the ``trainer``/``model`` entries) and the plotting
-helpers write small PNGs. Command lines: ``python -m minigrow prune toy|mnist|grid|all`` (see docs/pruning.md).
+helpers write small PNGs. Command lines: ``python -m minigrow reproduce pruning toy|mnist|grid|tradeoff`` (see docs/pruning.md).
 The method is our derivation from the papers' stated principles (see :mod:`minigrow.methods.pruning`).
 """
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -15,10 +16,11 @@ from ..data import load_mnist
 from ..network import mlp
 from ..optim import Adam, StepLR
 from ..methods.pruning import PLAIN_SETTINGS, PruningSettings, PruningTrainer, gated_mlp, gates, widths
+from ..sweep import run_sweep
 from ..train import Trainer, evaluate
 
-__all__ = ["teacher_student", "mnist_run", "dense_baseline", "robustness_grid", "MNIST_SETTINGS",
-           "OLD_SETTINGS", "REFERENCE_POINTS", "plot_theta_trajectories", "plot_widths", "plot_error_vs_params"]
+__all__ = ["teacher_student", "mnist_run", "dense_baseline", "robustness_grid", "grid_row", "tradeoff_row", "toy_run",
+           "MNIST_SETTINGS", "OLD_SETTINGS", "REFERENCE_POINTS", "plot_theta_trajectories", "plot_widths", "plot_error_vs_params"]
 
 # Reference points on the same net from other structured methods (pruning.md §4): (name, kept widths
 # inputs-h1-h2, test error % (range midpoint), kept weights computed for 784-300-100-10 with those widths)
@@ -120,23 +122,70 @@ def dense_baseline(hidden=(300, 100), seed=0, epochs=20, lr=1e-3, batch_size=100
             "history": tr.history.epochs, "model": model}
 
 
+@functools.lru_cache(maxsize=2)
+def _mnist(n_train=None, n_test=None, data_dir=None):
+    """The MNIST subset, loaded once per process (a sweep worker runs many runs on it; never mutated)."""
+    return load_mnist(n_train=n_train, n_test=n_test, data_dir=data_dir)
+
+
+_ROW_KEYS = ("hidden", "seed", "scale", "widths", "test_err", "theta_binary_frac", "theta_near_binary_frac",
+             "theta_binary_before_rounding", "n_params", "seconds")
+
+
+def grid_row(hidden, seed, scale, n_train=None, n_test=None, data_dir=None, **overrides):
+    """One run of :func:`robustness_grid` as a compact record (a module-level function of keyword arguments for
+    :func:`minigrow.sweep.run_sweep`; the data are loaded in the process that runs it)."""
+    r = mnist_run(tuple(hidden), seed=seed, scale=scale, data=_mnist(n_train, n_test, data_dir), **overrides)
+    row = {k: r[k] for k in _ROW_KEYS}
+    row["test_err_per_epoch"] = [e.get("test_err") for e in r["history"]]
+    row["widths_per_epoch"] = [e["widths"] for e in r["history"]]
+    return row
+
+
+def tradeoff_row(hidden, seed, price, n_train=None, n_test=None, data_dir=None, **overrides):
+    """One run of the error-vs-widths trade-off (``reproduce pruning tradeoff``): :func:`mnist_run` at the price ``price``."""
+    r = mnist_run(tuple(hidden), seed=seed, data=_mnist(n_train, n_test, data_dir), **{**overrides, "price": price})
+    row = {k: r[k] for k in ("widths", "test_err", "theta_binary_frac", "theta_binary_before_rounding", "n_params",
+                             "seconds")}
+    row["price"] = price
+    return row
+
+
+def toy_run(k=3, width=12, seed=0, epochs=80):
+    """One teacher-student run without its trainer (JSON-able; a sweep task)."""
+    r = teacher_student(k=k, width=width, seed=seed, epochs=epochs)
+    r.pop("trainer")
+    return r
+
+
 def robustness_grid(seeds=(0, 1, 2), scales=(0.5, 1.0, 2.0), hiddens=((300, 100), (600, 200), (1000, 300)),
-                    progress=False, data=None, log=None, **overrides):
-    """Run :func:`mnist_run` over seeds × init scales × starting widths; returns a list of compact records."""
-    d = data if data is not None else load_mnist()
-    rows = []
-    for h in hiddens:
-        for sc in scales:
-            for sd in seeds:
-                r = mnist_run(h, seed=sd, scale=sc, data=d, progress=progress, **overrides)
-                row = {k: r[k] for k in ("hidden", "seed", "scale", "widths", "test_err", "theta_binary_frac",
-                                         "theta_near_binary_frac", "theta_binary_before_rounding", "n_params",
-                                         "seconds")}
-                row["test_err_per_epoch"] = [e.get("test_err") for e in r["history"]]
-                row["widths_per_epoch"] = [e["widths"] for e in r["history"]]
-                rows.append(row)
-                if log is not None:
-                    log(row)
+                    progress=False, data=None, log=None, n_train=None, n_test=None, data_dir=None, jobs=1,
+                    scheduler=None, **overrides):
+    """Run :func:`mnist_run` over seeds × init scales × starting widths; returns a list of compact records.
+
+    ``data`` (arrays in memory) runs serially in this process; without it the runs load MNIST (``n_train``,
+    ``n_test``, ``data_dir``) themselves and go through :func:`minigrow.sweep.run_sweep` — ``jobs`` worker processes
+    or the Dask cluster at ``scheduler``, bit-identical to ``jobs=1``. ``log(row)`` is called for every row, in
+    order."""
+    tasks = [dict(hidden=tuple(h), seed=sd, scale=sc, **overrides) for h in hiddens for sc in scales for sd in seeds]
+    if data is not None:
+        if jobs != 1 or scheduler is not None:
+            raise ValueError("data: a parallel grid loads the data in each worker; pass n_train/n_test/data_dir "
+                             "instead of data")
+        rows = []
+        for t in tasks:
+            r = mnist_run(t.pop("hidden"), data=data, progress=progress, **t)
+            row = {k: r[k] for k in _ROW_KEYS}
+            row["test_err_per_epoch"] = [e.get("test_err") for e in r["history"]]
+            row["widths_per_epoch"] = [e["widths"] for e in r["history"]]
+            rows.append(row)
+            if log is not None:
+                log(row)
+        return rows
+    rows = run_sweep(grid_row, [dict(t, n_train=n_train, n_test=n_test, data_dir=data_dir) for t in tasks],
+                     jobs=jobs, scheduler=scheduler)
+    for row in rows if log is not None else ():
+        log(row)
     return rows
 
 

@@ -20,10 +20,11 @@ authors' scripts is read as two hidden layers of width 3 = the input layer plus 
 loss at epoch e is the loss recorded during epoch e (full batch: the loss before that epoch's step).
 
 ``reproduce("A", seeds=30)`` writes ``docs/results/sensli_A.json`` and ``docs/figures/sensli_A.png``; the CLI
-spelling is ``python -m minigrow insert --reproduce A --seeds 30``.
+spelling is ``python -m minigrow reproduce sensli A --seeds 30``.
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -33,10 +34,11 @@ import numpy as np
 from ..data import load_mnist, two_spirals
 from ..network import mlp, residual_mlp
 from ..methods.sensli import sensli_train
+from ..sweep import run_sweep
 from ..validate import check_choice, check_int
 
-__all__ = ["SETTINGS", "run_variant", "reproduce", "summarise", "plot_setting", "REPO_ROOT", "build_model", "plot_run",
-           "demo"]
+__all__ = ["SETTINGS", "run_variant", "variant_run", "reproduce", "summarise", "plot_setting", "REPO_ROOT",
+           "build_model", "plot_run", "demo"]
 
 from . import REPO_ROOT, touches_committed  # noqa: E402
 
@@ -99,6 +101,20 @@ def _scaled_epochs(epochs, quick, kind):
         return list(epochs)
     f = _QUICK[kind]["scale"]
     return [max(1, int(round(e * f))) for e in epochs]
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_data(kind, quick, mnist_train=10000, mnist_test=2000):
+    """The data of a setting, loaded once per process (a sweep worker runs many variants on it; never mutated)."""
+    return _data(kind, quick, mnist_train, mnist_test)
+
+
+def variant_run(setting, variant, seed, quick=False, mnist_train=10000, mnist_test=2000):
+    """One run of a sweep: variant ``variant`` of setting ``setting`` (A–F) for one ``seed`` — a module-level
+    function of keyword arguments, so that :func:`minigrow.sweep.run_sweep` can run it in another process."""
+    s = SETTINGS[setting]
+    data = _cached_data(s["data"], quick, mnist_train, mnist_test)
+    return run_variant(s["variants"][variant], data, seed, quick, s["data"])
 
 
 def run_variant(spec, data, seed, quick=False, kind="spirals", dtype=np.float32):
@@ -199,26 +215,30 @@ def plot_setting(name, setting, results, path):
 
 
 def reproduce(setting, seeds=None, quick=False, out_dir=None, progress=True, plots=True, mnist_train=10000,
-              mnist_test=2000):
+              mnist_test=2000, jobs=1, scheduler=None):
     """Run one setting A–F over ``seeds`` seeds (default: as in the table), write
     ``<out_dir>/results/sensli_<X>.json`` and ``<out_dir>/figures/sensli_<X>.png``; returns the summary dict.
 
     ``quick``: epochs scaled by 0.05 (spirals) or 0.2 (MNIST, 1000 images) — for tests only.
-    ``out_dir`` defaults to the repository's ``docs/``.
+    ``out_dir`` defaults to the repository's ``docs/``. ``jobs``/``scheduler``: the runs (variants × seeds) go
+    through :func:`minigrow.sweep.run_sweep` — a process pool or a Dask cluster, bit-identical to ``jobs=1``.
     """
     from ..output import write_json
     name = check_choice("setting", str(setting).upper(), set(SETTINGS))
     s = SETTINGS[name]
     seeds = s["seeds"] if seeds is None else check_int("seeds", seeds, lo=1)
     out_dir = REPO_ROOT / "docs" if out_dir is None else Path(out_dir)
-    data = _data(s["data"], quick, mnist_train, mnist_test)
+    data = _cached_data(s["data"], quick, mnist_train, mnist_test)
     t0 = time.perf_counter()
-    results = {}
-    for vname, spec in s["variants"].items():
-        tv = time.perf_counter()
-        results[vname] = [run_variant(spec, data, seed, quick, s["data"]) for seed in range(seeds)]
-        if progress:
-            print(f"[{name}] {vname}: {seeds} seeds in {time.perf_counter() - tv:.1f} s", file=sys.stderr)
+    # one independent run per (variant, seed): serially or in parallel (minigrow.sweep), the same results
+    tasks = [dict(setting=name, variant=vname, seed=seed, quick=bool(quick), mnist_train=mnist_train,
+                  mnist_test=mnist_test) for vname in s["variants"] for seed in range(seeds)]
+    flat = run_sweep(variant_run, tasks, jobs=jobs, scheduler=scheduler)
+    results = {vname: flat[i * seeds:(i + 1) * seeds] for i, vname in enumerate(s["variants"])}
+    if progress:
+        print(f"[{name}] {len(tasks)} runs ({len(s['variants'])} variants × {seeds} seeds) in "
+              f"{time.perf_counter() - t0:.1f} s" + (f", {jobs} jobs" if jobs > 1 and scheduler is None else "")
+              + (f" on {scheduler}" if scheduler else ""), file=sys.stderr)
     checkpoints = s["checkpoints"] if not quick else [len(results["small"][0]["train_loss"])]
     reference = "small"
     summary = {"setting": name, "title": s["title"], "seeds": seeds, "quick": bool(quick),
@@ -232,7 +252,7 @@ def reproduce(setting, seeds=None, quick=False, out_dir=None, progress=True, plo
                                 "test_error": [float(r["test_error"]) for r in v],
                                 "chosen": [r["chosen"] for r in v]} for k, v in results.items()},
                "seconds": time.perf_counter() - t0,
-               "command": f"python -m minigrow insert --reproduce {name} --seeds {seeds}" + (" --quick" if quick else "")}
+               "command": f"python -m minigrow reproduce sensli {name} --seeds {seeds}" + (" --quick" if quick else "")}
     if name == "D":
         pa = np.array([r["train_loss"][-1] for r in results["argmax"]])
         pi = np.array([r["train_loss"][-1] for r in results["argmin"]])
@@ -307,7 +327,7 @@ def plot_run(run, path, title):
     return savefig(fig, path)
 
 
-def demo(out_dir, seed, quick, progress):
+def demo(out_dir, seed, quick, progress, plots=True):
     """The SensLI part of ``python -m minigrow demo``: setting A (spirals, ReLU FNN [5]) and B (res2 tanh) over a
     few seeds — SensLI vs the same net without insertion vs the bigger net from the start."""
     n_seeds = 2 if quick else 6
@@ -319,8 +339,9 @@ def demo(out_dir, seed, quick, progress):
                for v, spec in s["variants"].items()}
         fin = {v: np.array([r["train_loss"][-1] for r in rs]) for v, rs in res.items()}
         wins = int(np.sum(fin["sensli"] < fin["small"]))
-        plot_setting(name, s, res, out_dir / f"insert_{name}.png")
-        figs.append(f"insert_{name}.png")
+        if plots:
+            plot_setting(name, s, res, out_dir / f"insert_{name}.png")
+            figs.append(f"insert_{name}.png")
         parts.append(f"{name}: final loss SensLI {fin['sensli'].mean():.3f} / no insertion {fin['small'].mean():.3f}"
                      f" / bigger net {fin['big'].mean():.3f}, SensLI wins {wins}/{n_seeds}")
         if progress:
