@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1] if "__file__" in globals() else Path.cwd().parent
+# The checkout this tutorial belongs to, found the same way from a script or a notebook run in any folder.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+ROOT = next((p for p in (HERE, *HERE.parents) if (p / "minigrow" / "__init__.py").is_file()), HERE)
 sys.path.insert(0, str(ROOT))
 QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 
