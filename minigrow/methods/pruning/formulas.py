@@ -78,8 +78,8 @@ from ...validate import check_nonneg
 
 __all__ = ["prior_term", "optimal_precision", "precision_cost", "pseudo_count_hyper_prior", "params_price_size",
            "prior_theta_gradient", "prior_weight_gradient", "signed_flip_change", "flipped_preactivations",
-           "flip_differences", "pathwise_estimate", "pathwise_per_sample", "score_function_estimate",
-           "control_variate_estimate", "precondition", "theta_step", "pattern_probabilities"]
+           "channel_contributions_conv", "channel_contributions_dense", "flip_differences", "pathwise_estimate",
+           "pathwise_per_sample", "score_function_estimate", "control_variate_estimate", "precondition", "theta_step", "pattern_probabilities"]
 
 
 # --- eq. C: the prior part of the cost, one layer -------------------------------------------------------------
@@ -173,6 +173,47 @@ def flipped_preactivations(z_next, s, WT):
     ``z_next`` (B, h_{l+1}), ``s`` = :func:`signed_flip_change` for a block of c units (B, c), ``WT`` the matching
     rows of (W^{l+1})ᵀ (c, h_{l+1}); returns (B, c, h_{l+1})."""
     return z_next[:, None, :] + s[:, :, None] * WT[None, :, :]
+
+
+def channel_contributions_conv(a, W, stride=(1, 1), padding=(0, 0)):
+    r"""What each input channel of each sample contributes to a Conv2D consumer's pre-activation (pruning.md §6):
+
+    .. math::  U[n, c, o, i, j] = Σ_{p,q} W[o, c, p, q]\; a_{pad}[n, c, i·s_h + p, j·s_w + q]
+
+    the correlation of the single channel a[n, c] with the kernels W[:, c] (z = b + Σ_c U[:, c]). Flipping the
+    gate ξ_nc changes the consumer's pre-activation by (1 − 2ξ_nc) U[n, c] — the conv analogue of the rank-one
+    term a_nj W[:, j] of a dense consumer. Vectorised as one batched matrix product over the channels c:
+    (C, B·Ho·Wo, kh·kw) @ (C, kh·kw, C_out); its cost B·C·C_out·Ho·Wo·kh·kw is exactly one forward pass of the
+    consumer on B samples. ``a`` (B, C, H, W), ``W`` (C_out, C, kh, kw); returns (B, C, C_out, Ho, Wo)."""
+    B, C, H, Wd = a.shape
+    Co, _, kh, kw = W.shape
+    (sh, sw), (ph, pw) = stride, padding
+    if ph or pw:
+        ap = np.zeros((B, C, H + 2 * ph, Wd + 2 * pw), dtype=a.dtype)
+        ap[:, :, ph:ph + H, pw:pw + Wd] = a
+        a = ap
+    Ho, Wo = (a.shape[2] - kh) // sh + 1, (a.shape[3] - kw) // sw + 1
+    s0, s1, s2, s3 = a.strides
+    win = np.lib.stride_tricks.as_strided(a, (C, B, Ho, Wo, kh, kw), (s1, s0, s2 * sh, s3 * sw, s2, s3),
+                                          writeable=False).reshape(C, B * Ho * Wo, kh * kw)   # (c, (n,i,j), (p,q))
+    Wc = W.transpose(1, 2, 3, 0).reshape(C, kh * kw, Co)                                      # (c, (p,q), o)
+    U = np.matmul(win, Wc)                                                                    # (c, (n,i,j), o)
+    return U.reshape(C, B, Ho, Wo, Co).transpose(1, 0, 4, 2, 3)
+
+
+def channel_contributions_dense(a, W):
+    r"""What each channel of each sample contributes to a Dense consumer behind a flatten of (C, H, W):
+
+    .. math::  U[n, c, o] = Σ_{k < HW} W[o, c·HW + k]\; a[n, c, k]
+
+    (channel c feeds the H·W column block c·HW … c·HW + HW − 1). Flipping ξ_nc changes the consumer's
+    pre-activation by (1 − 2ξ_nc) U[n, c]. One batched product over c: (C, B, HW) @ (C, HW, C_out).
+    ``a`` (B, C, H, W) or (B, C, HW), ``W`` (C_out, C·HW); returns (B, C, C_out)."""
+    B, C = a.shape[:2]
+    a = a.reshape(B, C, -1)
+    hw = a.shape[2]
+    Wc = W.reshape(W.shape[0], C, hw).transpose(1, 2, 0)                                      # (c, k, o)
+    return np.matmul(a.transpose(1, 0, 2), Wc).transpose(1, 0, 2)
 
 
 def flip_differences(xi, l_cur, l_flip):

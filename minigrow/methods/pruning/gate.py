@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...layers import Activation, Dense, Layer, Sequential, check_keep, register_layer
+from ...layers import (Activation, AvgPool2d, BatchNorm1d, BatchNorm2d, Dense, Layer, MaxPool2d, Sequential, check_keep,
+                       register_layer)
 from ...network import mlp
 from ...surgery import insert_layers
 from ...surgery import remove_units as surgery_remove_units
@@ -262,10 +263,19 @@ def _gate_number(p, n):
 
 WHERE = ("after_activation",)
 
+#: Per-unit layers a gate is placed *behind* when they follow the activation (conv nets, pruning.md §6): a
+#: normalisation (its shift β would make a closed unit non-zero before it; behind it a closed channel contributes
+#: exactly 0) and pooling. Max and average pooling act on each channel separately and are positively homogeneous,
+#: pool(ξ a) = ξ pool(a) for a per-(sample, channel) gate ξ ≥ 0, so the outputs are the same on either side; behind
+#: the pool the gate and its estimators work on the 4× smaller pooled map and the flipped channel reaches the
+#: consumer with no layer in between (the rank-one / single-channel update of the flip estimator is exact there).
+GATE_AFTER = (BatchNorm1d, BatchNorm2d, MaxPool2d, AvgPool2d)
+
 
 def add_gates(model, where="after_activation", theta0=1.0, input_gate=False):
     """Add a :class:`Gate` after every activation that follows a Dense or Conv2D (possibly through other
-    element-wise layers) and whose units a later affine layer reads — i.e. not at the output; with
+    element-wise layers) — behind any normalisation and pooling directly after the activation (:data:`GATE_AFTER`;
+    conv filters: pruning.md §6) — and whose units a later affine layer reads — i.e. not at the output; with
     ``input_gate=True`` also one in front of the network (its units are the input features). Works on any
     Sequential, nested ones too (gates go into the Sequential that holds the activation); an activation already
     followed by a Gate gets no second one. Returns ``model`` (changed in place; the new gates have θ = ``theta0``,
@@ -279,7 +289,11 @@ def add_gates(model, where="after_activation", theta0=1.0, input_gate=False):
     for k, (container, i, layer) in enumerate(leaves):
         if not isinstance(layer, Activation):
             continue
-        if k + 1 < len(chain) and isinstance(chain[k + 1], (Gate, Activation)):
+        at = k + 1                                        # the gate goes after the activation, and after the
+        while (at < len(chain) and isinstance(chain[at], GATE_AFTER)       # normalisation and pooling that
+               and leaves[at][0] is container):                            # follow it in the same Sequential
+            at += 1
+        if at < len(chain) and isinstance(chain[at], (Gate, Activation)):
             continue
         prod = next((m for m in range(k - 1, -1, -1) if chain[m].unit_kind != "elementwise"), None)
         if prod is None or chain[prod].unit_kind != "affine":
@@ -289,7 +303,7 @@ def add_gates(model, where="after_activation", theta0=1.0, input_gate=False):
         if cons is None or chain[cons].unit_kind != "affine":
             continue                                      # the output (or units mixed before any consumer)
         src = chain[prod]
-        todo.append((container, i + 1, Gate(src.out_units, theta0, _dtype_of(src))))
+        todo.append((container, i + (at - k), Gate(src.out_units, theta0, _dtype_of(src))))
     for container, index, gate in reversed(todo):         # back to front: earlier indices stay valid
         insert_layers(container, index, gate)
     if input_gate and not isinstance(chain[0] if chain else None, Gate):

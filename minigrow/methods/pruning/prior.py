@@ -68,6 +68,14 @@ class _Net:
         g = self.in_gate.get(q)
         return g.theta if g is not None else np.ones(self.weights[q].params["W"].shape[1])
 
+    def pair_size(self, q):
+        r"""m_q: the parameters of weight layer q that connect one input unit to one output unit — 1 for a Dense
+        layer, kh·kw for a Conv2D (W[o, c] is a kh×kw kernel), H·W for a Dense layer behind a flatten of gated
+        channels (channel c feeds the H·W columns c·HW … c·HW + HW − 1). Equals (W.size / W.shape[0]) / (number of
+        input units), so the expected count of eq. P is m_q (Σ θ^out)(Σ θ^in) + (bias) Σ θ^out."""
+        W = self.weights[q].params["W"]
+        return float((W.size // W.shape[0]) // len(self.theta_in(q)))
+
 
 def unit_sizes(model, p):
     """n_j for the units of gate ``p``: fan_in + 1 (incoming weights and bias) of its producer; for an input gate
@@ -94,11 +102,11 @@ def price_sizes(model, p, price_on="incoming"):
         return unit_sizes(model, p)
     net = _Net(model)
     s = net.site(p)
-    out = float(np.sum(net.theta_out(s.q_cons)))
+    out = net.pair_size(s.q_cons) * float(np.sum(net.theta_out(s.q_cons)))
     if s.producer is None:
         return np.full(s.gate.n_units, out)
-    return np.full(s.gate.n_units, F.params_price_size(float(np.sum(net.theta_in(s.q_prod))), _bias(s.producer),
-                                                       out))
+    return np.full(s.gate.n_units, F.params_price_size(net.pair_size(s.q_prod) * float(np.sum(net.theta_in(s.q_prod))),
+                                                       _bias(s.producer), out))
 
 
 def layer_prices(model, price):
@@ -131,8 +139,8 @@ def price_rates(model, p, price, price_on="incoming"):
         return g[s.q_cons] * price_sizes(model, p, price_on)
     if price_on == "incoming":
         return g[s.q_prod] * unit_sizes(model, p)
-    incoming = float(np.sum(net.theta_in(s.q_prod))) + _bias(s.producer)
-    out = float(np.sum(net.theta_out(s.q_cons)))
+    incoming = net.pair_size(s.q_prod) * float(np.sum(net.theta_in(s.q_prod))) + _bias(s.producer)
+    out = net.pair_size(s.q_cons) * float(np.sum(net.theta_out(s.q_cons)))
     return np.full(s.gate.n_units, g[s.q_prod] * incoming + g[s.q_cons] * out)
 
 
@@ -183,7 +191,7 @@ def prior_cost(model, lams, price, n_train, price_on="incoming"):
         th = net.theta_out(q)
         total += float(np.sum(th * 0.5 * lams[q] * unit_sq_norms(layer)))
         if price_on == "params":
-            total += gq * float(np.sum(th)) * (float(np.sum(net.theta_in(q))) + _bias(layer))
+            total += gq * float(np.sum(th)) * (net.pair_size(q) * float(np.sum(net.theta_in(q))) + _bias(layer))
         elif q in net.out_gate:
             total += gq * float(np.sum(th * _incoming_sizes(layer)))
     if price_on == "incoming":

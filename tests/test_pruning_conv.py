@@ -1,0 +1,181 @@
+"""Bernoulli gates on conv filters (pruning.md §6): placement, the channel flip estimator, removal through surgery,
+the expected-parameter price across convolutions and flattens. float64 for the exact checks."""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from minigrow.convnets import lenet5
+from minigrow.gradcheck import numerical_gradient, rel_error
+from minigrow.layers import Conv2D, Dense, Flatten, MaxPool2d, ReLU, Sequential
+from minigrow.losses import SoftmaxCrossEntropy
+from minigrow.optim import Adam
+from minigrow.methods.pruning import (PLAIN_SETTINGS, Gate, PruningTrainer, add_gates, exact_expectation,
+                                      flip_cv_gradient, flip_gradient, forward_with_gates, gates, pathwise_gradient,
+                                      per_sample_losses, price_sizes, prior_cost, prune, sample_gates, set_gates,
+                                      to_deterministic, weight_layers, widths)
+from minigrow.methods.pruning import formulas as F
+
+CE = SoftmaxCrossEntropy()
+
+
+def tiny_conv(seed=0, c1=3, c2=3, h=2, pad=1):
+    """Conv 3×3 → ReLU → pool → [gate] → Conv 3×3 (padding) → ReLU → pool → [gate] → Flatten → Dense → ReLU → [gate]
+    → Dense, on 1×10×10 images."""
+    kw = dict(dtype=np.float64)
+    m = Sequential([Conv2D(1, c1, 3, rng=seed, **kw), ReLU(), MaxPool2d(2),
+                    Conv2D(c1, c2, 3, padding=pad, rng=seed + 1, **kw), ReLU(), MaxPool2d(2), Flatten(),
+                    Dense(c2 * (4 if pad else 1), h, rng=seed + 2, **kw), ReLU(), Dense(h, 3, rng=seed + 3, **kw)])
+    return add_gates(m)
+
+
+def data(seed, n=5):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 1, 10, 10)), rng.integers(0, 3, n), rng
+
+
+def flip_oracle(m, X, y, p):
+    """Loop oracle: force ξ_nc = 1 and 0 for every channel c (other sampled gates kept), full forward passes."""
+    xis = [g.xi.copy() for g in gates(m)]
+    out = np.zeros((X.shape[0], gates(m)[p].n_units))
+    for j in range(gates(m)[p].n_units):
+        on, off = [v.copy() for v in xis], [v.copy() for v in xis]
+        on[p][:, j], off[p][:, j] = 1, 0
+        out[:, j] = (per_sample_losses(CE, forward_with_gates(m, X, on), y)
+                     - per_sample_losses(CE, forward_with_gates(m, X, off), y))
+    return out
+
+
+def test_add_gates_puts_filter_gates_behind_the_pool_and_keeps_the_outputs():
+    m = lenet5("caffe", rng=0, dtype=np.float64)
+    X = np.random.default_rng(0).standard_normal((3, 1, 28, 28))
+    ref = m(X)
+    add_gates(m)
+    names = [type(layer).__name__ for layer in m.layers]
+    assert names[:4] == ["Conv2D", "ReLU", "MaxPool2d", "Gate"] and names[6:8] == ["MaxPool2d", "Gate"]
+    assert widths(m) == [20, 50, 500]
+    np.testing.assert_array_equal(m(X), ref)
+    add_gates(m)                                           # idempotent behind a pool too
+    assert widths(m) == [20, 50, 500]
+
+
+def test_exact_enumeration_of_channel_gates_equals_the_flip_mean():
+    m = tiny_conv(0)
+    X, y, rng = data(1)
+    for g in gates(m):
+        g.theta[:] = rng.uniform(0.2, 0.8, g.n_units)
+    _, exact = exact_expectation(m, X, y, CE)
+    sizes = widths(m)
+    theta = np.concatenate([g.theta for g in gates(m)])
+    mean = [np.zeros(s) for s in sizes]
+    for pat in itertools.product([0.0, 1.0], repeat=sum(sizes)):
+        pat = np.array(pat)
+        P = np.prod(np.where(pat == 1, theta, 1 - theta))
+        set_gates(m, [np.tile(v, (X.shape[0], 1)) for v in np.split(pat, np.cumsum(sizes)[:-1])])
+        m.forward(X, True)
+        for p in range(len(sizes)):
+            mean[p] += P * flip_gradient(m, p, y, CE)
+    for p in range(len(sizes)):
+        assert np.all(exact[p] != 0)
+        np.testing.assert_allclose(mean[p], exact[p], rtol=1e-10, atol=1e-15)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), block=st.sampled_from([1, 2, 1 << 20]), pad=st.sampled_from([0, 1]))
+def test_vectorised_channel_flip_equals_loop_oracle(seed, block, pad):
+    m = tiny_conv(seed % 5, pad=pad)
+    X, y, rng = data(seed)
+    for g in gates(m):
+        g.theta[:] = 0.5
+    sample_gates(m, X.shape[0], rng)
+    m.forward(X, True)
+    for p in range(2):
+        per = flip_gradient(m, p, y, CE, max_elements=block * X.shape[0] * 50, per_sample=True)
+        np.testing.assert_allclose(per, flip_oracle(m, X, y, p), rtol=1e-9, atol=1e-13)
+        sub = flip_gradient(m, p, y, CE, n_samples=np.array([0, 3]))
+        np.testing.assert_allclose(sub, flip_oracle(m, X, y, p)[[0, 3]].mean(axis=0), rtol=1e-9, atol=1e-13)
+
+
+def test_channel_contributions_sum_to_the_consumer():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((4, 3, 7, 6))
+    conv = Conv2D(3, 5, (3, 2), stride=(2, 1), padding=(1, 0), rng=0, dtype=np.float64)
+    U = F.channel_contributions_conv(a, conv.params["W"], conv.stride, conv.padding)
+    np.testing.assert_allclose(U.sum(axis=1) + conv.params["b"][:, None, None], conv(a), rtol=1e-12, atol=1e-13)
+    W = rng.standard_normal((4, 3 * 42))
+    np.testing.assert_allclose(F.channel_contributions_dense(a, W).sum(axis=1), a.reshape(4, -1) @ W.T, rtol=1e-12)
+
+
+def test_pathwise_and_flip_cv_on_channel_gates():
+    m = tiny_conv(3)
+    X, y, rng = data(3, n=6)
+    for g in gates(m):
+        g.theta[:] = 0.6
+    sample_gates(m, 6, rng)
+    CE.forward(m.forward(X, True), y)
+    m.backward(CE.backward())
+    for p in range(2):
+        xi = gates(m)[p].xi
+        num = numerical_gradient(lambda: CE.forward(m.forward(X, True), y), xi).sum(axis=0)
+        CE.forward(m.forward(X, True), y)
+        m.backward(CE.backward())
+        assert rel_error(pathwise_gradient(m, p), num) < 1e-7
+        np.testing.assert_allclose(flip_cv_gradient(m, p, y, CE, 6), flip_gradient(m, p, y, CE), rtol=1e-9,
+                                   atol=1e-14)
+
+
+def test_removal_of_filters_equals_the_gated_net_keeps_the_loss_slices_state_and_cuts_params_and_flops():
+    m = tiny_conv(4, c1=4, c2=5, h=3)
+    X, y, rng = data(4)
+    opt = Adam(1e-2)
+    sample_gates(m, X.shape[0], rng)
+    CE.forward(m.forward(X, True), y)
+    m.backward(CE.backward())
+    opt.step(m)
+    gates(m)[0].theta[:] = [1, 0, 1, 0]
+    gates(m)[1].theta[:] = [0, 1, 1, 0, 1]
+    gates(m)[2].theta[:] = [1, 1, 0]
+    full = forward_with_gates(m, X, [g.theta for g in gates(m)])
+    det, _ = to_deterministic(m)
+    np.testing.assert_allclose(det(X), full, rtol=0, atol=1e-12)
+    loss, n_params, macs = CE.forward(m(X), y), m.n_params(), m.macs()
+    conv2, dense1 = weight_layers(m)[1:3]
+    m_state = dense1.state["W"]["m"].copy()
+    prune(m, eps=0.0)
+    assert widths(m) == [2, 3, 2]
+    assert CE.forward(m(X), y) == pytest.approx(loss, abs=1e-12)
+    assert m.n_params() < n_params and m.macs() < macs
+    assert conv2.params["W"].shape == (3, 2, 3, 3) and conv2.state["W"]["m"].shape == (3, 2, 3, 3)
+    cols = (np.array([1, 2, 4])[:, None] * 4 + np.arange(4)).ravel()       # channel c → columns c·HW … c·HW+3
+    np.testing.assert_array_equal(dense1.state["W"]["m"], m_state[[0, 1]][:, cols])
+    opt.step(m)
+
+
+def test_expected_parameter_price_counts_kernels_and_flattened_blocks():
+    """price_on="params": a filter pays k·k per active input channel + bias + k·k per active consumer filter (or
+    H·W per unit of a Dense consumer behind a flatten); at θ ∈ {0, 1} the price is the pruned net's parameters."""
+    m = tiny_conv(5, c1=4, c2=5, h=3)
+    m(np.zeros((1, 1, 10, 10)))
+    assert price_sizes(m, 0, "params").tolist() == [9 * 1 + 1 + 9 * 5] * 4
+    assert price_sizes(m, 1, "params").tolist() == [9 * 4 + 1 + 4 * 3] * 5
+    assert price_sizes(m, 1, "incoming").tolist() == [9 * 4 + 1] * 5
+    gates(m)[0].theta[:] = [1, 0, 1, 0]
+    gates(m)[1].theta[:] = [0, 1, 1, 0, 1]
+    gates(m)[2].theta[:] = [1, 1, 0]
+    zero = {q: 0.0 for q in range(4)}
+    final, _ = to_deterministic(m)
+    assert prior_cost(m, zero, 1.0, 1, "params") == pytest.approx(final.n_params())
+    assert price_sizes(m, 1, "params").tolist() == [9 * 2 + 1 + 4 * 2] * 5
+
+
+def test_trainer_prunes_filters_with_each_estimator():
+    X, y, _ = data(6, n=12)
+    for est in ("flip", "flip_cv", "pathwise"):
+        m = tiny_conv(6)
+        tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=6, rng=0, settings=PLAIN_SETTINGS, estimator=est,
+                            price=5.0, eta_theta=0.5, warmup_epochs=0, dtype=np.float64, progress=False)
+        tr.fit(X, y, 3)
+        assert all(np.all((g.theta >= 0) & (g.theta <= 1)) for g in gates(m))
+        assert sum(widths(m)) < 8                                 # a high price removes filters and units
+        m(X)
