@@ -179,3 +179,70 @@ def test_trainer_prunes_filters_with_each_estimator():
         assert all(np.all((g.theta >= 0) & (g.theta <= 1)) for g in gates(m))
         assert sum(widths(m)) < 8                                 # a high price removes filters and units
         m(X)
+
+
+# ------------------------------------------------------------------------------------------ θ binary by the dynamics
+def test_lazy_theta_step_is_the_plain_step_for_margin_zero_and_stays_in_the_box():
+    rng = np.random.default_rng(0)
+    th = rng.uniform(0, 1, 50)
+    g = rng.standard_normal(50) * 3
+    plain = F.theta_step(th.copy(), g, 0.4)
+    z = th.copy()
+    np.testing.assert_array_equal(F.lazy_theta_step(z, g, 0.4, 0.0), plain)
+    z = th.copy()
+    for _ in range(20):
+        t = F.lazy_theta_step(z, rng.standard_normal(50), 0.3, 0.5)
+        assert np.all((t >= 0) & (t <= 1)) and np.all((z >= -0.5) & (z <= 1.5))
+        np.testing.assert_array_equal(t, np.clip(z, 0, 1))
+    assert F.robbins_monro_eta(0.1, 0, 5, 0.6) == 0.1 and F.robbins_monro_eta(0.1, 15, 5, 1.0) == pytest.approx(0.025)
+    assert F.robbins_monro_eta(0.1, 15, 5, 0.0) == 0.1
+
+
+def test_margin_makes_a_noisy_drifting_theta_exactly_binary_where_the_plain_step_does_not():
+    """The mechanism of formulas.lazy_theta_step on its own: gradients with a mean drift μ = ±0.2 towards a vertex and
+    noise σ = 1. The plain projected step leaves most θ strictly inside (0, 1) at any time (a reflected random walk,
+    whatever η); the latent with margin ½ and Robbins–Monro steps ends with every θ exactly 0 or 1."""
+    rng = np.random.default_rng(1)
+    mu = np.where(np.arange(400) % 2, 0.2, -0.2)
+    th_plain, z = np.full(400, 0.5), np.full(400, 0.5)
+    for t in range(4000):
+        g = mu + rng.standard_normal(400)
+        F.theta_step(th_plain, g, 0.02)
+        th_lazy = F.lazy_theta_step(z, g, F.robbins_monro_eta(0.02, t, 500, 0.6), 0.5)
+    assert np.mean((th_plain == 0) | (th_plain == 1)) < 0.5
+    assert np.mean((th_lazy == 0) | (th_lazy == 1)) == 1.0
+    np.testing.assert_array_equal(th_lazy, (mu < 0).astype(float))
+
+
+def test_trainer_with_margin_and_robbins_monro_keeps_the_latent_through_pruning_and_checkpoints(tmp_path):
+    from minigrow import io
+    X, y, _ = data(7, n=12)
+    m = tiny_conv(7)
+    tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=6, rng=0, settings=PLAIN_SETTINGS, price=2.0, eta_theta=0.3,
+                        warmup_epochs=0, theta_margin=0.5, eta_power=1.0, eta_tau=1.0, dtype=np.float64,
+                        progress=False)
+    tr.fit(X, y, 3)
+    for g in gates(m):
+        assert g.zeta is not None and g.zeta.shape == g.theta.shape
+        np.testing.assert_array_equal(g.theta, np.clip(g.zeta, 0, 1))
+    meta, _ = tr.state_dict()
+    assert meta["theta_start"] == 0
+    io.save(tmp_path / "m.npz", m)
+    back = io.load(tmp_path / "m.npz")["model"]
+    for g, h in zip(gates(m), gates(back)):
+        np.testing.assert_array_equal(g.zeta, h.zeta)
+
+
+def test_cli_prune_lenet5_quick_writes_results_and_plots(tmp_path, capsys):
+    import json
+    from minigrow.cli import main
+    assert main(["prune", "lenet5", "--quick", "--n-test", "100", "--out", str(tmp_path)]) == 2
+    assert "--n-test" in capsys.readouterr().err
+    assert main(["prune", "lenet5", "--quick", "--epochs", "2", "--out", str(tmp_path), "--no-progress"]) == 0
+    res = json.loads((tmp_path / "results" / "pruning_lenet5_quick.json").read_text())
+    row = res["rows"][0]
+    assert len(row["widths"]) == 4 and row["widths"][2] == 16 * row["widths"][1]
+    assert res["settings"]["theta_margin"] == 0.5 and res["dense"]["n_params"] == 431_080
+    assert (tmp_path / "figures" / "pruning_lenet5_quick_theta.png").exists()
+    assert "pruned/dense wall time" in capsys.readouterr().out
+    assert main(["prune", "lenet5", "--hiddens", "3-3", "--quick", "--out", str(tmp_path)]) == 2

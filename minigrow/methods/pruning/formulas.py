@@ -79,7 +79,8 @@ from ...validate import check_nonneg
 __all__ = ["prior_term", "optimal_precision", "precision_cost", "pseudo_count_hyper_prior", "params_price_size",
            "prior_theta_gradient", "prior_weight_gradient", "signed_flip_change", "flipped_preactivations",
            "channel_contributions_conv", "channel_contributions_dense", "flip_differences", "pathwise_estimate",
-           "pathwise_per_sample", "score_function_estimate", "control_variate_estimate", "precondition", "theta_step", "pattern_probabilities"]
+           "pathwise_per_sample", "score_function_estimate", "control_variate_estimate", "precondition", "theta_step", "lazy_theta_step", "robbins_monro_eta",
+           "pattern_probabilities"]
 
 
 # --- eq. C: the prior part of the cost, one layer -------------------------------------------------------------
@@ -157,6 +158,41 @@ def theta_step(theta, grad, eta):
     theta -= eta * grad
     np.clip(theta, 0.0, 1.0, out=theta)
     return theta
+
+
+def lazy_theta_step(zeta, grad, eta, margin):
+    r"""θ binary by the dynamics (ours): the projected step on a latent ζ with a margin m > 0 around the box,
+
+    .. math::  ζ ← \mathrm{clip}(ζ − η\,ĝ,\; −m,\; 1 + m), \qquad θ = \mathrm{clip}(ζ, 0, 1)
+
+    (``zeta`` updated in place; returns the new θ). m = 0 is the plain projected step :func:`theta_step`.
+
+    Why. With the plain step θ is a random walk reflected at the vertex: at a vertex where the mean gradient μ
+    points outwards, one step of noise ĝ − μ against it moves θ inside, and θ is *exactly* 0 or 1 only while the
+    partial sums of the noise have not overcome the drift. That fraction of time depends on μ/σ of one step alone
+    (a reflected walk scaled by η is the same walk), so neither a smaller η nor Robbins–Monro steps make θ
+    exactly binary; they only bring it close. With a latent, θ leaves the vertex only when the walk travels the
+    whole margin m back: the walk against a wall with drift μ has an exponential stationary law of scale
+    η σ² / (2μ), so P(θ not at the vertex) ≈ exp(−2 μ m / (η σ²)) — and with Robbins–Monro steps η_t → 0
+    (:func:`robbins_monro_eta`) this goes to 0 for every unit whose mean gradient at its vertex is not 0. The
+    latent is the "lazy projection" of dual averaging (the step accumulates the evidence, θ is its projection),
+    kept within m of the box so that a unit that turns useless late still falls after m/η steps. A unit on which
+    the cost is flat (μ = 0: it does not matter whether it is kept) is the one case that stays undecided; the
+    vertices of eq. C are unchanged (θ = clip(ζ) ranges over the same box)."""
+    eta = check_nonneg("eta", eta)
+    margin = check_nonneg("margin", margin)
+    zeta -= eta * grad
+    np.clip(zeta, -margin, 1.0 + margin, out=zeta)
+    return np.clip(zeta, 0.0, 1.0)
+
+
+def robbins_monro_eta(eta0, t, tau, power):
+    r"""η_t = η_0 (1 + t/τ)^{−κ} (κ = ``power``): Σ_t η_t = ∞ and Σ_t η_t² < ∞ for ½ < κ ≤ 1 (Robbins–Monro, as the
+    convergence analysis of the papers assumes); κ = 0 is the constant step η_0. ``t`` steps since θ started to
+    move, ``tau`` in steps."""
+    if power == 0:
+        return eta0
+    return eta0 * (1.0 + t / tau) ** (-power)
 
 
 # --- estimators of Δ_j ----------------------------------------------------------------------------------------

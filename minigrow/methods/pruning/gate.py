@@ -47,6 +47,7 @@ class Gate(Layer):
 
     * ``theta`` — keep probabilities θ_j, float64, moved by the projected step of :mod:`.formulas`;
     * ``unit_ids`` — each unit's index in the original network (θ trajectories can be followed through pruning);
+    * ``zeta`` — the latent of the lazy θ step (θ = clip(ζ, 0, 1), :func:`.formulas.lazy_theta_step`) or None;
     * ``xi`` — the sampled gates of the current batch, (N, units) or None (then forward uses θ).
 
     Public per-pass quantities, for the estimators (:mod:`.estimators`):
@@ -71,6 +72,7 @@ class Gate(Layer):
         self.gate_dtype = check_dtype("dtype", dtype)
         self.theta = np.full(self.n_units, float(check_prob("theta0", theta0)), dtype=np.float64)
         self.unit_ids = np.arange(self.n_units)
+        self.zeta = None          # latent of the lazy θ step (formulas.lazy_theta_step); None = plain step
         self.xi = None
         self.last_input = None
         self.last_upstream = None
@@ -141,13 +143,18 @@ class Gate(Layer):
         keep = check_keep("keep", keep, self.n_units)
         self.theta = self.theta[keep].copy()
         self.unit_ids = self.unit_ids[keep].copy()
+        if self.zeta is not None:
+            self.zeta = self.zeta[keep].copy()
         self.n_units = int(keep.size)
         self.xi = None
         self.last_input = self.last_upstream = self._backward_input = None
 
     # --- io hooks ---------------------------------------------------------------------------------------------
     def extra_arrays(self):
-        return {"theta": self.theta, "unit_ids": self.unit_ids}
+        out = {"theta": self.theta, "unit_ids": self.unit_ids}
+        if self.zeta is not None:
+            out["zeta"] = self.zeta
+        return out
 
     def load_extra(self, extra, arrays):
         if "theta" in arrays:
@@ -157,6 +164,8 @@ class Gate(Layer):
             self.theta = th.copy()
         if "unit_ids" in arrays:
             self.unit_ids = np.asarray(arrays["unit_ids"], dtype=np.int64).copy()
+        if "zeta" in arrays:
+            self.zeta = np.asarray(arrays["zeta"], dtype=np.float64).copy()
 
 
 # ==============================================================================================================

@@ -51,6 +51,10 @@ class PruningSettings:
     theta_every : average the θ-gradients of K steps and take one step of K·η_θ (ours; 1 = every step)
     record_every : record every θ every this many steps (trajectories)
     max_elements : block-size budget of the vectorised flip estimator
+    theta_margin : m of the lazy θ step (ours, :func:`.formulas.lazy_theta_step`): θ = clip(ζ, 0, 1) with the
+        latent ζ kept in [−m, 1 + m]; 0 = the plain projected step
+    eta_power, eta_tau : Robbins–Monro steps η_t = η_θ (1 + t/τ)^(−κ), κ = eta_power (½ < κ ≤ 1: Σ η = ∞, Σ η² < ∞;
+        0 = constant η_θ), τ = eta_tau epochs, t = steps since θ started to move
 
     Schedule
     --------
@@ -77,6 +81,9 @@ class PruningSettings:
     theta_every: int = 1
     record_every: int = 50
     max_elements: int = 1 << 23
+    theta_margin: float = 0.0
+    eta_power: float = 0.0
+    eta_tau: float = 1.0
     # schedule
     epochs: int = 20
     lr: float = 1e-3
@@ -110,6 +117,12 @@ class PruningSettings:
         set_(self, "precondition", check_bool("precondition", self.precondition))
         set_(self, "eps", check_prob("eps", self.eps))
         set_(self, "strength", check_nonneg("strength", self.strength))
+        set_(self, "theta_margin", check_nonneg("theta_margin", self.theta_margin))
+        set_(self, "eta_power", check_nonneg("eta_power", self.eta_power))
+        if self.eta_power > 1:
+            raise ValueError(f"eta_power: expected 0 (constant steps) or ½ < κ ≤ 1 (Robbins–Monro), got "
+                             f"{self.eta_power}")
+        set_(self, "eta_tau", check_positive("eta_tau", self.eta_tau))
         set_(self, "b", check_nonneg("b", self.b))
         set_(self, "a", check_positive("a", self.a))
         if self.sigma0 is not None:
