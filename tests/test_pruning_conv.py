@@ -246,3 +246,25 @@ def test_cli_prune_lenet5_quick_writes_results_and_plots(tmp_path, capsys):
     assert (tmp_path / "figures" / "pruning_lenet5_quick_theta.png").exists()
     assert "pruned/dense wall time" in capsys.readouterr().out
     assert main(["prune", "lenet5", "--hiddens", "3-3", "--quick", "--out", str(tmp_path)]) == 2
+
+
+def test_expected_flops_price_counts_the_multiply_adds_of_the_pruned_net():
+    """price_on="flops" (ours): a filter pays kh·kw·Ho·Wo multiply-adds per active input channel and per active
+    filter of the next conv; at θ ∈ {0, 1} the price is the forward multiply-adds of the pruned net."""
+    m = tiny_conv(5, c1=4, c2=5, h=3)
+    with pytest.raises(ValueError, match="run one forward pass first"):
+        price_sizes(m, 0, "flops")
+    m(np.zeros((1, 1, 10, 10)))
+    assert price_sizes(m, 0, "flops").tolist() == [9 * 64 * 1 + 9 * 16 * 5] * 4      # 8×8 and 4×4 outputs
+    assert price_sizes(m, 1, "flops").tolist() == [9 * 16 * 4 + 4 * 3] * 5
+    gates(m)[0].theta[:] = [1, 0, 1, 0]
+    gates(m)[1].theta[:] = [0, 1, 1, 0, 1]
+    gates(m)[2].theta[:] = [1, 1, 0]
+    zero = {q: 0.0 for q in range(4)}
+    final, _ = to_deterministic(m)
+    final(np.zeros((1, 1, 10, 10)))
+    assert prior_cost(m, zero, 1.0, 1, "flops") == pytest.approx(final.macs())
+    from minigrow.methods.pruning import gated_mlp
+    mlp_ = gated_mlp([6, 5, 4, 3], rng=0, dtype=np.float64)          # a dense net: the parameters without biases
+    assert price_sizes(mlp_, 0, "flops").tolist() == [6 + 4] * 5
+    assert price_sizes(mlp_, 1, "flops").tolist() == [5 + 3] * 4

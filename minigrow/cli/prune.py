@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args, check_memory, int_list, load_data,
-                     nonneg_int, positive_float, positive_int, refuse_unused, reproduction_folder, safe_name,
+from .common import (RunFolder, add_checkpoint_args, add_data_args, add_run_args, check_memory, given, int_list,
+                     load_data, nonneg_int, positive_float, positive_int, refuse_unused, reproduction_folder, safe_name,
                      settings_from_checkpoint, write_json)
 
 WHAT = ["train", "toy", "mnist", "grid", "tradeoff", "lenet5"]
@@ -121,9 +121,10 @@ def register(sub):
     p.add_argument("--eps", type=float, default=S.eps, help="pruning threshold ε")
     p.add_argument("--sigma0", type=positive_float, default=S.sigma0, help="hyper-prior weight scale σ0")
     p.add_argument("--strength", type=float, default=S.strength, help="hyper-prior strength ρ (0 = a=1,b→0)")
-    p.add_argument("--price-on", choices=["incoming", "params"], default=S.price_on,
+    p.add_argument("--price-on", choices=["incoming", "params", "flops"], default=S.price_on,
                    help="what a unit pays γ for: 'incoming' weights + bias (pruning.md) or 'params' = everything "
-                        "that vanishes with it, incl. its outgoing column (ours)")
+                        "that vanishes with it, incl. its outgoing column (ours), or 'flops' = the expected "
+                        "multiply-adds per sample that vanish with it (ours)")
     p.add_argument("--precondition", action=argparse.BooleanOptionalAction, default=S.precondition,
                    help="divide each θ-gradient by the unit's price rate γ n_j/N, so η_θ is a per-step fall rate "
                         "of a useless unit in every layer (ours)")
@@ -148,6 +149,9 @@ def register(sub):
     p.add_argument("--starts", type=hidden_list, default=[(20, 50, 500)],
                    help="lenet5: starting conv1-conv2-fc widths, e.g. 20-50-500,40-100-1000 (more than one run, or "
                         "more --seeds/--scales, is a robustness grid)")
+    p.add_argument("--dense", action=argparse.BooleanOptionalAction, default=True,
+                   help="lenet5, one run: also train the dense net with the same epochs (error and wall-time "
+                        "reference; default on)")
     p.add_argument("--lr", type=positive_float, default=S.lr)
     p.add_argument("--lr-step", type=nonneg_int, default=S.lr_step or 0, help="StepLR on the weights: epochs between "
                    "decays (0 = constant lr)")
@@ -161,7 +165,8 @@ def register(sub):
     p.add_argument("--prices", type=float_list, default=[0.03, 0.05, 0.1, 0.2], help="tradeoff: the prices γ")
     p.add_argument("--gammas", type=float_list, default=None, help="deprecated name of --prices")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
-    p.add_argument("--tag", default="", help="grid: suffix of the result and figure names (pruning_grid<TAG>.json)")
+    p.add_argument("--tag", default="", help="mnist, grid, tradeoff, lenet5: suffix of the result and figure names "
+                                             "(pruning_grid<TAG>.json)")
     add_run_args(p, "runs/prune")
     add_checkpoint_args(p)
     p.set_defaults(func=run)
@@ -188,11 +193,12 @@ USED = {
     "train": SETTINGS + ["data", "data_dir", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate",
                          "seed", "dtype", "checkpoint_every", "resume"],
     "toy": ["seed", "quick"],
-    "mnist": SETTINGS + ["n_train", "n_test", "hidden", "init_scale", "input_gate", "seed", "quick"],
+    "mnist": SETTINGS + ["n_train", "n_test", "hidden", "init_scale", "input_gate", "seed", "quick", "tag"],
     "grid": SETTINGS + ["data_dir", "n_train", "n_test", "seeds", "scales", "hiddens", "quick", "tag"],
     "tradeoff": [k for k in SETTINGS if k not in ("price", "gamma")] + ["data_dir", "n_train", "n_test", "hidden",
                                                                         "seed", "quick", "tag", "prices", "gammas"],
-    "lenet5": SETTINGS + ["data_dir", "n_train", "n_test", "starts", "seeds", "scales", "seed", "quick", "tag"],
+    "lenet5": SETTINGS + ["data_dir", "n_train", "n_test", "starts", "seeds", "scales", "seed", "quick", "tag",
+                          "dense"],
 }
 GENERIC = {"out", "no_progress", "no_plots", "threads"}
 
@@ -209,7 +215,8 @@ def check_flags(args):
     if args.what != "train" and (args.checkpoint_every or args.resume is not None):
         raise ValueError(f"--checkpoint-every/--resume: only for one run ('prune train'), not for 'prune {args.what}'")
     if args.quick and args.what in ("mnist", "grid", "tradeoff", "lenet5"):
-        refuse_unused(args, ["n_train", "n_test"], "with --quick (it uses 2000 / 1000 images)")
+        refuse_unused(args, ["n_train", "n_test"], "with --quick (it uses "
+                      + ("1000 / 500" if args.what == "lenet5" else "2000 / 1000") + " images)")
     safe_name("--tag", args.tag)
 
 
@@ -372,8 +379,11 @@ def run_mnist(args):
         keep["history"] = r["history"]
         keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
         keep["command"] = ("python -m minigrow prune mnist" + (" --input-gate" if args.input_gate else "")
-                           + (" --quick" if args.quick else ""))
-        tag = ("_quick" if args.quick else "") + ("_input" if args.input_gate else "")
+                           + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}"
+                                     for k in ("theta_margin", "eta_power", "eta_tau", "finetune")
+                                     if given(args, k))
+                           + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else ""))
+        tag = ("_quick" if args.quick else "") + ("_input" if args.input_gate else "") + args.tag
         if not args.no_plots:
             spe = int(np.ceil(r["n_train"] / r["settings"]["batch_size"]))
             plot_theta_trajectories(r["trainer"].theta_trace, fig / f"pruning_mnist_theta{tag}.png",
@@ -489,7 +499,6 @@ def run_lenet5(args):
     """LeNet-5-Caffe on MNIST with gates on the filters (pruning.md §6): :data:`LENET5_SETTINGS` with the flags
     given on top. One start × seed × scale: the headline run and the dense net with the same epochs
     (pruning_lenet5.json, θ and width plots); more: the robustness grid (pruning_lenet5_grid<TAG>.json)."""
-    from .common import given
     from ..experiments.pruning import LENET5_REFERENCE, LENET5_SETTINGS, lenet5_run, mnist_images, \
         plot_theta_trajectories, plot_widths
     from ..data import load_mnist
@@ -500,8 +509,11 @@ def run_lenet5(args):
     scales = args.scales if given(args, "scales") else [1.0]
     starts = args.starts
     if args.quick:
-        s.update(epochs=2, warmup_epochs=1)
+        s.setdefault("epochs", 2)
+        s.setdefault("warmup_epochs", 1)
     grid = len(seeds) * len(scales) * len(starts) > 1
+    if grid:
+        refuse_unused(args, ["dense"], "for a grid (more than one start, seed or scale): no dense reference is run")
     st = LENET5_SETTINGS.replace(**s)
     with _folder(args) as rf:
         res, fig = rf.stage_dir("results"), rf.stage_dir("figures")
@@ -509,16 +521,18 @@ def run_lenet5(args):
                        data_dir=args.data_dir)
         data = mnist_images(data=d)
         tag = ("_quick" if args.quick else "") + args.tag
-        cmd = "python -m minigrow prune lenet5" + "".join(
-            f" --{k.replace('_', '-')} {getattr(args, k) if not isinstance(getattr(args, k), list) else ','.join(map(str, getattr(args, k)))}"
-            for k in ("n_train",) if getattr(args, k)) + "".join(
-            f" --{k.replace('_', '-')} {s_all[FLAG_FIELD[k]]}" for k in FLAG_FIELD if given(args, k) and k != "price")
+        cmd = "python -m minigrow prune lenet5" + (f" --n-train {args.n_train}" if args.n_train else "") + "".join(
+            f" --{k.replace('_', '-')} {s_all[FLAG_FIELD[k]]}" for k in FLAG_FIELD
+            if given(args, k) and k not in ("price", "precondition"))
+        if given(args, "precondition"):
+            cmd += " --precondition" if args.precondition else " --no-precondition"
         if given(args, "price"):
             cmd += " --price " + ",".join(map(str, np.atleast_1d(args.price)))
         if grid:
             cmd += (" --starts " + ",".join("-".join(map(str, h)) for h in starts)
                     + f" --seeds {','.join(map(str, seeds))} --scales {','.join(map(str, scales))}")
-        cmd += (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else "")
+        cmd += (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else "") + (
+            "" if args.dense or grid else " --no-dense")
         rows = []
         t0 = time.perf_counter()
         for h in starts:
@@ -540,6 +554,7 @@ def run_lenet5(args):
             r = rows[0]
             out["history"] = r["history"]
             out["events"] = r["trainer"].history.events
+        if not grid and args.dense:
             dense = lenet5_run(starts[0], seed=seeds[0], scale=scales[0], data=_as_data(data), dense=True,
                                progress=not args.no_progress, **st.as_dict())
             out["dense"] = {k: dense[k] for k in ("test_err", "n_params", "macs", "seconds", "epoch_seconds")}

@@ -24,7 +24,7 @@ from ...validate import check_bool, check_choice, check_int, check_nonneg, check
 __all__ = ["PruningSettings", "METHOD_FIELDS", "SCHEDULE_FIELDS", "PLAIN_SETTINGS"]
 
 ESTIMATORS = ("flip", "flip_cv", "pathwise", "score")
-PRICE_ON = ("incoming", "params")
+PRICE_ON = ("incoming", "params", "flops")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class PruningSettings:
     ------
     price : γ, price per active parameter in nats; or one γ_q per weight layer, in order (ours)
     price_on : 'incoming' (n_j = fan_in + 1, pruning.md) | 'params' (γ × expected number of active parameters,
-        eq. P, ours: a unit also pays for its outgoing column)
+        eq. P, ours: a unit also pays for its outgoing column) | 'flops' (γ × expected forward multiply-adds per
+        sample, ours: a conv filter pays for its kernels times the output positions)
     eta_theta : η_θ, step size of the projected θ step
     estimator : 'flip' | 'flip_cv' (ours) | 'pathwise' | 'score'
     flip_samples : the flip estimators use this many samples of each batch (None = all)
