@@ -803,7 +803,7 @@ def test_settings_one_source_dict_round_trip_and_old_names():
     with pytest.raises(TypeError, match="now called price"):
         s.replace(gamma=1.0)
     with pytest.raises(ValueError, match="price_on"):
-        PruningSettings(price_on="flops")
+        PruningSettings(price_on="macs")
     with pytest.raises(TypeError, match="fit_schedule"):
         PruningTrainer(gated_mlp([2, 3, 2]), epochs=3)
     m, *_ = tiny()
