@@ -436,6 +436,8 @@ def run_grid(args):
                "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
                f"--lr-step {args.lr_step or 0}", f"--estimate-every {args.estimate_every}",
                f"--estimator {args.estimator}", f"--cv-every {args.cv_every}", f"--finetune {args.finetune}"]
+            + [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("theta_margin", "eta_power", "eta_tau")
+               if given(args, k)]
             + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])
             + ([f"--tag {args.tag}"] if args.tag else [])),
             "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}

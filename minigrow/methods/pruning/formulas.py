@@ -69,6 +69,12 @@ Additions of ours (used for the MNIST defaults, docs/pruning.md)
 * ``precondition``: the θ step uses ĝ_j / (γ n_j / N) (:func:`precondition`) — a positive diagonal scaling (same
   signs, same vertices) under which a useless unit falls at the same rate η_θ per step in every layer.
 * The pseudo-count hyper-prior (:func:`pseudo_count_hyper_prior`).
+* ``price_on="flops"``: γ × the expected forward multiply-adds (eq. P with the multiply-adds per unit pair).
+* θ binary by the dynamics: the lazy θ step within a margin of the box (:func:`lazy_theta_step`) with
+  Robbins–Monro step sizes (:func:`robbins_monro_eta`).
+
+Conv filters (pruning.md §6): the flip of channel c changes the consumer's pre-activation by ± the contribution of
+that single channel (:func:`channel_contributions_conv`, :func:`channel_contributions_dense`).
 """
 from __future__ import annotations
 
@@ -79,8 +85,8 @@ from ...validate import check_nonneg
 __all__ = ["prior_term", "optimal_precision", "precision_cost", "pseudo_count_hyper_prior", "params_price_size",
            "prior_theta_gradient", "prior_weight_gradient", "signed_flip_change", "flipped_preactivations",
            "channel_contributions_conv", "channel_contributions_dense", "flip_differences", "pathwise_estimate",
-           "pathwise_per_sample", "score_function_estimate", "control_variate_estimate", "precondition", "theta_step", "lazy_theta_step", "robbins_monro_eta",
-           "pattern_probabilities"]
+           "pathwise_per_sample", "score_function_estimate", "control_variate_estimate", "precondition", "theta_step",
+           "lazy_theta_step", "robbins_monro_eta", "pattern_probabilities"]
 
 
 # --- eq. C: the prior part of the cost, one layer -------------------------------------------------------------

@@ -143,8 +143,13 @@ class PruningSettings:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self):
-        """Plain JSON-able dict (a per-layer price as a list)."""
+        """Plain JSON-able dict (a per-layer price as a list). The fields added for θ binary by the dynamics are
+        left out while they have the values that give the earlier behaviour (:data:`LATER_FIELDS`), so runs that do
+        not use them write the same files as before; :meth:`from_dict` fills them in."""
         d = dataclasses.asdict(self)
+        for k, v in LATER_FIELDS.items():
+            if d[k] == v:
+                del d[k]
         if isinstance(d["price"], tuple):
             d["price"] = list(d["price"])
         return d
@@ -166,6 +171,9 @@ class PruningSettings:
         """``{name: value}`` of the method fields (what :class:`~.trainer.PruningTrainer` reads)."""
         return {k: getattr(self, k) for k in METHOD_FIELDS}
 
+
+# Fields added after results were published, with the values that reproduce the earlier behaviour.
+LATER_FIELDS = {"theta_margin": 0.0, "eta_power": 0.0, "eta_tau": 1.0}
 
 SCHEDULE_FIELDS = ("epochs", "lr", "batch_size", "lr_step", "lr_decay", "polish_epochs", "finetune_epochs")
 METHOD_FIELDS = tuple(f.name for f in fields(PruningSettings) if f.name not in SCHEDULE_FIELDS)
