@@ -268,3 +268,27 @@ def test_expected_flops_price_counts_the_multiply_adds_of_the_pruned_net():
     mlp_ = gated_mlp([6, 5, 4, 3], rng=0, dtype=np.float64)          # a dense net: the parameters without biases
     assert price_sizes(mlp_, 0, "flops").tolist() == [6 + 4] * 5
     assert price_sizes(mlp_, 1, "flops").tolist() == [5 + 3] * 4
+
+
+def test_lambda_star_per_conv_layer_and_a_flops_priced_trainer_step():
+    from minigrow.methods.pruning import layer_precisions, optimal_precision, unit_sizes, unit_sq_norms
+    m = tiny_conv(8, c1=4, c2=5, h=3)
+    X, y, _ = data(8, n=6)
+    for g in gates(m):
+        g.theta[:] = np.linspace(0.3, 0.9, g.n_units)
+    lams = layer_precisions(m)
+    conv2 = weight_layers(m)[1]
+    assert unit_sizes(m, 1).tolist() == [9 * 4 + 1] * 5
+    assert lams[1] == pytest.approx(optimal_precision(gates(m)[1].theta, unit_sq_norms(conv2), unit_sizes(m, 1)))
+    tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=6, rng=0, settings=PLAIN_SETTINGS, price_on="flops",
+                        price=0.01, eta_theta=0.1, warmup_epochs=0, dtype=np.float64, progress=False, n_train=6)
+    before = [g.theta.copy() for g in gates(m)]
+    tr.train_step(X, y)
+    assert any(not np.array_equal(b, g.theta) for b, g in zip(before, gates(m)))
+
+
+def test_cli_prune_lenet5_grid_refuses_dense_flag(tmp_path, capsys):
+    from minigrow.cli import main
+    assert main(["prune", "lenet5", "--quick", "--seeds", "0,1", "--no-dense", "--out", str(tmp_path)]) == 2
+    assert "--dense" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
