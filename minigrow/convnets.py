@@ -19,7 +19,7 @@ from .validate import check_choice, check_dtype, check_int, check_rng
 __all__ = ["lenet5", "conv_net", "vgg", "resnet"]
 
 
-def lenet5(variant="caffe", rng=0, dtype=np.float32, init="torch"):
+def lenet5(variant="caffe", rng=0, dtype=np.float32, init="torch", widths=None):
     """LeNet-5 for 1×28×28 images, 10 classes.
 
     ``variant="caffe"`` — LeNet-5-Caffe, the net of the structured-pruning literature
@@ -41,17 +41,23 @@ def lenet5(variant="caffe", rng=0, dtype=np.float32, init="torch"):
         Conv2D(6→16, 5×5)           ReLU MaxPool 2   14×14 → 10×10 →  5×5
         Flatten (400)  Dense(400→120) ReLU  Dense(120→84) ReLU  Dense(84→10)
 
-    ``rng`` (Generator or int seed) draws every layer in order; ``init`` as for :class:`~minigrow.layers.Conv2D`
+    ``widths`` — ``(conv1 filters, conv2 filters, dense units)`` of the caffe variant instead of (20, 50, 500), e.g.
+    twice as wide for the pruning robustness grid (the flatten then has conv2·16 features). ``rng`` (Generator or
+    int seed) draws every layer in order; ``init`` as for :class:`~minigrow.layers.Conv2D`
     and :class:`~minigrow.layers.Dense` (default PyTorch's).
     """
     check_choice("variant", variant, {"caffe", "classic"})
     rng = check_rng("rng", rng)
     dtype = check_dtype("dtype", dtype)
     kw = {"init": init, "rng": rng, "dtype": dtype}
+    if widths is not None and variant != "caffe":
+        raise ValueError("widths: only for variant='caffe'")
     if variant == "caffe":
-        layers = [Conv2D(1, 20, 5, **kw), ReLU(), MaxPool2d(2),
-                  Conv2D(20, 50, 5, **kw), ReLU(), MaxPool2d(2),
-                  Flatten(), Dense(800, 500, **kw), ReLU(), Dense(500, 10, **kw)]
+        c1, c2, h = (20, 50, 500) if widths is None else (check_int(f"widths[{i}]", w, lo=1)
+                                                          for i, w in enumerate(widths))
+        layers = [Conv2D(1, c1, 5, **kw), ReLU(), MaxPool2d(2),
+                  Conv2D(c1, c2, 5, **kw), ReLU(), MaxPool2d(2),
+                  Flatten(), Dense(16 * c2, h, **kw), ReLU(), Dense(h, 10, **kw)]
     else:
         layers = [Conv2D(1, 6, 5, padding=2, **kw), ReLU(), MaxPool2d(2),
                   Conv2D(6, 16, 5, **kw), ReLU(), MaxPool2d(2),

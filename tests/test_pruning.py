@@ -723,7 +723,7 @@ def conv_net():
                                                                                                         dtype=np.float64)]))
 
 
-def test_gates_on_conv_filters_pathwise_works_flip_refuses_a_conv_consumer():
+def test_gates_on_conv_filters_pathwise_works_flip_refuses_an_unknown_consumer():
     """Gates of shape (N, C) on NCHW activations (conv filters gated): the pathwise estimate is the derivative of
     one shared gate; the flip estimator refuses a non-Dense consumer with a clear ValueError; pruning removes
     filters through surgery and keeps the outputs with ξ = θ."""
@@ -740,7 +740,7 @@ def test_gates_on_conv_filters_pathwise_works_flip_refuses_a_conv_consumer():
         xi = gates(m)[p].xi
         num = numerical_gradient(lambda: CE.forward(m.forward(X, True), y), xi).sum(axis=0)
         assert rel_error(pathwise_gradient(m, p), num) < 1e-7
-    with pytest.raises(ValueError, match="consumer Conv1x1 not supported yet"):
+    with pytest.raises(ValueError, match="a channel gate must feed a Conv2D directly"):
         flip_gradient(m, 0, y, CE)
     tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=3, rng=0, settings=PLAIN_SETTINGS, estimator="pathwise",
                         price=0.5, eta_theta=0.2, warmup_epochs=0, dtype=np.float64, progress=False, n_train=6)
@@ -803,7 +803,7 @@ def test_settings_one_source_dict_round_trip_and_old_names():
     with pytest.raises(TypeError, match="now called price"):
         s.replace(gamma=1.0)
     with pytest.raises(ValueError, match="price_on"):
-        PruningSettings(price_on="flops")
+        PruningSettings(price_on="macs")
     with pytest.raises(TypeError, match="fit_schedule"):
         PruningTrainer(gated_mlp([2, 3, 2]), epochs=3)
     m, *_ = tiny()

@@ -8,11 +8,12 @@ Forms::
     python -m minigrow prune mnist                                                 # the MNIST reproduction
     python -m minigrow prune grid [--seeds 0,1,2 --scales … --hiddens …]           # the robustness grid
     python -m minigrow prune tradeoff [--prices 0.03,0.05,0.1,0.2]                 # error vs widths across γ
+    python -m minigrow prune lenet5 [--starts 20-50-500,40-100-1000 --seeds …]      # LeNet-5-Caffe filters
 
 Defaults: :class:`minigrow.methods.pruning.PruningSettings` (the MNIST settings), the one source of them.
 
-The reproductions are spelled ``python -m minigrow reproduce pruning toy|mnist|grid|tradeoff`` (the forms above
-still work for one release, with a deprecation note); they write results/pruning_<name>.json and
+The reproductions are spelled ``python -m minigrow reproduce pruning toy|mnist|grid|tradeoff|lenet5`` (the forms
+above still work for one release, with a deprecation note); they write results/pruning_<name>.json and
 figures/pruning_<name>*.png under ``--out`` (default runs/reproduce/pruning/<name>; ``--into-docs``: the
 repository's docs/). ``toy``, ``grid`` and ``tradeoff`` take ``--jobs N`` / ``--scheduler ADDRESS``.
 """
@@ -25,15 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from .common import (RunFolder, add_checkpoint_args, add_data_args, add_into_docs_arg, add_run_args, add_sweep_args,
-                     check_memory, deprecated, int_list, load_data, nonneg_int, positive_float, positive_int,
+                     check_memory, deprecated, given, int_list, load_data, nonneg_int, positive_float, positive_int,
                      refuse_unused, reproduction_folder, safe_name, settings_from_checkpoint, sweep_kwargs, write_json)
 
-WHAT = ["train", "toy", "mnist", "grid", "tradeoff"]
+WHAT = ["train", "toy", "mnist", "grid", "tradeoff", "lenet5"]
 
 # The settings that define a `prune train` run: stored in every checkpoint and taken from it on --resume.
 RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "price", "eta_theta",
             "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "lr", "batch_size", "seed", "dtype",
-            "price_on", "lr_step", "lr_decay", "polish", "precondition", "estimate_every", "cv_every", "finetune"]
+            "price_on", "lr_step", "lr_decay", "polish", "precondition", "estimate_every", "cv_every", "finetune",
+            "theta_margin", "eta_power", "eta_tau"]
 
 
 def _numbers(text, allow_zero, example):
@@ -61,6 +63,15 @@ def price_arg(text):
         return str(text)
     vals = _numbers(text, True, "0.04 or 0.04,0.4,0.04")
     return vals[0] if len(vals) == 1 else vals
+
+
+def _nonneg_float(text):
+    """One finite number ≥ 0 (argparse type)."""
+    import argparse
+    vals = _numbers(text, True, "0.5")
+    if len(vals) != 1:
+        raise argparse.ArgumentTypeError(f"expected one number >= 0 like 0.5, got {text!r}")
+    return vals[0]
 
 
 def seed_list(text):
@@ -112,9 +123,10 @@ def register(sub):
     p.add_argument("--eps", type=float, default=S.eps, help="pruning threshold ε")
     p.add_argument("--sigma0", type=positive_float, default=S.sigma0, help="hyper-prior weight scale σ0")
     p.add_argument("--strength", type=float, default=S.strength, help="hyper-prior strength ρ (0 = a=1,b→0)")
-    p.add_argument("--price-on", choices=["incoming", "params"], default=S.price_on,
+    p.add_argument("--price-on", choices=["incoming", "params", "flops"], default=S.price_on,
                    help="what a unit pays γ for: 'incoming' weights + bias (pruning.md) or 'params' = everything "
-                        "that vanishes with it, incl. its outgoing column (ours)")
+                        "that vanishes with it, incl. its outgoing column (ours), or 'flops' = the expected "
+                        "multiply-adds per sample that vanish with it (ours)")
     p.add_argument("--precondition", action=argparse.BooleanOptionalAction, default=S.precondition,
                    help="divide each θ-gradient by the unit's price rate γ n_j/N, so η_θ is a per-step fall rate "
                         "of a useless unit in every layer (ours)")
@@ -129,6 +141,19 @@ def register(sub):
     p.add_argument("--finetune", type=nonneg_int, default=S.finetune_epochs,
                    help="last N epochs: θ rounded to {0,1} (≥ ½ → 1), zeros removed, θ frozen, weights fine-tuned "
                         "(ours)")
+    p.add_argument("--theta-margin", type=_nonneg_float, default=S.theta_margin,
+                   help="θ binary by the dynamics (ours): θ = clip(ζ, 0, 1), the latent ζ kept within this margin of "
+                        "[0, 1] (0 = the plain projected step; lenet5 default 0.5)")
+    p.add_argument("--eta-power", type=_nonneg_float, default=S.eta_power,
+                   help="Robbins–Monro θ steps η_t = η_θ (1 + t/τ)^-κ with κ this (½ < κ ≤ 1; 0 = constant; lenet5 "
+                        "default 0.6)")
+    p.add_argument("--eta-tau", type=positive_float, default=S.eta_tau, help="τ of the Robbins–Monro steps, epochs")
+    p.add_argument("--starts", type=hidden_list, default=[(20, 50, 500)],
+                   help="lenet5: starting conv1-conv2-fc widths, e.g. 20-50-500,40-100-1000 (more than one run, or "
+                        "more --seeds/--scales, is a robustness grid)")
+    p.add_argument("--dense", action=argparse.BooleanOptionalAction, default=True,
+                   help="lenet5, one run: also train the dense net with the same epochs (error and wall-time "
+                        "reference; default on)")
     p.add_argument("--lr", type=positive_float, default=S.lr)
     p.add_argument("--lr-step", type=nonneg_int, default=S.lr_step or 0, help="StepLR on the weights: epochs between "
                    "decays (0 = constant lr)")
@@ -142,7 +167,8 @@ def register(sub):
     p.add_argument("--prices", type=float_list, default=[0.03, 0.05, 0.1, 0.2], help="tradeoff: the prices γ")
     p.add_argument("--gammas", type=float_list, default=None, help="deprecated name of --prices")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
-    p.add_argument("--tag", default="", help="grid: suffix of the result and figure names (pruning_grid<TAG>.json)")
+    p.add_argument("--tag", default="", help="mnist, grid, tradeoff, lenet5: suffix of the result and figure names "
+                                             "(pruning_grid<TAG>.json)")
     add_run_args(p, "runs/prune")
     add_sweep_args(p)
     add_into_docs_arg(p)
@@ -156,7 +182,8 @@ def _settings(args):
              warmup_epochs=args.warmup, eps=args.eps, sigma0=args.sigma0, strength=args.strength, lr=args.lr,
              batch_size=args.batch_size, price_on=args.price_on, lr_step=args.lr_step or None, lr_decay=args.lr_decay,
              polish_epochs=args.polish, precondition=args.precondition, estimate_every=args.estimate_every,
-             cv_every=args.cv_every, finetune_epochs=args.finetune)
+             cv_every=args.cv_every, finetune_epochs=args.finetune, theta_margin=args.theta_margin,
+             eta_power=args.eta_power, eta_tau=args.eta_tau)
     if args.epochs is not None:
         s["epochs"] = args.epochs
     return s
@@ -164,20 +191,22 @@ def _settings(args):
 
 SETTINGS = ["price", "gamma", "eta_theta", "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength",
             "price_on", "precondition", "estimate_every", "cv_every", "polish", "finetune", "lr", "lr_step",
-            "lr_decay", "epochs", "batch_size"]
+            "lr_decay", "epochs", "batch_size", "theta_margin", "eta_power", "eta_tau"]
 # the flags each form uses; any other flag given explicitly has no effect there and is refused
 USED = {
     "train": SETTINGS + ["data", "data_dir", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate",
                          "seed", "dtype", "checkpoint_every", "resume"],
     "toy": ["seed", "quick"],
-    "mnist": SETTINGS + ["n_train", "n_test", "hidden", "init_scale", "input_gate", "seed", "quick"],
+    "mnist": SETTINGS + ["n_train", "n_test", "hidden", "init_scale", "input_gate", "seed", "quick", "tag"],
     "grid": SETTINGS + ["data_dir", "n_train", "n_test", "seeds", "scales", "hiddens", "quick", "tag"],
     "tradeoff": [k for k in SETTINGS if k not in ("price", "gamma")] + ["data_dir", "n_train", "n_test", "hidden",
                                                                         "seed", "quick", "tag", "prices", "gammas"],
+    "lenet5": SETTINGS + ["data_dir", "n_train", "n_test", "starts", "seeds", "scales", "seed", "quick", "tag",
+                          "dense"],
 }
 GENERIC = {"out", "no_progress", "no_plots", "threads"}
 SWEEPS = {"toy", "grid", "tradeoff"}                 # forms made of independent runs: --jobs, --scheduler
-REPRODUCTIONS = {"toy", "mnist", "grid", "tradeoff"}  # `reproduce pruning WHAT`; --into-docs
+REPRODUCTIONS = {"toy", "mnist", "grid", "tradeoff", "lenet5"}  # `reproduce pruning WHAT`; --into-docs
 
 
 def check_flags(args):
@@ -192,8 +221,9 @@ def check_flags(args):
         refuse_unused(args, [name], f"for 'prune {args.what}'")
     if args.what != "train" and (args.checkpoint_every or args.resume is not None):
         raise ValueError(f"--checkpoint-every/--resume: only for one run ('prune train'), not for 'prune {args.what}'")
-    if args.quick and args.what in ("mnist", "grid", "tradeoff"):
-        refuse_unused(args, ["n_train", "n_test"], "with --quick (it uses 2000 / 1000 images)")
+    if args.quick and args.what in ("mnist", "grid", "tradeoff", "lenet5"):
+        refuse_unused(args, ["n_train", "n_test"], "with --quick (it uses "
+                      + ("1000 / 500" if args.what == "lenet5" else "2000 / 1000") + " images)")
     safe_name("--tag", args.tag)
 
 
@@ -225,7 +255,7 @@ def run(args):
         raise ValueError(f"--price and --strength must be >= 0 and --eps in [0, 1], got {args.price}, "
                          f"{args.strength}, {args.eps}")
     return {"train": run_train, "toy": run_toy, "mnist": run_mnist, "grid": run_grid,
-            "tradeoff": run_tradeoff}[args.what](args)
+            "tradeoff": run_tradeoff, "lenet5": run_lenet5}[args.what](args)
 
 
 def _settings_from_checkpoint(args):
@@ -356,8 +386,11 @@ def run_mnist(args):
         keep["history"] = r["history"]
         keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
         keep["command"] = ("python -m minigrow reproduce pruning mnist" + (" --input-gate" if args.input_gate else "")
-                           + (" --quick" if args.quick else ""))
-        tag = ("_quick" if args.quick else "") + ("_input" if args.input_gate else "")
+                           + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}"
+                                     for k in ("theta_margin", "eta_power", "eta_tau", "finetune")
+                                     if given(args, k))
+                           + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else ""))
+        tag = ("_quick" if args.quick else "") + ("_input" if args.input_gate else "") + args.tag
         if not args.no_plots:
             spe = int(np.ceil(r["n_train"] / r["settings"]["batch_size"]))
             plot_theta_trajectories(r["trainer"].theta_trace, fig / f"pruning_mnist_theta{tag}.png",
@@ -412,6 +445,8 @@ def run_grid(args):
                "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
                f"--lr-step {args.lr_step or 0}", f"--estimate-every {args.estimate_every}",
                f"--estimator {args.estimator}", f"--cv-every {args.cv_every}", f"--finetune {args.finetune}"]
+            + [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("theta_margin", "eta_power", "eta_tau")
+               if given(args, k)]
             + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])
             + ([f"--tag {args.tag}"] if args.tag else [])),
             "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}
@@ -459,6 +494,107 @@ def run_tradeoff(args):
         rf.commit()
         print(f"wrote {rf.out / 'results'}/pruning_mnist_tradeoff{tag}.json")
     return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# flag → PruningSettings field, for the forms whose defaults are not the MNIST ones (lenet5: only flags given)
+FLAG_FIELD = {"price": "price", "eta_theta": "eta_theta", "estimator": "estimator", "flip_samples": "flip_samples",
+              "warmup": "warmup_epochs", "eps": "eps", "sigma0": "sigma0", "strength": "strength", "lr": "lr",
+              "batch_size": "batch_size", "price_on": "price_on", "lr_step": "lr_step", "lr_decay": "lr_decay",
+              "polish": "polish_epochs", "precondition": "precondition", "estimate_every": "estimate_every",
+              "cv_every": "cv_every", "finetune": "finetune_epochs", "theta_margin": "theta_margin",
+              "eta_power": "eta_power", "eta_tau": "eta_tau", "epochs": "epochs"}
+
+
+def run_lenet5(args):
+    """LeNet-5-Caffe on MNIST with gates on the filters (pruning.md §6): :data:`LENET5_SETTINGS` with the flags
+    given on top. One start × seed × scale: the headline run and the dense net with the same epochs
+    (pruning_lenet5.json, θ and width plots); more: the robustness grid (pruning_lenet5_grid<TAG>.json)."""
+    from ..experiments.pruning import LENET5_REFERENCE, LENET5_SETTINGS, lenet5_run, mnist_images, \
+        plot_theta_trajectories, plot_widths
+    from ..data import load_mnist
+    s_all = _settings(args)
+    s = {FLAG_FIELD[k]: s_all[FLAG_FIELD[k]] for k in FLAG_FIELD if given(args, k) or (
+        k == "price" and given(args, "gamma"))}
+    seeds = args.seeds if given(args, "seeds") else [args.seed]
+    scales = args.scales if given(args, "scales") else [1.0]
+    starts = args.starts
+    if args.quick:
+        s.setdefault("epochs", 2)
+        s.setdefault("warmup_epochs", 1)
+    grid = len(seeds) * len(scales) * len(starts) > 1
+    if grid:
+        refuse_unused(args, ["dense"], "for a grid (more than one start, seed or scale): no dense reference is run")
+    st = LENET5_SETTINGS.replace(**s)
+    with _folder(args) as rf:
+        res, fig = rf.stage_dir("results"), rf.stage_dir("figures")
+        d = load_mnist(n_train=1000 if args.quick else args.n_train, n_test=500 if args.quick else args.n_test,
+                       data_dir=args.data_dir)
+        data = mnist_images(data=d)
+        tag = ("_quick" if args.quick else "") + args.tag
+        cmd = "python -m minigrow reproduce pruning lenet5" + (f" --n-train {args.n_train}" if args.n_train else "")
+        cmd += "".join(
+            f" --{k.replace('_', '-')} {s_all[FLAG_FIELD[k]]}" for k in FLAG_FIELD
+            if given(args, k) and k not in ("price", "precondition"))
+        if given(args, "precondition"):
+            cmd += " --precondition" if args.precondition else " --no-precondition"
+        if given(args, "price"):
+            cmd += " --price " + ",".join(map(str, np.atleast_1d(args.price)))
+        if grid:
+            cmd += (" --starts " + ",".join("-".join(map(str, h)) for h in starts)
+                    + f" --seeds {','.join(map(str, seeds))} --scales {','.join(map(str, scales))}")
+        cmd += (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else "") + (
+            "" if args.dense or grid else " --no-dense")
+        rows = []
+        t0 = time.perf_counter()
+        for h in starts:
+            for sc in scales:
+                for sd in seeds:
+                    r = lenet5_run(h, seed=sd, scale=sc, data=_as_data(data), progress=not args.no_progress,
+                                   **st.as_dict())
+                    rows.append(r)
+                    print(f"start {'-'.join(map(str, h))} scale {sc} seed {sd}: widths {r['widths']}, test error "
+                          f"{100 * r['test_err']:.2f} %, θ binary {r['theta_binary_frac']:.3f} (before any rounding), "
+                          f"{r['n_params']:,} parameters, {r['macs']:,} MACs/image, {r['seconds']:.0f} s", flush=True)
+        keys = ("start", "seed", "scale", "widths", "test_err", "theta_binary_frac", "theta_near_binary_frac",
+                "theta_binary_per_epoch", "widths_per_epoch", "n_params", "macs", "seconds", "epoch_seconds")
+        out = {"command": cmd, "settings": st.as_dict(), "n_train": int(len(data[1])), "n_test": int(len(data[3])),
+               "reference": [{"name": n, "widths": list(w), "test_err_pct": e, "flops": f}
+                             for n, w, e, f in LENET5_REFERENCE],
+               "rows": [{k: r[k] for k in keys} for r in rows], "seconds": time.perf_counter() - t0}
+        if not grid:
+            r = rows[0]
+            out["history"] = r["history"]
+            out["events"] = r["trainer"].history.events
+        if not grid and args.dense:
+            dense = lenet5_run(starts[0], seed=seeds[0], scale=scales[0], data=_as_data(data), dense=True,
+                               progress=not args.no_progress, **st.as_dict())
+            out["dense"] = {k: dense[k] for k in ("test_err", "n_params", "macs", "seconds", "epoch_seconds")}
+            out["wall_time_ratio"] = r["seconds"] / dense["seconds"]
+            print(f"dense : test error {100 * dense['test_err']:.2f} %, {dense['n_params']:,} parameters, "
+                  f"{dense['macs']:,} MACs/image, {dense['seconds']:.0f} s; pruned/dense wall time "
+                  f"{out['wall_time_ratio']:.2f}", flush=True)
+        name = f"pruning_lenet5{'_grid' if grid else ''}{tag}"
+        write_json(res / f"{name}.json", out)
+        if not args.no_plots:
+            if not grid:
+                spe = int(np.ceil(len(data[1]) / st.batch_size))
+                plot_theta_trajectories(rows[0]["trainer"].theta_trace, fig / f"{name}_theta.png",
+                                        steps_per_epoch=spe, title="θ trajectories, LeNet-5-Caffe (conv1, conv2 "
+                                                                   "filters, fc1 units)")
+            plot_widths([(f"{'-'.join(map(str, r['start']))} ×{r['scale']} s{r['seed']}",
+                          [[w[0], w[1], w[3]] for w in r["widths_per_epoch"]]) for r in rows],
+                        fig / f"{name}_widths.png", title="LeNet-5-Caffe: conv1, conv2 filters, fc1 units")
+        rf.commit()
+        print(f"wrote {rf.out / 'results'}/{name}.json")
+    return 0
+
+
+def _as_data(images):
+    """(X_train, y_train, X_test, y_test) images → the record :func:`lenet5_run` reads as ``data``."""
+    from types import SimpleNamespace
+    Xtr, ytr, Xte, yte = images
+    return SimpleNamespace(X_train=Xtr, y_train=ytr, X_test=Xte, y_test=yte)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Forms::
 
     python -m minigrow reproduce sensli A [--seeds 30] [--jobs 2]     # setting A-F of docs/sensli.md
     python -m minigrow reproduce bundles grid [--jobs 2]              # grid | autotune | autotune-blocks | lesion
-    python -m minigrow reproduce pruning mnist                        # toy | mnist | grid | tradeoff
+    python -m minigrow reproduce pruning mnist                        # toy | mnist | grid | tradeoff | lenet5
     python -m minigrow reproduce pruning grid --seeds 0,1,2 --jobs 2 --scheduler tcp://host:8786
 
 Every form writes under ``--out`` (default ``runs/reproduce/METHOD/WHAT`` in the current folder; ``--quick``:

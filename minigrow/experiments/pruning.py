@@ -15,7 +15,7 @@ import numpy as np
 from ..data import load_mnist
 from ..network import mlp
 from ..optim import Adam, StepLR
-from ..methods.pruning import PLAIN_SETTINGS, PruningSettings, PruningTrainer, gated_mlp, gates, widths
+from ..methods.pruning import PLAIN_SETTINGS, PruningSettings, PruningTrainer, add_gates, gated_mlp, gates, widths
 from ..sweep import run_sweep
 from ..train import Trainer, evaluate
 
@@ -257,3 +257,78 @@ def plot_error_vs_params(points, dense, path, title=None):
     if title:
         ax.set_title(title)
     return savefig(fig, path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# LeNet-5-Caffe (pruning.md §6): gates on the filters of both convolutions and the units of the first dense layer
+# --------------------------------------------------------------------------------------------------------------
+# Structured-pruning results on LeNet-5-Caffe from the literature (pruning.md §6): kept conv1-conv2-fc1-fc2
+# widths (fc1 = kept flattened features of the 800, fc2 = kept units of the 500), test error %, forward FLOPs.
+LENET5_REFERENCE = [("BC-GHS", (5, 10, 76, 16), 1.0, 158_000), ("BC-GNJ", (8, 13, 88, 13), 1.0, 290_000),
+                    ("L0-sep", (9, 18, 65, 25), 1.0, 403_000), ("SBP", (3, 18, 284, 283), 0.9, 217_000),
+                    ("L0", (20, 25, 45, 462), 0.9, 1_300_000), ("gen. dropout", (7, 13, 208, 16), 1.1, 254_000)]
+
+# Our LeNet-5 settings: the MNIST defaults with θ binary by the dynamics (the lazy θ step with margin ½ and
+# Robbins–Monro steps, κ = 0.6, τ = 2 epochs) instead of the final rounding, and no fine-tune phase.
+LENET5_SETTINGS = MNIST_SETTINGS.replace(epochs=8, warmup_epochs=1, lr_step=4, finetune_epochs=0, theta_margin=0.5,
+                                         eta_power=0.6, eta_tau=2.0)
+
+
+def mnist_images(n_train=None, n_test=None, data=None, dtype=np.float32):
+    """MNIST as (N, 1, 28, 28) images (:func:`minigrow.data.load_mnist`, reshaped)."""
+    d = data if data is not None else load_mnist(n_train=n_train, n_test=n_test, dtype=dtype)
+    return (d.X_train.reshape(-1, 1, 28, 28), d.y_train, d.X_test.reshape(-1, 1, 28, 28), d.y_test)
+
+
+def lenet5_widths(model):
+    """Kept conv1-conv2-fc1-fc2 widths as in the literature: filters of conv1 and conv2, flattened features read
+    by the first dense layer (16 per kept conv2 filter) and its units."""
+    w = widths(model)
+    return [w[0], w[1], 16 * w[1], w[2]]
+
+
+def lenet5_run(start=(20, 50, 500), seed=0, scale=1.0, n_train=None, n_test=None, data=None, progress=False,
+               dense=False, **overrides):
+    """Train a gated LeNet-5-Caffe (:func:`minigrow.convnets.lenet5` + :func:`~minigrow.methods.pruning.add_gates`,
+    gates behind both pools and after the first dense layer) with :data:`LENET5_SETTINGS` (any field overridable),
+    or with ``dense=True`` the same net without gates or prior, same optimiser, schedule and epochs (the wall-time
+    and error reference). Returns a record with per-epoch widths, θ binarity, test error, seconds."""
+    from ..convnets import lenet5
+    st = LENET5_SETTINGS.replace(**overrides)
+    Xtr, ytr, Xte, yte = mnist_images(n_train, n_test, data)
+    model = lenet5("caffe", rng=seed, widths=None if tuple(start) == (20, 50, 500) else tuple(start))
+    if scale != 1.0:
+        for _, layer in model.named_layers():
+            for v in layer.params.values():
+                v *= scale
+    opt = Adam(st.lr)
+    sched = StepLR(opt, st.lr_step, st.lr_decay) if st.lr_step else None
+    if dense:
+        tr = Trainer(model, "ce", opt, batch_size=st.batch_size, rng=seed, progress=progress, scheduler=sched)
+    else:
+        tr = PruningTrainer(add_gates(model), "ce", opt, batch_size=st.batch_size, rng=seed, settings=st,
+                            scheduler=sched, progress=progress)
+    t0 = time.perf_counter()
+    if dense:
+        tr.fit(Xtr, ytr, st.epochs, Xte, yte)
+    else:
+        tr.fit_schedule(Xtr, ytr, st.epochs, st.polish_epochs, Xte, yte, finetune_epochs=st.finetune_epochs)
+    seconds = time.perf_counter() - t0
+    hist = [{k: v for k, v in e.items()} for e in tr.history.epochs]
+    rec = {"start": list(start), "seed": seed, "scale": scale, "settings": st.as_dict(), "n_train": int(len(ytr)),
+           "seconds": seconds, "epoch_seconds": [e.get("seconds") for e in hist], "history": hist, "trainer": tr}
+    if dense:
+        final = model
+        rec["widths"] = list(start)
+    else:
+        th = np.concatenate([g.theta for g in gates(model)])
+        rec["widths"] = lenet5_widths(model)
+        rec["theta_binary_frac"] = float(np.mean((th == 0) | (th == 1)))
+        rec["theta_near_binary_frac"] = float(np.mean(np.minimum(th, 1 - th) <= 0.05))
+        rec["theta_binary_per_epoch"] = [e["theta_binary_frac"] for e in hist]
+        rec["widths_per_epoch"] = [[w[0], w[1], 16 * w[1], w[2]] for w in (e["widths"] for e in hist)]
+        final, _ = tr.finalize()
+    _, acc = evaluate(final, "ce", Xte, yte)
+    final(Xte[:1])                                            # records the spatial sizes for macs()
+    rec.update(test_err=1 - acc, n_params=final.n_params(), macs=final.macs(), model=final)
+    return rec

@@ -5,7 +5,8 @@ public :attr:`~.gate.Gate.last_input` a and :attr:`~.gate.Gate.last_upstream` G,
 the vectorisation of all flips of a gate as one batched pass, and its chunking under a memory budget.
 
 Each estimator takes the gate number ``p`` (gates counted in the order they run) and works on any network with
-gates; the flip estimators need a Dense consumer (the rank-one update is written for it) and 2-d gates.
+gates; the flip estimators need a Dense consumer (the rank-one update) for 2-d gates, and a Conv2D consumer or a
+Flatten → Dense consumer for channel gates on NCHW activations (the single-channel update).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import itertools
 
 import numpy as np
 
-from ...layers import Dense
+from ...layers import Conv2D, Dense
 from ...losses import get_loss
 from ...validate import check_int
 from . import formulas as F
@@ -72,8 +73,9 @@ def flip_gradient(model, p, y, loss, max_elements=1 << 23, n_samples=None, per_s
     array of per-sample differences ℓ_n(ξ_nj=1) − ℓ_n(ξ_nj=0) instead of their mean.
 
     Element-wise layers between the gate and its consumer (e.g. a gate placed before its activation f) are
-    allowed: the flip then changes the consumer's input by (1 − 2ξ)(f(a) − f(0)). A Conv2D consumer or an NCHW
-    gate is not supported yet (ValueError): use the pathwise estimator there.
+    allowed: the flip then changes the consumer's input by (1 − 2ξ)(f(a) − f(0)). A gate on the channels of an
+    NCHW activation (conv filters) feeding a Conv2D, or a Dense layer through a Flatten, uses the single-channel
+    update of :func:`_channel_flip_gradient` (pruning.md §6); other consumers of NCHW gates: ValueError.
     """
     loss = get_loss(loss)
     chain, site = _gate_site(model, p, "flip_gradient")
@@ -82,6 +84,8 @@ def flip_gradient(model, p, y, loss, max_elements=1 << 23, n_samples=None, per_s
         raise ValueError("flip_gradient: no sampled gates cached; run sample_gates and model.forward(X, True)")
     if site.consumer is None:
         raise ValueError(f"flip estimator: gate {p} has no consumer ({site.blocked})")
+    if g.last_input.ndim == 4:
+        return _channel_flip_gradient(chain, site, y, loss, max_elements, n_samples, per_sample)
     if not isinstance(site.consumer, Dense) or g.last_input.ndim != 2:
         raise ValueError(f"flip estimator: consumer {type(site.consumer).__name__} not supported yet (the rank-one "
                          f"update is written for a Dense consumer of a 2-d gate); use estimator='pathwise'")
@@ -123,6 +127,70 @@ def flip_gradient(model, p, y, loss, max_elements=1 << 23, n_samples=None, per_s
         zf = F.flipped_preactivations(z_next, s[:, j0:j1], WT[j0:j1])  # (B, c, h_{l+1}) rank-one updates
         l_flip = per_sample_losses(loss, _forward_from(chain, k, zf, above), y)     # (B, c)
         d = F.flip_differences(xi[:, j0:j1], l_cur, l_flip)         # ℓ(ξ=1) − ℓ(ξ=0) per sample and unit
+        if per_sample:
+            delta[:, j0:j1] = d
+        else:
+            delta[j0:j1] = d.astype(np.float64).mean(axis=0)
+    return delta
+
+
+def _channel_flip_gradient(chain, site, y, loss, max_elements, n_samples, per_sample):
+    r"""The flip estimator for a gate on the channels of an NCHW activation (conv filters, pruning.md §6).
+
+    Flipping ξ_nc changes the consumer's pre-activation by (1 − 2ξ_nc) U[n, c] with U the contribution of the
+    single channel a[n, c] (:func:`.formulas.channel_contributions_conv` for a Conv2D consumer: a correlation of
+    a[n, c] with W[:, c]; :func:`.formulas.channel_contributions_dense` for a Dense consumer behind a flatten: the
+    H·W column block of channel c). All flips of a block of c channels are then B·c variants of the consumer's
+    output, pushed through the layers above as one batch (a Dense-only remainder keeps the (B, c, h) layout; a
+    remainder with convolutions or pools runs them as B·c samples), blocks sized so that B·c·(largest activation
+    above) ≤ ``max_elements``. No loop over samples; one over channel blocks."""
+    g, k, nxt = site.gate, site.cons_pos, site.consumer
+    between = chain[site.pos + 1:k]
+    flat = [layer for layer in between if layer.unit_kind == "flatten"]
+    if len(flat) != len(between) or (isinstance(nxt, Dense) and len(flat) != 1) or (
+            not isinstance(nxt, Dense) and (flat or not isinstance(nxt, Conv2D))):
+        raise ValueError(f"flip estimator: a channel gate must feed a Conv2D directly or a Dense layer through one "
+                         f"Flatten (found {[type(x).__name__ for x in between]} then {type(nxt).__name__}); put the "
+                         f"gate after the pooling (add_gates does) or use estimator='pathwise'")
+    a, xi = g.last_input, g.xi
+    rows = _rows(n_samples, a.shape[0])
+    y = np.asarray(y)
+    if rows is not None:
+        a, xi, y = a[rows], xi[rows], y[rows]
+    B, C = a.shape[:2]
+    s = F.signed_flip_change(np.ones_like(xi), xi)              # (1 − 2ξ_nc): the sign of the change
+    x = a * xi[:, :, None, None]                                # the gated input of the sampled state
+    for layer in between:
+        x = apply_layer(layer, x)
+    z_next = apply_layer(nxt, x)
+    gates_above = {m: (chain[m].xi if rows is None else chain[m].xi[rows])
+                   for m in range(k + 1, len(chain)) if isinstance(chain[m], Gate)}
+    l_cur = per_sample_losses(loss, _forward_from(chain, k, z_next, gates_above), y)          # (B,)
+    dense_above = all(chain[m].unit_kind != "affine" or isinstance(chain[m], Dense) for m in range(k, len(chain))) \
+        and z_next.ndim == 2 and not any(chain[m].unit_kind == "flatten" for m in range(k + 1, len(chain)))
+    per_variant = int(np.prod(z_next.shape[1:]))
+    for m in range(k + 1, len(chain)):                          # the largest activation a variant carries above
+        if chain[m].unit_kind == "affine" and getattr(chain[m], "out_units", None):
+            per_variant = max(per_variant, chain[m].out_units)
+    c = max(1, min(C, int(max_elements // max(1, B * per_variant))))
+    W = nxt.params["W"]
+    delta = np.empty((B, C) if per_sample else C, dtype=np.float64)
+    for j0 in range(0, C, c):
+        j1 = min(C, j0 + c)
+        if isinstance(nxt, Dense):
+            U = F.channel_contributions_dense(a[:, j0:j1], W.reshape(W.shape[0], C, -1)[:, j0:j1].reshape(
+                W.shape[0], -1))                                                              # (B, c, h)
+        else:
+            U = F.channel_contributions_conv(a[:, j0:j1], W[:, j0:j1], nxt.stride, nxt.padding)   # (B, c, O, Ho, Wo)
+        zf = z_next[:, None] + s[:, j0:j1].reshape(B, j1 - j0, *([1] * (U.ndim - 2))) * U
+        if dense_above:                                                 # (B, c, h) through Dense layers
+            above = {m: (None if v is None else v[:, None, :]) for m, v in gates_above.items()}
+            l_flip = per_sample_losses(loss, _forward_from(chain, k, zf, above), y)          # (B, c)
+        else:                                                           # B·c samples through convs and pools
+            above = {m: (None if v is None else np.repeat(v, j1 - j0, axis=0)) for m, v in gates_above.items()}
+            out = _forward_from(chain, k, zf.reshape(B * (j1 - j0), *zf.shape[2:]), above)
+            l_flip = per_sample_losses(loss, out, np.repeat(y, j1 - j0, axis=0)).reshape(B, j1 - j0)
+        d = F.flip_differences(xi[:, j0:j1], l_cur, l_flip)
         if per_sample:
             delta[:, j0:j1] = d
         else:

@@ -69,6 +69,12 @@ Additions of ours (used for the MNIST defaults, docs/pruning.md)
 * ``precondition``: the θ step uses ĝ_j / (γ n_j / N) (:func:`precondition`) — a positive diagonal scaling (same
   signs, same vertices) under which a useless unit falls at the same rate η_θ per step in every layer.
 * The pseudo-count hyper-prior (:func:`pseudo_count_hyper_prior`).
+* ``price_on="flops"``: γ × the expected forward multiply-adds (eq. P with the multiply-adds per unit pair).
+* θ binary by the dynamics: the lazy θ step within a margin of the box (:func:`lazy_theta_step`) with
+  Robbins–Monro step sizes (:func:`robbins_monro_eta`).
+
+Conv filters (pruning.md §6): the flip of channel c changes the consumer's pre-activation by ± the contribution of
+that single channel (:func:`channel_contributions_conv`, :func:`channel_contributions_dense`).
 """
 from __future__ import annotations
 
@@ -78,8 +84,9 @@ from ...validate import check_nonneg
 
 __all__ = ["prior_term", "optimal_precision", "precision_cost", "pseudo_count_hyper_prior", "params_price_size",
            "prior_theta_gradient", "prior_weight_gradient", "signed_flip_change", "flipped_preactivations",
-           "flip_differences", "pathwise_estimate", "pathwise_per_sample", "score_function_estimate",
-           "control_variate_estimate", "precondition", "theta_step", "pattern_probabilities"]
+           "channel_contributions_conv", "channel_contributions_dense", "flip_differences", "pathwise_estimate",
+           "pathwise_per_sample", "score_function_estimate", "control_variate_estimate", "precondition", "theta_step",
+           "lazy_theta_step", "robbins_monro_eta", "pattern_probabilities"]
 
 
 # --- eq. C: the prior part of the cost, one layer -------------------------------------------------------------
@@ -159,6 +166,41 @@ def theta_step(theta, grad, eta):
     return theta
 
 
+def lazy_theta_step(zeta, grad, eta, margin):
+    r"""θ binary by the dynamics (ours): the projected step on a latent ζ with a margin m > 0 around the box,
+
+    .. math::  ζ ← \mathrm{clip}(ζ − η\,ĝ,\; −m,\; 1 + m), \qquad θ = \mathrm{clip}(ζ, 0, 1)
+
+    (``zeta`` updated in place; returns the new θ). m = 0 is the plain projected step :func:`theta_step`.
+
+    Why. With the plain step θ is a random walk reflected at the vertex: at a vertex where the mean gradient μ
+    points outwards, one step of noise ĝ − μ against it moves θ inside, and θ is *exactly* 0 or 1 only while the
+    partial sums of the noise have not overcome the drift. That fraction of time depends on μ/σ of one step alone
+    (a reflected walk scaled by η is the same walk), so neither a smaller η nor Robbins–Monro steps make θ
+    exactly binary; they only bring it close. With a latent, θ leaves the vertex only when the walk travels the
+    whole margin m back: the walk against a wall with drift μ has an exponential stationary law of scale
+    η σ² / (2μ), so P(θ not at the vertex) ≈ exp(−2 μ m / (η σ²)) — and with Robbins–Monro steps η_t → 0
+    (:func:`robbins_monro_eta`) this goes to 0 for every unit whose mean gradient at its vertex is not 0. The
+    latent is the "lazy projection" of dual averaging (the step accumulates the evidence, θ is its projection),
+    kept within m of the box so that a unit that turns useless late still falls after m/η steps. A unit on which
+    the cost is flat (μ = 0: it does not matter whether it is kept) is the one case that stays undecided; the
+    vertices of eq. C are unchanged (θ = clip(ζ) ranges over the same box)."""
+    eta = check_nonneg("eta", eta)
+    margin = check_nonneg("margin", margin)
+    zeta -= eta * grad
+    np.clip(zeta, -margin, 1.0 + margin, out=zeta)
+    return np.clip(zeta, 0.0, 1.0)
+
+
+def robbins_monro_eta(eta0, t, tau, power):
+    r"""η_t = η_0 (1 + t/τ)^{−κ} (κ = ``power``): Σ_t η_t = ∞ and Σ_t η_t² < ∞ for ½ < κ ≤ 1 (Robbins–Monro, as the
+    convergence analysis of the papers assumes); κ = 0 is the constant step η_0. ``t`` steps since θ started to
+    move, ``tau`` in steps."""
+    if power == 0:
+        return eta0
+    return eta0 * (1.0 + t / tau) ** (-power)
+
+
 # --- estimators of Δ_j ----------------------------------------------------------------------------------------
 def signed_flip_change(a, xi):
     r"""(1 − 2ξ_nj) a_nj: the change of the gated value ã_nj = ξ_nj a_nj when ξ_nj is flipped."""
@@ -173,6 +215,47 @@ def flipped_preactivations(z_next, s, WT):
     ``z_next`` (B, h_{l+1}), ``s`` = :func:`signed_flip_change` for a block of c units (B, c), ``WT`` the matching
     rows of (W^{l+1})ᵀ (c, h_{l+1}); returns (B, c, h_{l+1})."""
     return z_next[:, None, :] + s[:, :, None] * WT[None, :, :]
+
+
+def channel_contributions_conv(a, W, stride=(1, 1), padding=(0, 0)):
+    r"""What each input channel of each sample contributes to a Conv2D consumer's pre-activation (pruning.md §6):
+
+    .. math::  U[n, c, o, i, j] = Σ_{p,q} W[o, c, p, q]\; a_{pad}[n, c, i·s_h + p, j·s_w + q]
+
+    the correlation of the single channel a[n, c] with the kernels W[:, c] (z = b + Σ_c U[:, c]). Flipping the
+    gate ξ_nc changes the consumer's pre-activation by (1 − 2ξ_nc) U[n, c] — the conv analogue of the rank-one
+    term a_nj W[:, j] of a dense consumer. Vectorised as one batched matrix product over the channels c:
+    (C, B·Ho·Wo, kh·kw) @ (C, kh·kw, C_out); its cost B·C·C_out·Ho·Wo·kh·kw is exactly one forward pass of the
+    consumer on B samples. ``a`` (B, C, H, W), ``W`` (C_out, C, kh, kw); returns (B, C, C_out, Ho, Wo)."""
+    B, C, H, Wd = a.shape
+    Co, _, kh, kw = W.shape
+    (sh, sw), (ph, pw) = stride, padding
+    if ph or pw:
+        ap = np.zeros((B, C, H + 2 * ph, Wd + 2 * pw), dtype=a.dtype)
+        ap[:, :, ph:ph + H, pw:pw + Wd] = a
+        a = ap
+    Ho, Wo = (a.shape[2] - kh) // sh + 1, (a.shape[3] - kw) // sw + 1
+    s0, s1, s2, s3 = a.strides
+    win = np.lib.stride_tricks.as_strided(a, (C, B, Ho, Wo, kh, kw), (s1, s0, s2 * sh, s3 * sw, s2, s3),
+                                          writeable=False).reshape(C, B * Ho * Wo, kh * kw)   # (c, (n,i,j), (p,q))
+    Wc = W.transpose(1, 2, 3, 0).reshape(C, kh * kw, Co)                                      # (c, (p,q), o)
+    U = np.matmul(win, Wc)                                                                    # (c, (n,i,j), o)
+    return U.reshape(C, B, Ho, Wo, Co).transpose(1, 0, 4, 2, 3)
+
+
+def channel_contributions_dense(a, W):
+    r"""What each channel of each sample contributes to a Dense consumer behind a flatten of (C, H, W):
+
+    .. math::  U[n, c, o] = Σ_{k < HW} W[o, c·HW + k]\; a[n, c, k]
+
+    (channel c feeds the H·W column block c·HW … c·HW + HW − 1). Flipping ξ_nc changes the consumer's
+    pre-activation by (1 − 2ξ_nc) U[n, c]. One batched product over c: (C, B, HW) @ (C, HW, C_out).
+    ``a`` (B, C, H, W) or (B, C, HW), ``W`` (C_out, C·HW); returns (B, C, C_out)."""
+    B, C = a.shape[:2]
+    a = a.reshape(B, C, -1)
+    hw = a.shape[2]
+    Wc = W.reshape(W.shape[0], C, hw).transpose(1, 2, 0)                                      # (c, k, o)
+    return np.matmul(a.transpose(1, 0, 2), Wc).transpose(1, 0, 2)
 
 
 def flip_differences(xi, l_cur, l_flip):

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...layers import Activation, Dense, Layer, Sequential, check_keep, register_layer
+from ...layers import (Activation, AvgPool2d, BatchNorm1d, BatchNorm2d, Dense, Layer, MaxPool2d, Sequential, check_keep,
+                       register_layer)
 from ...network import mlp
 from ...surgery import insert_layers
 from ...surgery import remove_units as surgery_remove_units
@@ -46,6 +47,7 @@ class Gate(Layer):
 
     * ``theta`` — keep probabilities θ_j, float64, moved by the projected step of :mod:`.formulas`;
     * ``unit_ids`` — each unit's index in the original network (θ trajectories can be followed through pruning);
+    * ``zeta`` — the latent of the lazy θ step (θ = clip(ζ, 0, 1), :func:`.formulas.lazy_theta_step`) or None;
     * ``xi`` — the sampled gates of the current batch, (N, units) or None (then forward uses θ).
 
     Public per-pass quantities, for the estimators (:mod:`.estimators`):
@@ -70,6 +72,7 @@ class Gate(Layer):
         self.gate_dtype = check_dtype("dtype", dtype)
         self.theta = np.full(self.n_units, float(check_prob("theta0", theta0)), dtype=np.float64)
         self.unit_ids = np.arange(self.n_units)
+        self.zeta = None          # latent of the lazy θ step (formulas.lazy_theta_step); None = plain step
         self.xi = None
         self.last_input = None
         self.last_upstream = None
@@ -140,13 +143,18 @@ class Gate(Layer):
         keep = check_keep("keep", keep, self.n_units)
         self.theta = self.theta[keep].copy()
         self.unit_ids = self.unit_ids[keep].copy()
+        if self.zeta is not None:
+            self.zeta = self.zeta[keep].copy()
         self.n_units = int(keep.size)
         self.xi = None
         self.last_input = self.last_upstream = self._backward_input = None
 
     # --- io hooks ---------------------------------------------------------------------------------------------
     def extra_arrays(self):
-        return {"theta": self.theta, "unit_ids": self.unit_ids}
+        out = {"theta": self.theta, "unit_ids": self.unit_ids}
+        if self.zeta is not None:
+            out["zeta"] = self.zeta
+        return out
 
     def load_extra(self, extra, arrays):
         if "theta" in arrays:
@@ -156,6 +164,8 @@ class Gate(Layer):
             self.theta = th.copy()
         if "unit_ids" in arrays:
             self.unit_ids = np.asarray(arrays["unit_ids"], dtype=np.int64).copy()
+        if "zeta" in arrays:
+            self.zeta = np.asarray(arrays["zeta"], dtype=np.float64).copy()
 
 
 # ==============================================================================================================
@@ -262,10 +272,19 @@ def _gate_number(p, n):
 
 WHERE = ("after_activation",)
 
+#: Per-unit layers a gate is placed *behind* when they follow the activation (conv nets, pruning.md §6): a
+#: normalisation (its shift β would make a closed unit non-zero before it; behind it a closed channel contributes
+#: exactly 0) and pooling. Max and average pooling act on each channel separately and are positively homogeneous,
+#: pool(ξ a) = ξ pool(a) for a per-(sample, channel) gate ξ ≥ 0, so the outputs are the same on either side; behind
+#: the pool the gate and its estimators work on the 4× smaller pooled map and the flipped channel reaches the
+#: consumer with no layer in between (the rank-one / single-channel update of the flip estimator is exact there).
+GATE_AFTER = (BatchNorm1d, BatchNorm2d, MaxPool2d, AvgPool2d)
+
 
 def add_gates(model, where="after_activation", theta0=1.0, input_gate=False):
     """Add a :class:`Gate` after every activation that follows a Dense or Conv2D (possibly through other
-    element-wise layers) and whose units a later affine layer reads — i.e. not at the output; with
+    element-wise layers) — behind any normalisation and pooling directly after the activation (:data:`GATE_AFTER`;
+    conv filters: pruning.md §6) — and whose units a later affine layer reads — i.e. not at the output; with
     ``input_gate=True`` also one in front of the network (its units are the input features). Works on any
     Sequential, nested ones too (gates go into the Sequential that holds the activation); an activation already
     followed by a Gate gets no second one. Returns ``model`` (changed in place; the new gates have θ = ``theta0``,
@@ -279,7 +298,11 @@ def add_gates(model, where="after_activation", theta0=1.0, input_gate=False):
     for k, (container, i, layer) in enumerate(leaves):
         if not isinstance(layer, Activation):
             continue
-        if k + 1 < len(chain) and isinstance(chain[k + 1], (Gate, Activation)):
+        at = k + 1                                        # the gate goes after the activation, and after the
+        while (at < len(chain) and isinstance(chain[at], GATE_AFTER)       # normalisation and pooling that
+               and leaves[at][0] is container):                            # follow it in the same Sequential
+            at += 1
+        if at < len(chain) and isinstance(chain[at], (Gate, Activation)):
             continue
         prod = next((m for m in range(k - 1, -1, -1) if chain[m].unit_kind != "elementwise"), None)
         if prod is None or chain[prod].unit_kind != "affine":
@@ -289,7 +312,7 @@ def add_gates(model, where="after_activation", theta0=1.0, input_gate=False):
         if cons is None or chain[cons].unit_kind != "affine":
             continue                                      # the output (or units mixed before any consumer)
         src = chain[prod]
-        todo.append((container, i + 1, Gate(src.out_units, theta0, _dtype_of(src))))
+        todo.append((container, i + (at - k), Gate(src.out_units, theta0, _dtype_of(src))))
     for container, index, gate in reversed(todo):         # back to front: earlier indices stay valid
         insert_layers(container, index, gate)
     if input_gate and not isinstance(chain[0] if chain else None, Gate):

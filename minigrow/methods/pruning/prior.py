@@ -6,7 +6,8 @@ gates on its outputs and inputs. A weight layer without a gate on its outputs co
 
 ``price`` is γ, the price per active parameter in nats: one number, or one per weight layer in order (ours,
 :func:`layer_prices`). ``price_on`` says what a unit pays for: ``"incoming"`` (n_j = fan_in + 1, pruning.md) or
-``"params"`` (γ × the expected number of active parameters, eq. P, ours).
+``"params"`` (γ × the expected number of active parameters, eq. P, ours) or ``"flops"`` (γ × the expected number of
+forward multiply-adds per sample, eq. P with m_q → the multiply-adds per unit pair, ours).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .gate import _gate_number, _structure
 __all__ = ["unit_sizes", "unit_sq_norms", "price_sizes", "PRICE_ON", "layer_prices", "price_rates",
            "hyper_prior", "layer_precisions", "prior_cost", "prior_theta_grad", "add_prior_weight_grads"]
 
-PRICE_ON = ("incoming", "params")
+PRICE_ON = ("incoming", "params", "flops")
 
 
 def _bias(layer):
@@ -68,6 +69,32 @@ class _Net:
         g = self.in_gate.get(q)
         return g.theta if g is not None else np.ones(self.weights[q].params["W"].shape[1])
 
+    def pair_size(self, q):
+        r"""m_q: the parameters of weight layer q that connect one input unit to one output unit — 1 for a Dense
+        layer, kh·kw for a Conv2D (W[o, c] is a kh×kw kernel), H·W for a Dense layer behind a flatten of gated
+        channels (channel c feeds the H·W columns c·HW … c·HW + HW − 1). Equals (W.size / W.shape[0]) / (number of
+        input units), so the expected count of eq. P is m_q (Σ θ^out)(Σ θ^in) + (bias) Σ θ^out."""
+        W = self.weights[q].params["W"]
+        return float((W.size // W.shape[0]) // len(self.theta_in(q)))
+
+    def pair_flops(self, q):
+        r"""f_q: the forward multiply-adds per sample that connect one input unit to one output unit of weight
+        layer q — m_q for a Dense layer, kh·kw·Ho·Wo for a Conv2D (from its last forward pass); so the expected
+        multiply-adds are Σ_q f_q (Σ θ^out)(Σ θ^in) (eq. P with f for m, no bias terms)."""
+        layer = self.weights[q]
+        macs = layer.macs()
+        if not macs:
+            raise ValueError(f"price_on='flops': weight layer {q} ({type(layer).__name__}) has not seen an input yet; "
+                             f"run one forward pass first")
+        return float(macs) / (layer.params["W"].shape[0] * len(self.theta_in(q)))
+
+    def pair(self, q, price_on):
+        """m_q ('params') or f_q ('flops')."""
+        return self.pair_flops(q) if price_on == "flops" else self.pair_size(q)
+
+    def bias(self, q, price_on):
+        return 0 if price_on == "flops" else _bias(self.weights[q])
+
 
 def unit_sizes(model, p):
     """n_j for the units of gate ``p``: fan_in + 1 (incoming weights and bias) of its producer; for an input gate
@@ -94,11 +121,11 @@ def price_sizes(model, p, price_on="incoming"):
         return unit_sizes(model, p)
     net = _Net(model)
     s = net.site(p)
-    out = float(np.sum(net.theta_out(s.q_cons)))
+    out = net.pair(s.q_cons, price_on) * float(np.sum(net.theta_out(s.q_cons)))
     if s.producer is None:
         return np.full(s.gate.n_units, out)
-    return np.full(s.gate.n_units, F.params_price_size(float(np.sum(net.theta_in(s.q_prod))), _bias(s.producer),
-                                                       out))
+    incoming = net.pair(s.q_prod, price_on) * float(np.sum(net.theta_in(s.q_prod)))
+    return np.full(s.gate.n_units, F.params_price_size(incoming, net.bias(s.q_prod, price_on), out))
 
 
 def layer_prices(model, price):
@@ -131,8 +158,8 @@ def price_rates(model, p, price, price_on="incoming"):
         return g[s.q_cons] * price_sizes(model, p, price_on)
     if price_on == "incoming":
         return g[s.q_prod] * unit_sizes(model, p)
-    incoming = float(np.sum(net.theta_in(s.q_prod))) + _bias(s.producer)
-    out = float(np.sum(net.theta_out(s.q_cons)))
+    incoming = net.pair(s.q_prod, price_on) * float(np.sum(net.theta_in(s.q_prod))) + net.bias(s.q_prod, price_on)
+    out = net.pair(s.q_cons, price_on) * float(np.sum(net.theta_out(s.q_cons)))
     return np.full(s.gate.n_units, g[s.q_prod] * incoming + g[s.q_cons] * out)
 
 
@@ -182,8 +209,9 @@ def prior_cost(model, lams, price, n_train, price_on="incoming"):
         gq = price if g is None else g[q]
         th = net.theta_out(q)
         total += float(np.sum(th * 0.5 * lams[q] * unit_sq_norms(layer)))
-        if price_on == "params":
-            total += gq * float(np.sum(th)) * (float(np.sum(net.theta_in(q))) + _bias(layer))
+        if price_on in ("params", "flops"):
+            total += gq * float(np.sum(th)) * (net.pair(q, price_on) * float(np.sum(net.theta_in(q)))
+                                               + net.bias(q, price_on))
         elif q in net.out_gate:
             total += gq * float(np.sum(th * _incoming_sizes(layer)))
     if price_on == "incoming":

@@ -24,7 +24,7 @@ from ...validate import check_bool, check_choice, check_int, check_nonneg, check
 __all__ = ["PruningSettings", "METHOD_FIELDS", "SCHEDULE_FIELDS", "PLAIN_SETTINGS"]
 
 ESTIMATORS = ("flip", "flip_cv", "pathwise", "score")
-PRICE_ON = ("incoming", "params")
+PRICE_ON = ("incoming", "params", "flops")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class PruningSettings(Settings):
     ------
     price : γ, price per active parameter in nats; or one γ_q per weight layer, in order (ours)
     price_on : 'incoming' (n_j = fan_in + 1, pruning.md) | 'params' (γ × expected number of active parameters,
-        eq. P, ours: a unit also pays for its outgoing column)
+        eq. P, ours: a unit also pays for its outgoing column) | 'flops' (γ × expected forward multiply-adds per
+        sample, ours: a conv filter pays for its kernels times the output positions)
     eta_theta : η_θ, step size of the projected θ step
     estimator : 'flip' | 'flip_cv' (ours) | 'pathwise' | 'score'
     flip_samples : the flip estimators use this many samples of each batch (None = all)
@@ -51,6 +52,10 @@ class PruningSettings(Settings):
     theta_every : average the θ-gradients of K steps and take one step of K·η_θ (ours; 1 = every step)
     record_every : record every θ every this many steps (trajectories)
     max_elements : block-size budget of the vectorised flip estimator
+    theta_margin : m of the lazy θ step (ours, :func:`.formulas.lazy_theta_step`): θ = clip(ζ, 0, 1) with the
+        latent ζ kept in [−m, 1 + m]; 0 = the plain projected step
+    eta_power, eta_tau : Robbins–Monro steps η_t = η_θ (1 + t/τ)^(−κ), κ = eta_power (½ < κ ≤ 1: Σ η = ∞, Σ η² < ∞;
+        0 = constant η_θ), τ = eta_tau epochs, t = steps since θ started to move
 
     Schedule
     --------
@@ -79,6 +84,9 @@ class PruningSettings(Settings):
     theta_every: int = 1
     record_every: int = 50
     max_elements: int = 1 << 23
+    theta_margin: float = 0.0
+    eta_power: float = 0.0
+    eta_tau: float = 1.0
     # schedule
     epochs: int = 20
     lr: float = 1e-3
@@ -112,6 +120,12 @@ class PruningSettings(Settings):
         set_(self, "precondition", check_bool("precondition", self.precondition))
         set_(self, "eps", check_prob("eps", self.eps))
         set_(self, "strength", check_nonneg("strength", self.strength))
+        set_(self, "theta_margin", check_nonneg("theta_margin", self.theta_margin))
+        set_(self, "eta_power", check_nonneg("eta_power", self.eta_power))
+        if self.eta_power > 1:
+            raise ValueError(f"eta_power: expected 0 (constant steps) or ½ < κ ≤ 1 (Robbins–Monro), got "
+                             f"{self.eta_power}")
+        set_(self, "eta_tau", check_positive("eta_tau", self.eta_tau))
         set_(self, "b", check_nonneg("b", self.b))
         set_(self, "a", check_positive("a", self.a))
         if self.sigma0 is not None:
@@ -120,6 +134,16 @@ class PruningSettings(Settings):
             raise ValueError("sigma0: strength > 0 needs sigma0 (the prior weight scale)")
         set_(self, "lr", check_nonneg("lr", self.lr))
         set_(self, "lr_decay", check_nonneg("lr_decay", self.lr_decay))
+
+    def as_dict(self):
+        """Plain JSON-able dict (a per-layer price as a list). The fields added for θ binary by the dynamics are
+        left out while they have the values that give the earlier behaviour (:data:`LATER_FIELDS`), so runs that do
+        not use them write the same files as before; :meth:`from_dict` fills them in."""
+        d = Settings.as_dict(self)
+        for k, v in LATER_FIELDS.items():
+            if d[k] == v:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d):
@@ -138,6 +162,9 @@ class PruningSettings(Settings):
         """``{name: value}`` of the method fields (what :class:`~.trainer.PruningTrainer` reads)."""
         return {k: getattr(self, k) for k in METHOD_FIELDS}
 
+
+# Fields added after results were published, with the values that reproduce the earlier behaviour.
+LATER_FIELDS = {"theta_margin": 0.0, "eta_power": 0.0, "eta_tau": 1.0}
 
 SCHEDULE_FIELDS = ("epochs", "lr", "batch_size", "lr_step", "lr_decay", "polish_epochs", "finetune_epochs")
 METHOD_FIELDS = tuple(f.name for f in fields(PruningSettings) if f.name not in SCHEDULE_FIELDS)

@@ -80,6 +80,7 @@ class PruningTrainer(Trainer):
         self.n_train = None if n_train is None else check_int("n_train", n_train, lo=1)
         self._gacc, self._gcount = {}, 0
         self._flip_rows = (-1, None)
+        self._theta_start = None                                  # step of the first θ step (Robbins–Monro t = 0)
         self.hyper = hyper_prior(model, self.sigma0, self.strength, self.a, self.b)   # fixed at the start
         self.lams = layer_precisions(model, self.hyper)
         self.theta_trace = []       # (step, gate number, unit ids, θ copy)
@@ -99,6 +100,8 @@ class PruningTrainer(Trainer):
         tr = self.theta_trace
         meta = {"n_train": self.n_train, "hyper": {str(q): [float(a), float(b)] for q, (a, b) in self.hyper.items()},
                 "theta_every": self.theta_every, "eta_theta": self.eta_theta, "settings": self.settings.as_dict()}
+        if self._theta_start is not None:
+            meta["theta_start"] = self._theta_start
         arrays = {"trace_step": np.array([t[0] for t in tr], dtype=np.int64),
                   "trace_pos": np.array([t[1] for t in tr], dtype=np.int64),
                   "trace_len": np.array([len(t[3]) for t in tr], dtype=np.int64),
@@ -114,6 +117,7 @@ class PruningTrainer(Trainer):
         self.theta_every = int(meta.get("theta_every", 1))
         if "eta_theta" in meta:
             self.eta_theta = float(meta["eta_theta"])
+        self._theta_start = meta.get("theta_start")
         self._gacc, self._gcount = {}, 0          # checkpoints and rollbacks are taken at epoch ends: nothing pending
         ends = np.cumsum(arrays["trace_len"])
         starts = ends - arrays["trace_len"]
@@ -187,7 +191,7 @@ class PruningTrainer(Trainer):
             if self.theta_every == 1:
                 gl = gates(model)
                 for p, g in grads.items():
-                    F.theta_step(gl[p].theta, g, self.eta_theta)
+                    self._theta_step(gl[p], g, self.eta_theta)
             else:
                 for p, g in grads.items():
                     self._gacc[p] = self._gacc.get(p, 0.0) + g
@@ -207,6 +211,22 @@ class PruningTrainer(Trainer):
             self._record_theta()
         return loss
 
+    def _theta_step(self, gate, g, eta):
+        """θ ← clip(θ − η_t ĝ, 0, 1) (:func:`.formulas.theta_step`), with η_t the Robbins–Monro step of
+        ``eta_power``/``eta_tau`` and, for ``theta_margin`` > 0, through the latent ζ
+        (:func:`.formulas.lazy_theta_step`)."""
+        if self.eta_power:
+            if self._theta_start is None:
+                self._theta_start = self.step
+            spe = 1 if self.batch_size is None else int(np.ceil(self.n_train / self.batch_size))
+            eta = F.robbins_monro_eta(eta, self.step - self._theta_start, self.eta_tau * spe, self.eta_power)
+        if self.theta_margin > 0:
+            if gate.zeta is None:
+                gate.zeta = gate.theta.copy()
+            gate.theta[:] = F.lazy_theta_step(gate.zeta, g, eta, self.theta_margin)
+        else:
+            F.theta_step(gate.theta, g, eta)
+
     def flush_theta(self):
         """Apply the accumulated θ-gradients (``theta_every`` > 1): θ ← clip(θ − c·η_θ · ḡ) over the c steps covered,
         ḡ = (sum of the estimates, each weighted by the ``estimate_every`` steps it stands for) / c."""
@@ -214,7 +234,7 @@ class PruningTrainer(Trainer):
         if c:
             gl = gates(self.model)
             for p, gsum in self._gacc.items():
-                F.theta_step(gl[p].theta, gsum / c, self.eta_theta * c)
+                self._theta_step(gl[p], gsum / c, self.eta_theta * c)
         self._gacc, self._gcount = {}, 0
 
     def fit_schedule(self, X, y, epochs=None, polish_epochs=None, X_test=None, y_test=None, eval_train=False,
@@ -261,6 +281,7 @@ class PruningTrainer(Trainer):
             new = on.astype(np.float64)
             changed |= not np.array_equal(new, th)
             th[:] = new
+            g.zeta = None
         removed = prune(model, 0.0, self.min_units)
         self.eta_theta = 0.0
         self.theta_every = 1
