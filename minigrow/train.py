@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 from .layers.base import display_path
-from .layers.sequential import check_model
+from .layers.sequential import check_model, eval_batch
 from .losses import get_loss
 from .optim import Adam
 from .trainstate import save_checkpoint, write_epoch_checkpoint
@@ -107,15 +107,6 @@ def iterate_minibatches(n, batch_size, rng, shuffle=True):
         yield idx[start:start + batch_size]
 
 
-#: Evaluation chunk sizes: 4096 rows of (samples, features); 256 images — a conv net's activations and column
-#: matrices per image are ~10⁴–10⁵ numbers, so 4096 images would take gigabytes (LeNet-5: 1.7 GB peak measured).
-EVAL_BATCH, EVAL_BATCH_IMAGES = 4096, 256
-
-
-def _eval_batch(X, batch_size):
-    return batch_size if batch_size is not None else (EVAL_BATCH if X.ndim == 2 else EVAL_BATCH_IMAGES)
-
-
 def evaluate(model, loss, X, y, batch_size=None):
     """Mean loss and accuracy (for integer labels) of ``model`` in inference mode, in chunks of ``batch_size``
     samples (default 4096 rows, or 256 images for N-D input)."""
@@ -137,7 +128,7 @@ def evaluate(model, loss, X, y, batch_size=None):
 
 def _evaluate(model, loss, X, y, batch_size=None):
     """:func:`evaluate` without the input checks (the trainer has checked its data once at entry)."""
-    batch_size = _eval_batch(X, batch_size)
+    batch_size = eval_batch(X, batch_size)
     total, correct, n = 0.0, 0, X.shape[0]
     for s in range(0, n, batch_size):
         out = model.forward(X[s:s + batch_size], train=False)
