@@ -616,7 +616,7 @@ def demo(out_dir, seed, quick, progress, plots=True):
         settings = OLD_SETTINGS.replace(epochs=epochs, warmup_epochs=1, price=0.2 * n_train / 60000,
                                         eta_theta=0.5 * 60000 / n_train, prune_every=20).as_dict()
     else:
-        # The headline run of docs/pruning.md (``python -m minigrow prune mnist``), ~70 s on 2 cores.
+        # The headline run of docs/pruning.md (``python -m minigrow reproduce pruning mnist``), ~27 s on 2 cores.
         n_train, epochs = 60000, MNIST_SETTINGS.epochs
         settings = MNIST_SETTINGS.as_dict()
     r = mnist_run((300, 100), seed=seed, n_train=n_train, n_test=10000, progress=progress, **settings)

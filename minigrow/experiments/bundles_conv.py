@@ -15,7 +15,7 @@ width, 2·width, 4·width channels (not four of 64…512), blocks per stage 1…
 Lookahead(RAdam, weight decay 1e-2)), no augmentation, He-*uniform* init (theirs: He-normal). Bundles on the first
 512 training images (the authors' auto-tune used 64), float32 grid with the training η and B.
 
-Command line (the lead wires these into ``python -m minigrow bundles reproduce conv-grid|conv-autotune|conv-lesion``)::
+Command line: ``python -m minigrow reproduce bundles conv-grid|conv-autotune|conv-autotune-122|conv-lesion``, or
 
     python -m minigrow.experiments.bundles_conv grid|autotune|lesion [--quick] [--out-dir D] [--fig-dir D]
 
