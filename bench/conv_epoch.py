@@ -98,24 +98,9 @@ def run_torch(data, epochs, seed, batch_size, threads):
         for a, b in zip(ours, theirs):
             b.weight.copy_(torch.from_numpy(a.params["W"]))
             b.bias.copy_(torch.from_numpy(a.params["b"]))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    lossf = nn.CrossEntropyLoss()
     Xtr, ytr = torch.from_numpy(X), torch.from_numpy(y)
-    rng = np.random.default_rng(seed)
-    n = X.shape[0]
-    times = []
-    for _ in range(epochs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        perm = torch.from_numpy(rng.permutation(n))
-        for s in range(0, n, batch_size):
-            idx = perm[s:s + batch_size]
-            xb, yb = Xtr.index_select(0, idx), ytr.index_select(0, idx)
-            opt.zero_grad(set_to_none=True)
-            loss = lossf(net(xb), yb)
-            loss.backward()
-            opt.step()
-            loss.item()                  # the minigrow trainer also reads every step's loss
-        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    from torch_reference import torch_train
+    times = torch_train(net, Xtr, ytr, epochs, batch_size, seed)
     with torch.no_grad():
         pred = torch.cat([net(torch.from_numpy(Xt[i:i + 1000])).argmax(1) for i in range(0, len(Xt), 1000)])
     acc = float((pred.numpy() == yt).mean())

@@ -145,25 +145,10 @@ def run_torch(d, epochs, seed, batch_size, init, threads):
         if i < len(init) - 1:
             layers.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*layers)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    lossf = torch.nn.CrossEntropyLoss()
     X = torch.from_numpy(d.X_train)
     y = torch.from_numpy(d.y_train)
-    rng = np.random.default_rng(seed)
-    n = X.shape[0]
-    times = []
-    for _ in range(epochs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        perm = torch.from_numpy(rng.permutation(n))
-        for s in range(0, n, batch_size):
-            idx = perm[s:s + batch_size]
-            xb, yb = X.index_select(0, idx), y.index_select(0, idx)
-            opt.zero_grad(set_to_none=True)
-            loss = lossf(net(xb), yb)
-            loss.backward()
-            opt.step()
-            loss.item()          # the minigrow trainer also reads every step's loss
-        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    from torch_reference import torch_train
+    times = torch_train(net, X, y, epochs, batch_size, seed)
     with torch.no_grad():
         acc = float((net(torch.from_numpy(d.X_test)).argmax(1).numpy() == d.y_test).mean())
     return times, acc
