@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from minigrow.layers import Conv2D, Dense, Flatten, MaxPool2d, ReLU, Sequential  # noqa: E402
 from minigrow.losses import SoftmaxCrossEntropy  # noqa: E402
-from minigrow.methods.pruning import (add_gates, exact_expectation, flip_cv_gradient, flip_gradient, gates,  # noqa
-                                      pathwise_gradient, sample_gates, score_function_gradient)
+from minigrow.experiments.pruning import bias_and_spread, estimator_draws  # noqa: E402
+from minigrow.methods.pruning import add_gates, exact_expectation, gates  # noqa: E402
 
 
 def main(argv=None):
@@ -37,30 +37,11 @@ def main(argv=None):
     for g in gates(net):
         g.theta[:] = rng.uniform(0.2, 0.8, g.n_units)
     exact = np.concatenate(exact_expectation(net, X, y, CE)[1])
-    est = {"flip": [], "pathwise": [], "score": [], "flip S=2": [], "flip_cv S=2": []}
-    idx = range(len(gates(net)))
-    for _ in range(args.draws):
-        perm = rng.permutation(X.shape[0])
-        Xp, yp = X[perm], y[perm]
-        sample_gates(net, Xp.shape[0], rng)
-        out = net.forward(Xp, True)
-        ell = CE.per_sample(out, yp)
-        CE.forward(out, yp)
-        net.backward(CE.backward())
-        est["flip"].append(np.concatenate([flip_gradient(net, i, yp, CE) for i in idx]))
-        est["pathwise"].append(np.concatenate([pathwise_gradient(net, i) for i in idx]))
-        est["score"].append(np.concatenate([score_function_gradient(net, i, ell) for i in idx]))
-        est["flip S=2"].append(np.concatenate([flip_gradient(net, i, yp, CE, n_samples=2) for i in idx]))
-        est["flip_cv S=2"].append(np.concatenate([flip_cv_gradient(net, i, yp, CE, 2) for i in idx]))
+    est = estimator_draws(net, X, y, CE, args.draws, rng)
     print(f"{'estimator':<12} {'max |bias|':>11} {'max bias/SE':>12} {'mean std':>9}   ({args.draws} draws, batch 8, "
           f"3 + 3 filter gates and 2 unit gates)")
-    for name, a in est.items():
-        a = np.array(a)
-        bias = a.mean(0) - exact
-        se = a.std(0) / np.sqrt(args.draws)
-        live = se > 0                      # a dead ReLU unit: every estimate and the exact value are 0
-        print(f"{name:<12} {np.abs(bias).max():>11.5f} {np.abs(bias[live] / se[live]).max():>12.1f} "
-              f"{a.std(0).mean():>9.4f}")
+    for name, (b, r, sd) in bias_and_spread(est, exact).items():
+        print(f"{name:<12} {b:>11.5f} {r:>12.1f} {sd:>9.4f}")
     print("exact ∂E/∂θ:", np.round(exact, 5))
 
 

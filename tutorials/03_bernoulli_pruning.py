@@ -37,11 +37,10 @@ OUT = Path.cwd() / "runs" / "tutorials"
 QUICK = os.environ.get("MINIGROW_QUICK") == "1"
 FIG = OUT
 
+from minigrow.experiments.pruning import bias_and_spread, estimator_draws
 from minigrow.losses import SoftmaxCrossEntropy
-from minigrow.methods.pruning import (add_gates, exact_expectation, flip_cv_gradient, flip_gradient,
-                                      forward_with_gates, gated_mlp, gates, optimal_precision, pathwise_gradient,
-                                      precision_cost, sample_gates, score_function_gradient, to_deterministic,
-                                      unit_sizes, unit_sq_norms, weight_layers)
+from minigrow.methods.pruning import (add_gates, exact_expectation, forward_with_gates, gates, optimal_precision,
+                                      precision_cost, to_deterministic, unit_sizes, unit_sq_norms, weight_layers)
 from minigrow.network import mlp
 
 CE = SoftmaxCrossEntropy()
@@ -182,36 +181,20 @@ print(f"λ* = {lam:.4f};  ∂C_λ/∂λ at λ* = {slope:.2e}")
 #   $\mathrm{Var}(d^{\rm path})/B+\mathrm{Var}(d^{\rm flip}-d^{\rm path})/S$, small when the linearisation is
 #   good — so $S\ll B$ costs little accuracy and saves most of the flip's cost.
 #
-# On the tiny net the exact gradient is known by enumeration, so we can *measure* bias and spread. The batches are
-# shuffled on every draw (the subsampled estimators need that to be unbiased).
+# On the tiny net the exact gradient is known by enumeration, so we can *measure* bias and spread.
+# `estimator_draws` (minigrow/experiments/pruning.py) shuffles the batch on every draw (the subsampled estimators
+# need that to be unbiased), samples the gates, runs one forward/backward pass and asks each estimator —
+# `flip_gradient`, `pathwise_gradient`, `score_function_gradient`, `flip_gradient(n_samples=S)`, `flip_cv_gradient`.
 
 # %%
 _, exact = exact_expectation(net, X, y, CE)
 exact = np.concatenate(exact)
 K = 300 if QUICK else 4000
 S = 2
-est = {"flip": [], "pathwise": [], "score": [], f"flip S={S}": [], f"flip_cv S={S}": []}
-idx = range(len(gates(net)))            # gates are numbered 0, 1, … in the order they run
-for _ in range(K):
-    perm = rng.permutation(X.shape[0])
-    Xp, yp = X[perm], y[perm]
-    sample_gates(net, Xp.shape[0], rng)
-    out = net.forward(Xp, True)
-    ell = CE.per_sample(out, yp)
-    CE.forward(out, yp)
-    net.backward(CE.backward())
-    est["flip"].append(np.concatenate([flip_gradient(net, i, yp, CE) for i in idx]))
-    est["pathwise"].append(np.concatenate([pathwise_gradient(net, i) for i in idx]))
-    est["score"].append(np.concatenate([score_function_gradient(net, i, ell) for i in idx]))
-    est[f"flip S={S}"].append(np.concatenate([flip_gradient(net, i, yp, CE, n_samples=S) for i in idx]))
-    est[f"flip_cv S={S}"].append(np.concatenate([flip_cv_gradient(net, i, yp, CE, S) for i in idx]))
+est = estimator_draws(net, X, y, CE, K, rng, n_samples=S)     # minigrow/experiments/pruning.py: the draws
 print(f"{'estimator':<12} {'max |bias|':>12} {'bias/SE':>9} {'mean std':>10}   ({K} draws, batch {X.shape[0]})")
-stats = {}
-for name, a in est.items():
-    a = np.array(a)
-    bias = a.mean(0) - exact
-    se = a.std(0) / np.sqrt(K)
-    stats[name] = (np.abs(bias).max(), np.abs(bias / se).max(), a.std(0).mean())
+stats = bias_and_spread(est, exact)
+for name in est:
     print(f"{name:<12} {stats[name][0]:>12.5f} {stats[name][1]:>9.1f} {stats[name][2]:>10.4f}")
 print("exact ∂E/∂θ:", np.round(exact, 4))
 
@@ -373,7 +356,7 @@ if tf.exists():
 # %%
 from minigrow.convnets import lenet5  # noqa: E402
 from minigrow.layers import Conv2D, Dense, Flatten, MaxPool2d, ReLU, Sequential  # noqa: E402
-from minigrow.methods.pruning import formulas as F, prune, set_gates, widths  # noqa: E402
+from minigrow.methods.pruning import formulas as F, prune, widths  # noqa: E402
 
 print([type(layer).__name__ for layer in add_gates(lenet5("caffe")).layers])
 a = rng.standard_normal((3, 4, 6, 6))
@@ -395,30 +378,11 @@ for g in gates(cnet):
 _, cexact = exact_expectation(cnet, Xc, yc, CE)
 cexact = np.concatenate(cexact)
 Kc = 200 if QUICK else 3000
-cest = {"flip": [], "pathwise": [], "score": [], "flip S=2": [], "flip_cv S=2": []}
-cidx = range(len(gates(cnet)))
-for _ in range(Kc):
-    perm = rng.permutation(Xc.shape[0])
-    Xp, yp = Xc[perm], yc[perm]
-    sample_gates(cnet, Xp.shape[0], rng)
-    out = cnet.forward(Xp, True)
-    ell = CE.per_sample(out, yp)
-    CE.forward(out, yp)
-    cnet.backward(CE.backward())
-    cest["flip"].append(np.concatenate([flip_gradient(cnet, i, yp, CE) for i in cidx]))
-    cest["pathwise"].append(np.concatenate([pathwise_gradient(cnet, i) for i in cidx]))
-    cest["score"].append(np.concatenate([score_function_gradient(cnet, i, ell) for i in cidx]))
-    cest["flip S=2"].append(np.concatenate([flip_gradient(cnet, i, yp, CE, n_samples=2) for i in cidx]))
-    cest["flip_cv S=2"].append(np.concatenate([flip_cv_gradient(cnet, i, yp, CE, 2) for i in cidx]))
+cest = estimator_draws(cnet, Xc, yc, CE, Kc, rng)
 print(f"{'estimator':<12} {'max |bias|':>12} {'bias/SE':>9} {'mean std':>10}   ({Kc} draws, batch {Xc.shape[0]}, "
       f"channel and unit gates)")
-for name, arr in cest.items():
-    arr = np.array(arr)
-    bias = arr.mean(0) - cexact
-    se = arr.std(0) / np.sqrt(Kc)
-    live = se > 0                        # a dead ReLU unit: every estimate and the exact value are 0
-    print(f"{name:<12} {np.abs(bias).max():>12.5f} {np.abs(bias[live] / se[live]).max():>9.1f} "
-          f"{arr.std(0).mean():>10.4f}")
+for name, (b, r, sd) in bias_and_spread(cest, cexact).items():
+    print(f"{name:<12} {b:>12.5f} {r:>9.1f} {sd:>10.4f}")
 
 # %% [markdown]
 # As for units: the flip estimators (all samples, 2 samples, 2 samples with the pathwise control variate) are

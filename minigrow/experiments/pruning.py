@@ -15,7 +15,8 @@ import numpy as np
 from ..data import load_mnist
 from ..network import mlp
 from ..optim import Adam, StepLR
-from ..methods.pruning import PLAIN_SETTINGS, PruningSettings, PruningTrainer, add_gates, gated_mlp, gates, widths
+from ..methods.pruning import (PLAIN_SETTINGS, PruningSettings, PruningTrainer, add_gates, flip_cv_gradient, flip_gradient,
+                               gated_mlp, gates, pathwise_gradient, sample_gates, score_function_gradient, widths)
 from ..sweep import run_sweep
 from ..train import Trainer, evaluate
 
@@ -192,6 +193,44 @@ def robustness_grid(seeds=(0, 1, 2), scales=(0.5, 1.0, 2.0), hiddens=((300, 100)
 # --------------------------------------------------------------------------------------------------------------
 # Plots
 # --------------------------------------------------------------------------------------------------------------
+
+def estimator_draws(net, X, y, loss, draws, rng, n_samples=2):
+    """``draws`` estimates of ∂E/∂θ for every gate of ``net`` by each estimator: on every draw the batch is shuffled
+    (the subsampled estimators need that to be unbiased), gates are sampled, one forward/backward pass is run and each
+    estimator is asked. Returns ``{name: array (draws, total gates)}`` — the data of the bias/spread tables of
+    tutorial 03 and bench/pruning_conv_spread.py."""
+    S = n_samples
+    est = {"flip": [], "pathwise": [], "score": [], f"flip S={S}": [], f"flip_cv S={S}": []}
+    idx = range(len(gates(net)))            # gates are numbered 0, 1, … in the order they run
+    for _ in range(draws):
+        perm = rng.permutation(X.shape[0])
+        Xp, yp = X[perm], y[perm]
+        sample_gates(net, Xp.shape[0], rng)
+        out = net.forward(Xp, True)
+        ell = loss.per_sample(out, yp)
+        loss.forward(out, yp)
+        net.backward(loss.backward())
+        est["flip"].append(np.concatenate([flip_gradient(net, i, yp, loss) for i in idx]))
+        est["pathwise"].append(np.concatenate([pathwise_gradient(net, i) for i in idx]))
+        est["score"].append(np.concatenate([score_function_gradient(net, i, ell) for i in idx]))
+        est[f"flip S={S}"].append(np.concatenate([flip_gradient(net, i, yp, loss, n_samples=S) for i in idx]))
+        est[f"flip_cv S={S}"].append(np.concatenate([flip_cv_gradient(net, i, yp, loss, S) for i in idx]))
+    return {k: np.array(v) for k, v in est.items()}
+
+
+def bias_and_spread(est, exact):
+    """``{name: (max |bias|, max |bias| / standard error, mean std)}`` of :func:`estimator_draws` against the exact
+    gradient; the bias/SE ratio skips gates whose estimates never vary (a dead ReLU unit: all of them and the exact
+    value are 0)."""
+    out = {}
+    for name, a in est.items():
+        bias = a.mean(0) - exact
+        se = a.std(0) / np.sqrt(a.shape[0])
+        live = se > 0
+        ratio = float(np.abs(bias[live] / se[live]).max()) if live.any() else 0.0
+        out[name] = (float(np.abs(bias).max()), ratio, float(a.std(0).mean()))
+    return out
+
 
 def plot_theta_trajectories(theta_trace, path, steps_per_epoch=None, title=None, max_units=60, seed=0):
     """θ_j over training for a random subset of the units of each gated layer (lines end when a unit is pruned)."""
