@@ -14,7 +14,7 @@ PKG = ROOT / "minigrow"
 
 CORE = ["layers", "layers.base", "layers.registry", "losses", "optim", "initializers", "train", "gradcheck", "io",
         "strategies",
-        "checkpoint", "trainstate", "surgery", "data", "validate", "network", "output", "plotting"]
+        "checkpoint", "trainstate", "surgery", "data", "validate", "network", "output", "plotting", "fisher"]
 METHOD_MODULES = ("minigrow.methods",)
 
 

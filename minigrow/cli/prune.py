@@ -35,7 +35,7 @@ WHAT = ["train", "toy", "mnist", "grid", "tradeoff", "lenet5"]
 RUN_ARGS = ["data", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate", "price", "eta_theta",
             "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength", "lr", "batch_size", "seed", "dtype",
             "price_on", "lr_step", "lr_decay", "polish", "precondition", "estimate_every", "cv_every", "finetune",
-            "theta_margin", "eta_power", "eta_tau"]
+            "theta_margin", "eta_power", "eta_tau", "price_balance"]
 
 
 def _numbers(text, allow_zero, example):
@@ -148,6 +148,9 @@ def register(sub):
                    help="Robbins–Monro θ steps η_t = η_θ (1 + t/τ)^-κ with κ this (½ < κ ≤ 1; 0 = constant; lenet5 "
                         "default 0.6)")
     p.add_argument("--eta-tau", type=positive_float, default=S.eta_tau, help="τ of the Robbins–Monro steps, epochs")
+    p.add_argument("--price-balance", choices=["uniform", "fisher"], default=S.price_balance,
+                   help="fisher (ours): spread the one --price over the weight layers by ½ ln(1 + N F_q/λ_q), F_q the "
+                        "layer's mean empirical Fisher (docs/pruning.md); uniform = the same price everywhere")
     p.add_argument("--starts", type=hidden_list, default=[(20, 50, 500)],
                    help="lenet5: starting conv1-conv2-fc widths, e.g. 20-50-500,40-100-1000 (more than one run, or "
                         "more --seeds/--scales, is a robustness grid)")
@@ -183,7 +186,7 @@ def _settings(args):
              batch_size=args.batch_size, price_on=args.price_on, lr_step=args.lr_step or None, lr_decay=args.lr_decay,
              polish_epochs=args.polish, precondition=args.precondition, estimate_every=args.estimate_every,
              cv_every=args.cv_every, finetune_epochs=args.finetune, theta_margin=args.theta_margin,
-             eta_power=args.eta_power, eta_tau=args.eta_tau)
+             eta_power=args.eta_power, eta_tau=args.eta_tau, price_balance=args.price_balance)
     if args.epochs is not None:
         s["epochs"] = args.epochs
     return s
@@ -191,7 +194,7 @@ def _settings(args):
 
 SETTINGS = ["price", "gamma", "eta_theta", "estimator", "flip_samples", "warmup", "eps", "sigma0", "strength",
             "price_on", "precondition", "estimate_every", "cv_every", "polish", "finetune", "lr", "lr_step",
-            "lr_decay", "epochs", "batch_size", "theta_margin", "eta_power", "eta_tau"]
+            "lr_decay", "epochs", "batch_size", "theta_margin", "eta_power", "eta_tau", "price_balance"]
 # the flags each form uses; any other flag given explicitly has no effect there and is refused
 USED = {
     "train": SETTINGS + ["data", "data_dir", "n_train", "n_test", "hidden", "activation", "init_scale", "input_gate",
@@ -387,7 +390,7 @@ def run_mnist(args):
         keep["dense"] = {k: dense[k] for k in ("test_err", "n_params", "seconds")}
         keep["command"] = ("python -m minigrow reproduce pruning mnist" + (" --input-gate" if args.input_gate else "")
                            + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}"
-                                     for k in ("theta_margin", "eta_power", "eta_tau", "finetune")
+                                     for k in ("theta_margin", "eta_power", "eta_tau", "finetune", "price_balance")
                                      if given(args, k))
                            + (" --quick" if args.quick else "") + (f" --tag {args.tag}" if args.tag else ""))
         tag = ("_quick" if args.quick else "") + ("_input" if args.input_gate else "") + args.tag
@@ -445,8 +448,8 @@ def run_grid(args):
                "--precondition" if args.precondition else "--no-precondition", f"--polish {args.polish}",
                f"--lr-step {args.lr_step or 0}", f"--estimate-every {args.estimate_every}",
                f"--estimator {args.estimator}", f"--cv-every {args.cv_every}", f"--finetune {args.finetune}"]
-            + [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("theta_margin", "eta_power", "eta_tau")
-               if given(args, k)]
+            + [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("theta_margin", "eta_power", "eta_tau",
+                                                                       "price_balance") if given(args, k)]
             + ([f"--epochs {args.epochs}"] if args.epochs else []) + (["--quick"] if args.quick else [])
             + ([f"--tag {args.tag}"] if args.tag else [])),
             "settings": s, "n_train": int(d.X_train.shape[0]), "rows": rows, "seconds": time.perf_counter() - t0}
@@ -503,7 +506,7 @@ FLAG_FIELD = {"price": "price", "eta_theta": "eta_theta", "estimator": "estimato
               "batch_size": "batch_size", "price_on": "price_on", "lr_step": "lr_step", "lr_decay": "lr_decay",
               "polish": "polish_epochs", "precondition": "precondition", "estimate_every": "estimate_every",
               "cv_every": "cv_every", "finetune": "finetune_epochs", "theta_margin": "theta_margin",
-              "eta_power": "eta_power", "eta_tau": "eta_tau", "epochs": "epochs"}
+              "eta_power": "eta_power", "eta_tau": "eta_tau", "epochs": "epochs", "price_balance": "price_balance"}
 
 
 def run_lenet5(args):

@@ -262,6 +262,29 @@ class Conv2D(Layer):
             return None
         return dxp[:, ph:ph + H, pw:pw + Wd, :].transpose(0, 3, 1, 2)  # crop the padding; NCHW view
 
+    def sample_grad_sq_norms(self, x, dout):
+        r"""Σ over this layer's parameters of (∂ℓ_n/∂θ)² for every sample n (shape (N,), float64), from its input
+        ``x`` (N, C, H, W) and the per-sample output gradients ``dout`` (N, C_out, Ho, Wo) = ∂ℓ_n/∂z_n (not divided
+        by N): ∂ℓ_n/∂W_r = δ_nᵀ cols_n, one (C_out × k·k·C) matrix per sample (a batched product), and
+        ∂ℓ_n/∂b_o = Σ_{i,j} δ_n[o, i, j]. Pure: uses no cache (for the empirical Fisher of :mod:`minigrow.fisher`);
+        memory N·C_out·k·k·C, so call it on a few hundred samples at a time."""
+        N, C, H, Wd = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        Ho, Wo = self.output_hw(H, Wd)
+        xh = x.transpose(0, 2, 3, 1)
+        if ph or pw:
+            xp = np.zeros((N, H + 2 * ph, Wd + 2 * pw, C), dtype=x.dtype)
+            xp[:, ph:ph + H, pw:pw + Wd, :] = xh
+            xh = xp
+        cols = _im2col(xh, kh, kw, sh, sw, Ho, Wo).reshape(N, Ho * Wo, -1)        # (N, P, K)
+        D = dout.reshape(N, self.out_channels, Ho * Wo)                           # (N, C_out, P)
+        G = np.matmul(D, cols)                                                    # ∂ℓ_n/∂W_r, (N, C_out, K)
+        out = np.einsum("nok,nok->n", G, G).astype(np.float64)
+        if self.bias:
+            gb = D.sum(axis=2)
+            out += np.einsum("no,no->n", gb, gb)
+        return out
+
     # --- units ------------------------------------------------------------------------------------------------
     def remove_outputs(self, keep):
         """Keep output channels ``keep`` (filters W[o] and b[o]) — with their gradients and optimiser state."""

@@ -70,6 +70,15 @@ class Dense(Layer):
             np.sum(dout, axis=0, out=self.grads["b"])         # ∂L/∂b = Σ_n δ_n
         return dout @ self.params["W"] if need_input_grad else None   # ∂L/∂A = δ W
 
+    def sample_grad_sq_norms(self, x, dout):
+        r"""Σ over this layer's parameters of (∂ℓ_n/∂θ)² for every sample n (shape (N,), float64), from its input
+        ``x`` (N, D) and the per-sample output gradients ``dout`` (N, F) = ∂ℓ_n/∂z_n (not divided by N).
+        ∂ℓ_n/∂W = δ_n x_nᵀ has ‖·‖² = ‖δ_n‖² ‖x_n‖² and ∂ℓ_n/∂b = δ_n, so no per-sample matrix is formed. Pure: uses
+        no cache (for the empirical Fisher of :mod:`minigrow.fisher`)."""
+        d2 = np.einsum("nf,nf->n", dout, dout).astype(np.float64)
+        x2 = np.einsum("nd,nd->n", x, x).astype(np.float64)
+        return d2 * (x2 + (1.0 if self.bias else 0.0))
+
     def macs(self):
         return self.in_features * self.out_features
 

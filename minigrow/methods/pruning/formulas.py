@@ -72,6 +72,10 @@ Additions of ours (used for the MNIST defaults, docs/pruning.md)
 * ``price_on="flops"``: γ × the expected forward multiply-adds (eq. P with the multiply-adds per unit pair).
 * θ binary by the dynamics: the lazy θ step within a margin of the box (:func:`lazy_theta_step`) with
   Robbins–Monro step sizes (:func:`robbins_monro_eta`).
+* ``price_balance="fisher"``: one price γ spread over the weight layers by what a parameter of each layer costs
+  to describe, r_q = ½ ln(1 + N F_q/λ_q) with F_q the layer's mean empirical Fisher (eq. R, :func:`fisher_rate`,
+  :func:`balanced_prices`), so that a layer whose weights the data pin down (the output layer) is dear and one
+  whose weights they hardly constrain is cheap.
 
 Conv filters (pruning.md §6): the flip of channel c changes the consumer's pre-activation by ± the contribution of
 that single channel (:func:`channel_contributions_conv`, :func:`channel_contributions_dense`).
@@ -86,7 +90,7 @@ __all__ = ["prior_term", "optimal_precision", "precision_cost", "pseudo_count_hy
            "prior_theta_gradient", "prior_weight_gradient", "signed_flip_change", "flipped_preactivations",
            "channel_contributions_conv", "channel_contributions_dense", "flip_differences", "pathwise_estimate",
            "pathwise_per_sample", "score_function_estimate", "control_variate_estimate", "precondition", "theta_step",
-           "lazy_theta_step", "robbins_monro_eta", "pattern_probabilities"]
+           "lazy_theta_step", "robbins_monro_eta", "fisher_rate", "balanced_prices", "pattern_probabilities"]
 
 
 # --- eq. C: the prior part of the cost, one layer -------------------------------------------------------------
@@ -296,6 +300,40 @@ def control_variate_estimate(path_mean, d_flip, d_path, weight=1.0):
     unbiased for w = 1 when the S samples are a random subset of the batch (the weight w = M stands for M steps
     when the correction is computed on every M-th batch only)."""
     return path_mean + weight * (d_flip - d_path).mean(axis=0)
+
+
+# --- eq. R (ours): the Fisher-balanced price per layer --------------------------------------------------------
+def fisher_rate(fisher, lam, n_train):
+    r"""r_q = ½ ln(1 + N F_q / λ_q): the nats it takes to describe one parameter of weight layer q (eq. R, ours).
+
+    Derivation (the Laplace / minimum-description-length argument, per weight). Give a weight w a Gaussian
+    posterior N(μ, s²) against its prior N(0, 1/λ). Its KL is ½[λs² + λμ² − 1 − ln(λs²)], and the weight noise
+    raises the expected data term by ½ N F s² to second order (F = the weight's Fisher information per sample, the
+    diagonal of the empirical Fisher here). Minimising the sum over s gives s² = 1/(N F + λ) and
+
+    .. math::  \min_s \big[\mathrm{KL} + ½ N F s^2\big] = ½ \ln(1 + N F/λ) + ½ λ μ^2.
+
+    The ½λμ² is eq. C's (λ/2)‖w‖² already; the rest, ½ ln(1 + NF/λ), is what the weight costs because the data
+    determine it: ≈ 0 for a weight they hardly constrain, ≈ ½ ln N for one every sample pins down. With one mean
+    F_q per layer (:func:`minigrow.fisher.mean_fisher`) it is the same for every weight of the layer."""
+    fisher = np.asarray(fisher, dtype=np.float64)
+    lam = np.asarray(lam, dtype=np.float64)
+    if np.any(fisher < 0) or np.any(lam <= 0):
+        raise ValueError(f"fisher_rate: need F ≥ 0 and λ > 0, got F={fisher}, λ={lam}")
+    return 0.5 * np.log1p(n_train * fisher / lam)
+
+
+def balanced_prices(price, rates, sizes):
+    r"""γ_q = γ r_q / r̄ with r̄ = Σ_q S_q r_q / Σ_q S_q (eq. R, ours): one price γ spread over the weight layers in
+    proportion to :func:`fisher_rate`, normalised so that the network is charged γ Σ_q S_q in all, as with the
+    uniform price (``sizes`` S_q: what the price counts in layer q now — its parameters, or its multiply-adds).
+    Only the ratios r_q/r̄ are used: the absolute ½ ln(1 + NF/λ) is far below what prunes (docs/pruning.md)."""
+    rates = np.asarray(rates, dtype=np.float64)
+    sizes = np.asarray(sizes, dtype=np.float64)
+    rbar = float(np.sum(sizes * rates) / np.sum(sizes))
+    if not rbar > 0:
+        return tuple(float(price) for _ in rates)
+    return tuple(float(price) * rates / rbar)
 
 
 def pattern_probabilities(patterns, theta):

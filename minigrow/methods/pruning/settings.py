@@ -25,6 +25,7 @@ __all__ = ["PruningSettings", "METHOD_FIELDS", "SCHEDULE_FIELDS", "PLAIN_SETTING
 
 ESTIMATORS = ("flip", "flip_cv", "pathwise", "score")
 PRICE_ON = ("incoming", "params", "flops")
+PRICE_BALANCE = ("uniform", "fisher")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class PruningSettings(Settings):
     max_elements : block-size budget of the vectorised flip estimator
     theta_margin : m of the lazy θ step (ours, :func:`.formulas.lazy_theta_step`): θ = clip(ζ, 0, 1) with the
         latent ζ kept in [−m, 1 + m]; 0 = the plain projected step
+    price_balance : 'uniform' (one γ for every parameter) | 'fisher' (ours: γ spread over the weight layers by
+        eq. R, γ_q = γ r_q/r̄ with r_q = ½ ln(1 + N F_q/λ_q), F_q the layer's mean empirical Fisher,
+        :func:`.formulas.balanced_prices`); needs a single ``price``
+    balance_every : 'fisher': re-estimate F_q (running mean) on the batch every this many steps
     eta_power, eta_tau : Robbins–Monro steps η_t = η_θ (1 + t/τ)^(−κ), κ = eta_power (½ < κ ≤ 1: Σ η = ∞, Σ η² < ∞;
         0 = constant η_θ), τ = eta_tau epochs, t = steps since θ started to move
 
@@ -87,6 +92,8 @@ class PruningSettings(Settings):
     theta_margin: float = 0.0
     eta_power: float = 0.0
     eta_tau: float = 1.0
+    price_balance: str = "uniform"
+    balance_every: int = 50
     # schedule
     epochs: int = 20
     lr: float = 1e-3
@@ -126,6 +133,14 @@ class PruningSettings(Settings):
             raise ValueError(f"eta_power: expected 0 (constant steps) or ½ < κ ≤ 1 (Robbins–Monro), got "
                              f"{self.eta_power}")
         set_(self, "eta_tau", check_positive("eta_tau", self.eta_tau))
+        set_(self, "price_balance", check_choice("price_balance", self.price_balance, set(PRICE_BALANCE)))
+        set_(self, "balance_every", check_int("balance_every", self.balance_every, lo=1))
+        if self.price_balance == "fisher" and np.ndim(self.price):
+            raise ValueError("price_balance='fisher' spreads one price over the layers: give a single price, not "
+                             f"one per layer ({self.price})")
+        if self.price_balance == "fisher" and self.price_on == "incoming":
+            raise ValueError("price_balance='fisher' needs price_on='params' or 'flops' (the per-layer prices "
+                             "price every parameter by its layer)")
         set_(self, "b", check_nonneg("b", self.b))
         set_(self, "a", check_positive("a", self.a))
         if self.sigma0 is not None:
@@ -164,7 +179,8 @@ class PruningSettings(Settings):
 
 
 # Fields added after results were published, with the values that reproduce the earlier behaviour.
-LATER_FIELDS = {"theta_margin": 0.0, "eta_power": 0.0, "eta_tau": 1.0}
+LATER_FIELDS = {"theta_margin": 0.0, "eta_power": 0.0, "eta_tau": 1.0, "price_balance": "uniform",
+                "balance_every": 50}
 
 SCHEDULE_FIELDS = ("epochs", "lr", "batch_size", "lr_step", "lr_decay", "polish_epochs", "finetune_epochs")
 METHOD_FIELDS = tuple(f.name for f in fields(PruningSettings) if f.name not in SCHEDULE_FIELDS)

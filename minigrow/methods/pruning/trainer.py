@@ -10,11 +10,12 @@ import sys
 import numpy as np
 
 from ...layers import Sequential
+from ...fisher import mean_fisher
 from ...train import Trainer, TrainingDiverged
 from ...validate import check_int
 from . import formulas as F
 from .estimators import flip_cv_gradient, flip_gradient, pathwise_gradient, score_function_gradient
-from .gate import _sample_gates, gates, prune, to_deterministic, widths
+from .gate import _sample_gates, gates, prune, to_deterministic, weight_layers, widths
 from .prior import add_prior_weight_grads, hyper_prior, layer_precisions, layer_prices, price_rates, \
     prior_cost, prior_theta_grad
 from .settings import METHOD_FIELDS, PruningSettings
@@ -81,6 +82,9 @@ class PruningTrainer(Trainer):
         self._gacc, self._gcount = {}, 0
         self._flip_rows = (-1, None)
         self._theta_start = None                                  # step of the first θ step (Robbins–Monro t = 0)
+        self.fisher = None          # price_balance='fisher': running mean F_q per weight layer (eq. R)
+        self.layer_price = None     # … and the prices γ_q it gives (None: ``price`` as given)
+        self._fisher_count = 0
         self.hyper = hyper_prior(model, self.sigma0, self.strength, self.a, self.b)   # fixed at the start
         self.lams = layer_precisions(model, self.hyper)
         self.theta_trace = []       # (step, gate number, unit ids, θ copy)
@@ -102,6 +106,9 @@ class PruningTrainer(Trainer):
                 "theta_every": self.theta_every, "eta_theta": self.eta_theta, "settings": self.settings.as_dict()}
         if self._theta_start is not None:
             meta["theta_start"] = self._theta_start
+        if self.fisher is not None:
+            meta["fisher"] = [float(f) for f in self.fisher]
+            meta["fisher_count"] = self._fisher_count
         arrays = {"trace_step": np.array([t[0] for t in tr], dtype=np.int64),
                   "trace_pos": np.array([t[1] for t in tr], dtype=np.int64),
                   "trace_len": np.array([len(t[3]) for t in tr], dtype=np.int64),
@@ -118,6 +125,8 @@ class PruningTrainer(Trainer):
         if "eta_theta" in meta:
             self.eta_theta = float(meta["eta_theta"])
         self._theta_start = meta.get("theta_start")
+        self.fisher = np.array(meta["fisher"]) if "fisher" in meta else None
+        self._fisher_count = int(meta.get("fisher_count", 0))
         self._gacc, self._gcount = {}, 0          # checkpoints and rollbacks are taken at epoch ends: nothing pending
         ends = np.cumsum(arrays["trace_len"])
         starts = ends - arrays["trace_len"]
@@ -127,6 +136,9 @@ class PruningTrainer(Trainer):
         self.theta_trace = [(int(st), int(p), ids[a:b].copy(), th[a:b].copy()) for st, p, a, b in
                             zip(arrays["trace_step"], arrays["trace_pos"], starts, ends)]
         self.lams = layer_precisions(self.model, self.hyper)
+        self.layer_price = None
+        if self.fisher is not None:
+            self._balance_prices()
 
     @property
     def theta_active(self):
@@ -169,6 +181,8 @@ class PruningTrainer(Trainer):
     def train_step(self, xb, yb):
         model, N = self.model, self.n_train
         self.lams = layer_precisions(model, self.hyper)                           # 1. λ*
+        if self.price_balance == "fisher" and self.step % self.balance_every == 0:
+            self.update_balance(xb, yb)                                           #    (eq. R: γ_q)
         gs = _sample_gates(model, xb.shape[0], self.rng)                          # 2. ξ ~ Bernoulli(θ)
         out = model.forward(xb, train=True)
         M = self.estimate_every
@@ -180,8 +194,9 @@ class PruningTrainer(Trainer):
         model.backward(self.loss.backward(), need_input_grad=False)
         add_prior_weight_grads(model, self.lams, N)                               # 3. prior on W
         if estimate:                                                              # 4. θ step
-            rates = {p: price_rates(model, p, self.price, self.price_on) for p in range(len(gs))}   # γ n_j
-            grads = {p: self.theta_gradient(p, yb, ell) + prior_theta_grad(model, p, self.lams, self.price, N,
+            price = self.current_price
+            rates = {p: price_rates(model, p, price, self.price_on) for p in range(len(gs))}   # γ n_j
+            grads = {p: self.theta_gradient(p, yb, ell) + prior_theta_grad(model, p, self.lams, price, N,
                                                                            self.price_on, r)
                      for p, r in rates.items()}
             if self.precondition:                                                 # ĝ_j / (γ n_j / N), ours
@@ -210,6 +225,38 @@ class PruningTrainer(Trainer):
         if (self.step + 1) % self.record_every == 0:
             self._record_theta()
         return loss
+
+    @property
+    def current_price(self):
+        """The price in use: ``price`` as given, or with ``price_balance='fisher'`` the per-layer prices γ_q of
+        eq. R (once estimated)."""
+        return self.price if self.layer_price is None else self.layer_price
+
+    def update_balance(self, xb, yb):
+        """eq. R (ours): F_q of every weight layer on this batch (:func:`minigrow.fisher.mean_fisher`, the gates at
+        their mean θ), folded into a running mean (of the first 10 estimates, then an exponential one with weight
+        1/10: the Fisher falls as the fit improves), r_q = ½ ln(1 + N F_q/λ_q*) and γ_q = γ r_q/r̄ weighted by what the price counts in each
+        layer now (:func:`.formulas.balanced_prices`). Runs before the step's own forward pass (it overwrites
+        the layers' gradients and per-pass quantities)."""
+        fq = np.array(mean_fisher(self.model, self.loss, xb, yb))
+        if self.fisher is None or self.fisher.shape != fq.shape:
+            self.fisher, self._fisher_count = fq, 1
+        else:                                    # running mean of the first 10 estimates, then weight 1/10 (the
+            self._fisher_count += 1              # Fisher falls as the fit improves: old batches are forgotten)
+            self.fisher = self.fisher + (fq - self.fisher) / min(self._fisher_count, 10)
+        self._balance_prices()
+
+    def _balance_prices(self):
+        layers = weight_layers(self.model)
+        lams = np.array([self.lams[q] for q in range(len(layers))])     # λ* of the cost (eq. λ*)
+        rates = F.fisher_rate(self.fisher, lams, self.n_train)
+        if self.price_on == "flops":
+            sizes = [layer.macs() for layer in layers]
+            if not all(sizes):                   # a conv that has not seen an input since loading: next update
+                return
+        else:
+            sizes = [sum(a.size for a in layer.params.values()) for layer in layers]
+        self.layer_price = F.balanced_prices(self.price, rates, sizes)
 
     def _theta_step(self, gate, g, eta):
         """θ ← clip(θ − η_t ĝ, 0, 1) (:func:`.formulas.theta_step`), with η_t the Robbins–Monro step of
@@ -296,7 +343,7 @@ class PruningTrainer(Trainer):
         """C(W, θ) of eq. C with the expectation replaced by the mean gate (cheap monitor, exact for θ ∈ {0,1})."""
         out = self.model.predict_logits(X)
         data = float(np.mean(self.loss.per_sample(out, y)))
-        return data + prior_cost(self.model, self.lams, self.price, self.n_train, self.price_on)
+        return data + prior_cost(self.model, self.lams, self.current_price, self.n_train, self.price_on)
 
     @staticmethod
     def _epoch_end(trainer):
