@@ -38,7 +38,7 @@ def _chain(model):
         raise TypeError(f"model: expected a minigrow Sequential, got {type(model).__name__}")
     chain = _leaves(model)
     for layer in chain:
-        if list(layer.children()):
+        if list(layer.children()) or layer.unit_kind == "opaque":
             raise ValueError(f"mean_fisher: {type(layer).__name__} is a composite layer (e.g. a residual block); "
                              f"only chains of plain layers (nested Sequentials allowed) are supported")
     return chain

@@ -481,22 +481,26 @@ def test_training_refuses_a_model_with_non_finite_parameters():
 
 # --------------------------------------------------------------------------------------------------------------
 # the methods: pruning runs resume bit-identically (θ lives on the gated layers; pruned widths in the file)
-def _pruning_trainer(pruning):
+def _pruning_trainer(pruning, **kw):
     return pruning.PruningTrainer(pruning.gated_mlp([2, 16, 16, 2], rng=0), "ce", mg.Adam(1e-2), batch_size=50,
                                   rng=0, settings=pruning.PLAIN_SETTINGS, price=20.0, eta_theta=0.2, warmup_epochs=1,
-                                  progress=False)
+                                  progress=False, **kw)
 
 
-@pytest.mark.parametrize("split", [1, 3, 5])
-def test_pruning_run_resumes_bit_identically(split, tmp_path):
+FISHER = {"price_balance": "fisher", "price_on": "params", "balance_every": 3}
+
+
+@pytest.mark.parametrize("split,kw", [(1, {}), (3, {}), (5, {}), (3, FISHER)])
+def test_pruning_run_resumes_bit_identically(split, kw, tmp_path):
     pruning = pytest.importorskip("minigrow.methods.pruning")
-    straight = _pruning_trainer(pruning)
+    straight = _pruning_trainer(pruning, **kw)
     straight.fit(D.X_train, D.y_train, 6)
-    assert [e["epoch"] for e in straight.history.events if e.get("event") == "prune"] == [2, 5, 6]
-    first = _pruning_trainer(pruning)
+    if not kw:
+        assert [e["epoch"] for e in straight.history.events if e.get("event") == "prune"] == [2, 5, 6]
+    first = _pruning_trainer(pruning, **kw)
     first.fit(D.X_train, D.y_train, split)
     save_checkpoint(tmp_path / "c.npz", first)
-    fresh = _pruning_trainer(pruning)                       # built as for the original run, then restored
+    fresh = _pruning_trainer(pruning, **kw)                 # built as for the original run, then restored
     resume(tmp_path / "c.npz", fresh)
     fresh.fit(D.X_train, D.y_train, 6 - fresh.epoch)
     assert model_bytes(fresh.model) == model_bytes(straight.model)

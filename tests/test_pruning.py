@@ -19,6 +19,7 @@ from minigrow.methods.pruning import (PLAIN_SETTINGS, Gate, PruningTrainer, add_
                                       precision_cost, price_rates, price_sizes, prior_cost, prior_theta_grad, prune,
                                       remove_units, sample_gates, set_gates, score_function_gradient, theta_step,
                                       to_deterministic, unit_sizes, unit_sq_norms, weight_layers, widths)
+from minigrow.methods.pruning.settings import PruningSettings
 
 CE = SoftmaxCrossEntropy()
 
@@ -857,3 +858,55 @@ def test_flip_with_the_gate_before_the_activation_equals_the_oracle(seed):
     m.forward(X, True)
     for p in range(2):
         np.testing.assert_allclose(flip_gradient(m, p, y, CE), flip_oracle(m, X, y, CE, p), rtol=1e-9, atol=1e-12)
+
+
+# --- eq. R (ours): the Fisher-balanced price ---------------------------------------------------------------------
+def test_fisher_rate_is_the_minimised_kl_plus_noise_term():
+    """½ ln(1 + NF/λ) = min_s [KL(N(μ,s²) ‖ N(0,1/λ)) + ½NFs²] − ½λμ², checked by minimising over s numerically."""
+    from minigrow.methods.pruning.formulas import fisher_rate
+    for N, Fw, lam, mu in ((60000, 3e-5, 400.0, 0.05), (10000, 1e-2, 8.0, -0.3), (5, 0.0, 2.0, 1.0)):
+        s2 = np.exp(np.linspace(-30, 5, 200001))
+        kl = 0.5 * (lam * s2 + lam * mu ** 2 - 1 - np.log(lam * s2))
+        total = np.min(kl + 0.5 * N * Fw * s2) - 0.5 * lam * mu ** 2
+        assert abs(float(fisher_rate(Fw, lam, N)) - total) < 1e-6
+    with pytest.raises(ValueError, match="F ≥ 0"):
+        fisher_rate(-1.0, 1.0, 10)
+
+
+def test_balanced_prices_keep_the_total_charge_and_the_ratios():
+    from minigrow.methods.pruning.formulas import balanced_prices
+    rates, sizes = np.array([0.002, 0.02, 1.0]), np.array([235500, 30100, 1010])
+    g = np.array(balanced_prices(0.04, rates, sizes))
+    assert np.isclose(np.sum(g * sizes), 0.04 * np.sum(sizes))            # the net is charged γ Σ S_q in all
+    assert np.allclose(g / g[0], rates / rates[0])                       # in proportion to r_q
+    assert balanced_prices(0.04, np.zeros(3), sizes) == (0.04, 0.04, 0.04)  # no information: the uniform price
+
+
+def test_price_balance_settings_are_checked():
+    with pytest.raises(ValueError, match="single price"):
+        PruningSettings(price=(0.1, 0.2, 0.3), price_balance="fisher")
+    with pytest.raises(ValueError, match="price_on"):
+        PruningSettings(price_balance="fisher", price_on="incoming")
+    with pytest.raises(ValueError, match="price_balance"):
+        PruningSettings(price_balance="balanced")
+    assert "price_balance" not in PruningSettings().as_dict()            # earlier result files stay as they were
+
+
+def test_fisher_balance_sets_per_layer_prices_from_the_batch():
+    from minigrow.fisher import mean_fisher
+    from minigrow.methods.pruning import formulas as F
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 6)).astype(np.float32), rng.integers(0, 3, size=200)
+    model = gated_mlp([6, 8, 5, 3], rng=0)
+    tr = PruningTrainer(model, "ce", Adam(1e-2), batch_size=50, rng=0, price=0.5, price_balance="fisher",
+                        balance_every=2, warmup_epochs=0, progress=False)
+    tr.n_train = 200
+    tr.lams = layer_precisions(model, tr.hyper)
+    tr.update_balance(X[:50], y[:50])
+    want_f = np.array(mean_fisher(model, "ce", X[:50], y[:50]))
+    assert np.allclose(tr.fisher, want_f)
+    r = F.fisher_rate(want_f, [tr.lams[q] for q in range(3)], 200)
+    sizes = [sum(a.size for a in layer.params.values()) for layer in weight_layers(model)]
+    assert np.allclose(tr.current_price, F.balanced_prices(0.5, r, sizes))
+    tr.fit(X, y, 2)                                                      # runs, and the prices follow the Fisher
+    assert tr.layer_price is not None and len(tr.layer_price) == 3 and tr._fisher_count == 1 + 4   # steps 0, 2, 4, 6
