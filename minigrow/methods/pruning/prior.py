@@ -4,6 +4,23 @@ The formulas are those of :mod:`.formulas`; this module finds, for every gate, i
 (:func:`.gate.gate_sites`) and, for every weight layer (every affine layer, numbered q = 0, 1, … in order), the
 gates on its outputs and inputs. A weight layer without a gate on its outputs counts with θ = 1.
 
+**Feature gates** (``add_gates(…, feature_gate=True)``, ours): the conv whose channels feed the flatten has no
+gate of its own; channel c is *present* iff at least one of its H·W flattened features is kept, so in eq. P
+("params" and "flops") its kernels, bias and multiply-adds count with
+
+    E[present_c] = 1 − Π_k (1 − θ_ck)                                                          (eq. Pc)
+
+(:func:`.formulas.channel_presence`) instead of θ_c, and so do the outgoing columns of the units below (conv1's
+filters pay m Σ_c E[present_c]). The price of eq. P stays multilinear, and feature (c, k) pays
+
+    ∂P/∂θ_ck = m_fc Σ θ^{fc out} + (m_conv Σ θ^{conv in} + bias) Π_{k'≠k} (1 − θ_ck')
+
+(its outgoing column in the Dense consumer, plus the channel's cost times the probability that it alone decides
+whether the channel stays); :func:`price_rates` is exactly ∂(price part of :func:`prior_cost`)/∂θ. Our choice for
+the λ/2 ‖w‖² term and λ*: that conv counts every channel with θ = 1 (as an ungated layer), so the weight prior
+does not depend on θ there and ‖w_c‖² adds nothing to a feature's θ-gradient. With ``price_on="incoming"`` the
+feature gate pays like an input gate (the weights its feature feeds) and the conv is unpriced.
+
 ``price`` is γ, the price per active parameter in nats: one number, or one per weight layer in order (ours,
 :func:`layer_prices`). ``price_on`` says what a unit pays for: ``"incoming"`` (n_j = fan_in + 1, pruning.md) or
 ``"params"`` (γ × the expected number of active parameters, eq. P, ours) or ``"flops"`` (γ × the expected number of
@@ -52,6 +69,12 @@ class _Net:
             raise ValueError("model: expected a network with gated units (Gate layers; see add_gates or gated_mlp)")
         self.out_gate = {s.q_prod: s.gate for s in self.sites if s.q_prod is not None}
         self.in_gate = {s.q_cons: s.gate for s in self.sites if s.q_cons is not None}
+        self.feed = {s.q_feed: s for s in self.sites if s.q_feed is not None}     # convs behind feature gates
+        for q, s in self.feed.items():
+            if q in self.out_gate:
+                raise ValueError(f"weight layer {q} ({type(s.feeder).__name__}) has a gate on its channels and a "
+                                 f"feature gate behind its flatten; use one of the two (add_gates(feature_gate=…))")
+        self._presence = {}
 
     def site(self, p):
         s = self.sites[_gate_number(p, len(self.sites))]
@@ -63,6 +86,26 @@ class _Net:
         """θ of the units of weight layer q (ones if ungated)."""
         g = self.out_gate.get(q)
         return g.theta if g is not None else np.ones(self.weights[q].params["W"].shape[0])
+
+    def presence(self, s):
+        """``(E[present_c] per channel, ∂E[present_c]/∂θ_j per feature j)`` of the feeder of feature gate site
+        ``s`` (:func:`.formulas.channel_presence`, eq. Pc)."""
+        if s.q_feed not in self._presence:
+            g, C = s.gate, s.feeder.out_units
+            hw = g.n_inputs // C
+            self._presence[s.q_feed] = F.channel_presence(g.theta, g.unit_ids // hw, g.unit_ids % hw, C, hw)
+        return self._presence[s.q_feed]
+
+    def present_out(self, q):
+        """The expected presence of the output units of weight layer q in the price: θ if gated, E[present_c] for
+        a conv behind a feature gate (eq. Pc), ones otherwise."""
+        s = self.feed.get(q)
+        return self.theta_out(q) if s is None else self.presence(s)[0]
+
+    def channel_cost(self, q, price_on):
+        """What one present output unit of weight layer q costs in eq. P: m_q Σ θ^in + bias (f_q Σ θ^in for
+        flops)."""
+        return self.pair(q, price_on) * float(np.sum(self.theta_in(q))) + self.bias(q, price_on)
 
     def theta_in(self, q):
         """θ of the units feeding weight layer q (ones if ungated)."""
@@ -121,8 +164,10 @@ def price_sizes(model, p, price_on="incoming"):
         return unit_sizes(model, p)
     net = _Net(model)
     s = net.site(p)
-    out = net.pair(s.q_cons, price_on) * float(np.sum(net.theta_out(s.q_cons)))
+    out = net.pair(s.q_cons, price_on) * float(np.sum(net.present_out(s.q_cons)))
     if s.producer is None:
+        if s.feeder is not None:                         # feature (c, k): + cost of channel c × Π_{k'≠k}(1 − θ_ck')
+            return out + net.channel_cost(s.q_feed, price_on) * net.presence(s)[1]
         return np.full(s.gate.n_units, out)
     incoming = net.pair(s.q_prod, price_on) * float(np.sum(net.theta_in(s.q_prod)))
     return np.full(s.gate.n_units, F.params_price_size(incoming, net.bias(s.q_prod, price_on), out))
@@ -155,11 +200,14 @@ def price_rates(model, p, price, price_on="incoming"):
     net = _Net(model)
     s = net.site(p)
     if s.producer is None:
+        if s.feeder is not None and price_on != "incoming":
+            out = net.pair(s.q_cons, price_on) * float(np.sum(net.present_out(s.q_cons)))
+            return g[s.q_cons] * out + g[s.q_feed] * net.channel_cost(s.q_feed, price_on) * net.presence(s)[1]
         return g[s.q_cons] * price_sizes(model, p, price_on)
     if price_on == "incoming":
         return g[s.q_prod] * unit_sizes(model, p)
     incoming = net.pair(s.q_prod, price_on) * float(np.sum(net.theta_in(s.q_prod))) + net.bias(s.q_prod, price_on)
-    out = net.pair(s.q_cons, price_on) * float(np.sum(net.theta_out(s.q_cons)))
+    out = net.pair(s.q_cons, price_on) * float(np.sum(net.present_out(s.q_cons)))
     return np.full(s.gate.n_units, g[s.q_prod] * incoming + g[s.q_cons] * out)
 
 
@@ -200,7 +248,8 @@ def layer_precisions(model, a=1.0, b=1e-8):
 def prior_cost(model, lams, price, n_train, price_on="incoming"):
     r"""The prior part of eq. C: (1/N) [Σ_l Σ_j θ_j (λ_l/2)‖w_j‖² over every weight layer (θ = 1 if ungated) plus
     the price: γ Σ_j θ_j n_j over the gated units (``price_on="incoming"``), or γ P(θ) of eq. P
-    (``price_on="params"``, ours; see :func:`price_sizes`)]."""
+    (``price_on="params"``, ours; see :func:`price_sizes`)]. A conv behind a feature gate counts its channels
+    with E[present_c] in the price (eq. Pc) and with θ = 1 in the λ/2 ‖w‖² term (see the module docstring)."""
     price_on = check_choice("price_on", price_on, set(PRICE_ON))
     g = layer_prices(model, price) if np.ndim(price) else None
     net = _Net(model)
@@ -210,8 +259,8 @@ def prior_cost(model, lams, price, n_train, price_on="incoming"):
         th = net.theta_out(q)
         total += float(np.sum(th * 0.5 * lams[q] * unit_sq_norms(layer)))
         if price_on in ("params", "flops"):
-            total += gq * float(np.sum(th)) * (net.pair(q, price_on) * float(np.sum(net.theta_in(q)))
-                                               + net.bias(q, price_on))
+            total += gq * float(np.sum(net.present_out(q))) * (net.pair(q, price_on) * float(np.sum(net.theta_in(q)))
+                                                               + net.bias(q, price_on))
         elif q in net.out_gate:
             total += gq * float(np.sum(th * _incoming_sizes(layer)))
     if price_on == "incoming":
