@@ -339,8 +339,9 @@ def test_trainer_prunes_features_and_compacts_channels():
 def test_cli_prune_lenet5_feature_gates_end_to_end(tmp_path):
     from minigrow.cli import main
     assert main(["prune", "lenet5", "--feature-gates", "--n-train", "300", "--n-test", "100", "--epochs", "1",
-                 "--warmup", "0", "--out", str(tmp_path), "--no-progress", "--no-plots", "--tag", "_fg"]) == 0
-    res = json.loads((tmp_path / "results" / "pruning_lenet5_fg.json").read_text())
+                 "--warmup", "0", "--price", "0.05", "--no-dense", "--out", str(tmp_path), "--no-progress", "--tag", "_fg"]) == 0
+    res = json.loads((tmp_path / "results" / "pruning_lenet5_features_fg.json").read_text())
+    assert (tmp_path / "figures" / "pruning_lenet5_features_fg_widths.png").exists()
     assert "--feature-gates" in res["command"] and res["feature_gates"] is True
     row = res["rows"][0]
     c1, c2, fc1, fc2 = row["widths"]
