@@ -348,3 +348,57 @@ def test_cli_prune_lenet5_feature_gates_end_to_end(tmp_path):
     assert 1 <= c1 <= 20 and 1 <= c2 <= 50 and c2 <= fc1 <= 16 * c2 and 1 <= fc2 <= 500
     assert all(len(w) == 4 for w in row["widths_per_epoch"])
     assert row["n_params"] > 0 and row["macs"] > 0
+
+
+@pytest.mark.parametrize("removed", [False, True])
+def test_params_plus_flops_price_is_the_sum_and_the_derivative_of_its_cost(removed):
+    """price_on="params+flops" with price (γ_P, γ_F): prior cost = γ_P P + γ_F F (+ the λ term once), rates = the
+    sum of the two rates = ∂ prior_cost/∂θ (centred differences, float64), at a vertex γ_P·params + γ_F·MACs."""
+    m = tiny_feat(12, c1=3, c2=3, h=3)
+    X, y, rng = data(12)
+    m(X)
+    if removed:
+        remove_units(m, 1, [0, 2, 3, 7, 8, 11])
+    _randomise(m, rng)
+    N, price = 50, (0.7, 0.01)
+    lams = layer_precisions(m)
+    zero = {q: 0.0 for q in lams}
+    both = prior_cost(m, lams, price, N, "params+flops")
+    assert both == pytest.approx(prior_cost(m, lams, 0.7, N, "params") + prior_cost(m, zero, 0.01, N, "flops"),
+                                 rel=1e-13)
+    f = lambda: prior_cost(m, lams, price, N, "params+flops")  # noqa: E731
+    for p in range(3):
+        rates = price_rates(m, p, price, "params+flops")
+        np.testing.assert_allclose(rates, price_rates(m, p, 0.7, "params") + price_rates(m, p, 0.01, "flops"),
+                                   rtol=1e-14)
+        num = numerical_gradient(f, gates(m)[p].theta)
+        assert rel_error(prior_theta_grad(m, p, lams, price, N, "params+flops"), num) < 1e-8
+    for g in gates(m):
+        g.theta[:] = (rng.random(g.n_units) < 0.6)
+        g.theta[0] = 1.0
+    final, _ = to_deterministic(m)
+    final(X)
+    assert prior_cost(m, zero, (2.0, 0.5), 1, "params+flops") == pytest.approx(
+        2.0 * final.n_params() + 0.5 * final.macs(), rel=1e-14)
+    with pytest.raises(ValueError, match="pair"):
+        prior_cost(m, lams, 0.7, N, "params+flops")
+    with pytest.raises(ValueError, match="two prices"):
+        price_sizes(m, 1, "params+flops")
+
+
+def test_trainer_and_cli_accept_params_plus_flops(tmp_path):
+    from minigrow.cli import main
+    X, y, _ = data(13, n=12)
+    m = tiny_feat(13)
+    tr = PruningTrainer(m, "ce", Adam(1e-2), batch_size=6, rng=0, settings=PLAIN_SETTINGS, price_on="params+flops",
+                        price=(2.0, 0.05), eta_theta=0.5, warmup_epochs=0, dtype=np.float64, progress=False)
+    tr.fit(X, y, 2)
+    assert sum(widths(m)) < 12
+    with pytest.raises(ValueError, match="pair"):
+        PruningTrainer(tiny_feat(13), "ce", Adam(1e-2), settings=PLAIN_SETTINGS, price_on="params+flops", price=1.0)
+    assert main(["prune", "lenet5", "--feature-gates", "--price-on", "params+flops", "--price", "0.04,0.0075",
+                 "--n-train", "200", "--n-test", "100", "--epochs", "1", "--warmup", "0", "--no-dense",
+                 "--out", str(tmp_path), "--no-progress", "--no-plots"]) == 0
+    res = json.loads((tmp_path / "results" / "pruning_lenet5_features.json").read_text())
+    assert res["settings"]["price_on"] == "params+flops" and res["settings"]["price"] == [0.04, 0.0075]
+    assert "--price-on params+flops" in res["command"] and "--price 0.04,0.0075" in res["command"]

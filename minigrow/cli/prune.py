@@ -123,10 +123,11 @@ def register(sub):
     p.add_argument("--eps", type=float, default=S.eps, help="pruning threshold ε")
     p.add_argument("--sigma0", type=positive_float, default=S.sigma0, help="hyper-prior weight scale σ0")
     p.add_argument("--strength", type=float, default=S.strength, help="hyper-prior strength ρ (0 = a=1,b→0)")
-    p.add_argument("--price-on", choices=["incoming", "params", "flops"], default=S.price_on,
+    p.add_argument("--price-on", choices=["incoming", "params", "flops", "params+flops"], default=S.price_on,
                    help="what a unit pays γ for: 'incoming' weights + bias (pruning.md) or 'params' = everything "
                         "that vanishes with it, incl. its outgoing column (ours), or 'flops' = the expected "
-                        "multiply-adds per sample that vanish with it (ours)")
+                        "multiply-adds per sample that vanish with it (ours), or 'params+flops' = both, with "
+                        "--price γ_P,γ_F (ours)")
     p.add_argument("--precondition", action=argparse.BooleanOptionalAction, default=S.precondition,
                    help="divide each θ-gradient by the unit's price rate γ n_j/N, so η_θ is a per-step fall rate "
                         "of a useless unit in every layer (ours)")

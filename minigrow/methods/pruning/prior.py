@@ -24,7 +24,8 @@ feature gate pays like an input gate (the weights its feature feeds) and the con
 ``price`` is γ, the price per active parameter in nats: one number, or one per weight layer in order (ours,
 :func:`layer_prices`). ``price_on`` says what a unit pays for: ``"incoming"`` (n_j = fan_in + 1, pruning.md) or
 ``"params"`` (γ × the expected number of active parameters, eq. P, ours) or ``"flops"`` (γ × the expected number of
-forward multiply-adds per sample, eq. P with m_q → the multiply-adds per unit pair, ours).
+forward multiply-adds per sample, eq. P with m_q → the multiply-adds per unit pair, ours) or ``"params+flops"``
+(γ_P P(θ) + γ_F F(θ) with ``price`` the pair (γ_P, γ_F), ours; its rates are the sums of the two).
 """
 from __future__ import annotations
 
@@ -34,10 +35,18 @@ from ...validate import check_choice, check_nonneg, check_positive
 from . import formulas as F
 from .gate import _gate_number, _structure
 
-__all__ = ["unit_sizes", "unit_sq_norms", "price_sizes", "PRICE_ON", "layer_prices", "price_rates",
+__all__ = ["combined_prices", "unit_sizes", "unit_sq_norms", "price_sizes", "PRICE_ON", "layer_prices", "price_rates",
            "hyper_prior", "layer_precisions", "prior_cost", "prior_theta_grad", "add_prior_weight_grads"]
 
-PRICE_ON = ("incoming", "params", "flops")
+PRICE_ON = ("incoming", "params", "flops", "params+flops")
+
+
+def combined_prices(price):
+    """(γ_P, γ_F) of ``price_on="params+flops"``: ``price`` must be that pair of numbers ≥ 0."""
+    if np.ndim(price) != 1 or len(price) != 2:
+        raise ValueError(f"price: with price_on='params+flops' expected a pair (γ per parameter, γ per multiply-add), "
+                         f"got {price!r}")
+    return check_nonneg("price[0]", price[0]), check_nonneg("price[1]", price[1])
 
 
 def _bias(layer):
@@ -160,6 +169,9 @@ def price_sizes(model, p, price_on="incoming"):
       a unit of layer l looks almost free although removing it also removes its column in W^{l+1}.
     """
     price_on = check_choice("price_on", price_on, set(PRICE_ON))
+    if price_on == "params+flops":
+        raise ValueError("price_sizes: price_on='params+flops' has two prices; use price_rates(model, p, (γ_P, γ_F), "
+                         "'params+flops')")
     if price_on == "incoming":
         return unit_sizes(model, p)
     net = _Net(model)
@@ -193,7 +205,10 @@ def price_rates(model, p, price, price_on="incoming"):
     For one γ this is γ × :func:`price_sizes`. With one γ_q per weight layer (ours) each parameter is priced by
     the layer it belongs to: ``"params"``: ∂/∂θ^l_j = γ_l (Σ_i θ^{l−1}_i + 1) + γ_{l+1} Σ_k θ^{l+1}_k (incoming
     weights and bias in W^l, outgoing column in W^{l+1}); ``"incoming"``: γ_l (fan_in + 1). An input gate pays
-    γ of the layer it feeds."""
+    γ of the layer it feeds. ``"params+flops"``: γ_P × the "params" sizes + γ_F × the "flops" sizes."""
+    if check_choice("price_on", price_on, set(PRICE_ON)) == "params+flops":
+        gp, gf = combined_prices(price)
+        return price_rates(model, p, gp, "params") + price_rates(model, p, gf, "flops")
     if np.ndim(price) == 0:
         return price * price_sizes(model, p, price_on)
     g = layer_prices(model, price)
@@ -251,7 +266,8 @@ def prior_cost(model, lams, price, n_train, price_on="incoming"):
     (``price_on="params"``, ours; see :func:`price_sizes`)]. A conv behind a feature gate counts its channels
     with E[present_c] in the price (eq. Pc) and with θ = 1 in the λ/2 ‖w‖² term (see the module docstring)."""
     price_on = check_choice("price_on", price_on, set(PRICE_ON))
-    g = layer_prices(model, price) if np.ndim(price) else None
+    both = combined_prices(price) if price_on == "params+flops" else None
+    g = layer_prices(model, price) if np.ndim(price) and both is None else None
     net = _Net(model)
     total = 0.0
     for q, layer in enumerate(net.weights):
@@ -261,6 +277,10 @@ def prior_cost(model, lams, price, n_train, price_on="incoming"):
         if price_on in ("params", "flops"):
             total += gq * float(np.sum(net.present_out(q))) * (net.pair(q, price_on) * float(np.sum(net.theta_in(q)))
                                                                + net.bias(q, price_on))
+        elif both is not None:                          # γ_P P(θ) + γ_F F(θ)
+            for on, gamma in zip(("params", "flops"), both):
+                total += gamma * float(np.sum(net.present_out(q))) * (
+                    net.pair(q, on) * float(np.sum(net.theta_in(q))) + net.bias(q, on))
         elif q in net.out_gate:
             total += gq * float(np.sum(th * _incoming_sizes(layer)))
     if price_on == "incoming":
