@@ -206,7 +206,12 @@ def test_to_deterministic_keeps_a_select_layer_and_saves_exactly(tmp_path):
         mg.save(tmp_path / f"{name}.npz", net)
         back = mg.load(tmp_path / f"{name}.npz")["model"]
         np.testing.assert_array_equal(back(X), net(X))
+    prune(m, eps=0.0)                                        # compacted: conv2 2 channels, the gate 5 of 8
+    assert m.layers[7].in_shape == (2, 2, 2) and gates(m)[1].n_inputs == 8
+    np.testing.assert_allclose(m(X), full, rtol=0, atol=1e-12)
+    mg.save(tmp_path / "gated.npz", m)
     back = mg.load(tmp_path / "gated.npz")["model"]
+    np.testing.assert_array_equal(back(X), m(X))
     for g, h in zip(gates(m), gates(back)):
         assert g.n_inputs == h.n_inputs
         np.testing.assert_array_equal(g.unit_ids, h.unit_ids)
@@ -402,3 +407,15 @@ def test_trainer_and_cli_accept_params_plus_flops(tmp_path):
     res = json.loads((tmp_path / "results" / "pruning_lenet5_features.json").read_text())
     assert res["settings"]["price_on"] == "params+flops" and res["settings"]["price"] == [0.04, 0.0075]
     assert "--price-on params+flops" in res["command"] and "--price 0.04,0.0075" in res["command"]
+
+
+def test_lenet5_widths_with_a_feature_gate_count_present_channels_and_kept_features():
+    from minigrow.experiments.pruning import lenet5_widths
+    m = lenet5("caffe", rng=0)
+    m(np.zeros((1, 1, 28, 28), dtype=np.float32))
+    add_gates(m, feature_gate=True)
+    assert lenet5_widths(m) == [20, 50, 800, 500]
+    keep = np.flatnonzero(np.arange(800) // 16 >= 2)[::3]   # channels 0, 1 lose every feature
+    remove_units(m, 1, keep)
+    assert lenet5_widths(m) == [20, 48, keep.size, 500]
+    assert weight_layers(m)[1].params["W"].shape[0] == 48 and m.layers[7].in_shape == (48, 4, 4)

@@ -69,7 +69,8 @@ Additions of ours (used for the MNIST defaults, docs/pruning.md)
 * ``precondition``: the θ step uses ĝ_j / (γ n_j / N) (:func:`precondition`) — a positive diagonal scaling (same
   signs, same vertices) under which a useless unit falls at the same rate η_θ per step in every layer.
 * The pseudo-count hyper-prior (:func:`pseudo_count_hyper_prior`).
-* ``price_on="flops"``: γ × the expected forward multiply-adds (eq. P with the multiply-adds per unit pair).
+* ``price_on="flops"``: γ × the expected forward multiply-adds (eq. P with the multiply-adds per unit pair);
+  ``price_on="params+flops"``: γ_P P(θ) + γ_F F(θ) (``price`` = (γ_P, γ_F)), still multilinear.
 * θ binary by the dynamics: the lazy θ step within a margin of the box (:func:`lazy_theta_step`) with
   Robbins–Monro step sizes (:func:`robbins_monro_eta`).
 

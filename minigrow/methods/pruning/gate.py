@@ -48,6 +48,7 @@ class Gate(Layer):
 
     * ``theta`` — keep probabilities θ_j, float64, moved by the projected step of :mod:`.formulas`;
     * ``unit_ids`` — each unit's index in the original network (θ trajectories can be followed through pruning);
+      for a feature gate its position in the current flattened input (renumbered when channels are compacted);
     * ``zeta`` — the latent of the lazy θ step (θ = clip(ζ, 0, 1), :func:`.formulas.lazy_theta_step`) or None;
     * ``xi`` — the sampled gates of the current batch, (N, units) or None (then forward uses θ).
 
