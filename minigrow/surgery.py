@@ -16,6 +16,13 @@ that lives on the layers (:mod:`minigrow.layers.base`):
   before anything is changed, so an edit that cannot be done (an opaque layer such as a residual block or layer
   norm on the way, or no consumer at all) raises ``ValueError`` and leaves the network as it was.
 
+An element-wise layer may implement the optional hook ``remap_inputs(keep) -> kept outputs``: instead of losing
+the same units as its input it is told which input units (columns, behind a flatten) are kept, renumbers itself
+and returns the positions of its own outputs that survive, which the walk passes on. A *selecting* layer behind a
+flatten uses it (:class:`minigrow.layers.Select`, the selecting gate of the pruning method): it reads only some
+flattened features, so removing a channel in front of it drops only the selected features of that channel (none,
+when the channel had none selected: then the layers behind are untouched) and shifts the others' indices.
+
 Units live on axis 1 of the activations (features of a dense layer, channels of a conv layer). For a flatten of
 ``(C, H, W)``, channel c becomes the columns c·H·W … (c+1)·H·W − 1 of the next dense layer.
 """
@@ -94,7 +101,11 @@ def remove_units(model, index, keep):
     k = keep
     for pos, layer, role in plan:
         if role == "elementwise":
-            layer.remove_outputs(k)
+            remap = getattr(layer, "remap_inputs", None)
+            if remap is not None:                   # a layer that selects some of its input columns renumbers
+                k = remap(k)                        # itself and says which of its outputs survive
+            else:
+                layer.remove_outputs(k)
         elif role == "flatten":
             c, h, w = layer.in_shape
             layer.remove_outputs(k)

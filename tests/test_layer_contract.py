@@ -59,6 +59,21 @@ def _gate(shape):
     return make
 
 
+def _selecting_gate(rng):
+    """A feature gate behind a flatten after some features were removed: fed all 7 flattened features, it reads 4
+    (backward scatters into the 7)."""
+    from minigrow.methods.pruning import Gate
+    layer = Gate(7, dtype=np.float64, n_inputs=7)
+    layer.remove_outputs([0, 2, 3, 6])
+    layer.theta[:] = rng.uniform(0.2, 1.0, 4)
+    return layer, _x(rng, 5, 7)
+
+
+def _select(rng):
+    from minigrow.layers import Select
+    return Select(7, index=[0, 3, 4, 6]), _x(rng, 5, 7)
+
+
 def _dense_block(rng):
     from minigrow.methods.bundles import DenseBlock
     return DenseBlock(4, 3, rng=rng, dtype=np.float64), _x(rng, 5, 4)
@@ -75,7 +90,8 @@ def _conv_block(skip, stride, c_in, c_out):
 CORE_CASES = {
     "ConvBlock": _conv_block(True, 2, 2, 3), "ConvBlock[identity]": _conv_block(True, 1, 2, 2),
     "ConvBlock[vgg]": _conv_block(False, 1, 2, 3),
-    "Gate": _gate((5, 4)), "Gate[nchw]": _gate((3, 4, 2, 3)), "DenseBlock": _dense_block,
+    "Gate": _gate((5, 4)), "Gate[nchw]": _gate((3, 4, 2, 3)), "Gate[selecting]": _selecting_gate,
+    "Select": _select, "DenseBlock": _dense_block,
     "Dense": _dense, "ReLU": _act(ReLU), "LeakyReLU": _act(LeakyReLU), "Tanh": _act(Tanh),
     "Sigmoid": _act(Sigmoid), "ResidualBlock": _residual, "Sequential": _sequential,
 }
@@ -198,6 +214,18 @@ def test_unit_axes_agree_with_removal(name):
         ref = layer2.forward(x0, False)
         layer2.remove_inputs(keep_in)
         np.testing.assert_allclose(layer2.forward(x[:, keep_in], False), ref, rtol=1e-12, atol=1e-12)
+    elif kind == "elementwise" and layer.forward(x, False).shape[1] != x.shape[1]:
+        # a selecting layer (reads some input units): removing outputs drops them; remap_inputs (the surgery hook
+        # behind a flatten) renumbers the selection when the input loses columns and names the surviving outputs
+        out = layer.forward(x, False)
+        keep_cols = np.arange(1, x.shape[1])
+        layer2, _ = _make(name)
+        survivors = layer2.remap_inputs(keep_cols)
+        np.testing.assert_array_equal(layer2.forward(np.ascontiguousarray(x[:, keep_cols]), False), out[:, survivors])
+        assert survivors.size < out.shape[1]                 # input column 0 was selected: it is gone
+        keep = np.arange(0, out.shape[1], 2)
+        layer.remove_outputs(keep)
+        np.testing.assert_array_equal(layer.forward(x, False), out[:, keep])
     elif kind == "elementwise":
         out = layer.forward(x, False)
         keep = np.arange(0, x.shape[1], 2)

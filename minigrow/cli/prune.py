@@ -123,10 +123,11 @@ def register(sub):
     p.add_argument("--eps", type=float, default=S.eps, help="pruning threshold ε")
     p.add_argument("--sigma0", type=positive_float, default=S.sigma0, help="hyper-prior weight scale σ0")
     p.add_argument("--strength", type=float, default=S.strength, help="hyper-prior strength ρ (0 = a=1,b→0)")
-    p.add_argument("--price-on", choices=["incoming", "params", "flops"], default=S.price_on,
+    p.add_argument("--price-on", choices=["incoming", "params", "flops", "params+flops"], default=S.price_on,
                    help="what a unit pays γ for: 'incoming' weights + bias (pruning.md) or 'params' = everything "
                         "that vanishes with it, incl. its outgoing column (ours), or 'flops' = the expected "
-                        "multiply-adds per sample that vanish with it (ours)")
+                        "multiply-adds per sample that vanish with it (ours), or 'params+flops' = both, with "
+                        "--price γ_P,γ_F (ours)")
     p.add_argument("--precondition", action=argparse.BooleanOptionalAction, default=S.precondition,
                    help="divide each θ-gradient by the unit's price rate γ n_j/N, so η_θ is a per-step fall rate "
                         "of a useless unit in every layer (ours)")
@@ -154,6 +155,9 @@ def register(sub):
     p.add_argument("--starts", type=hidden_list, default=[(20, 50, 500)],
                    help="lenet5: starting conv1-conv2-fc widths, e.g. 20-50-500,40-100-1000 (more than one run, or "
                         "more --seeds/--scales, is a robustness grid)")
+    p.add_argument("--feature-gates", action="store_true",
+                   help="lenet5: gate the 800 flattened features one by one instead of conv2's channels (a conv2 "
+                        "channel goes when all its features are gone; ours)")
     p.add_argument("--dense", action=argparse.BooleanOptionalAction, default=True,
                    help="lenet5, one run: also train the dense net with the same epochs (error and wall-time "
                         "reference; default on)")
@@ -205,7 +209,7 @@ USED = {
     "tradeoff": [k for k in SETTINGS if k not in ("price", "gamma")] + ["data_dir", "n_train", "n_test", "hidden",
                                                                         "seed", "quick", "tag", "prices", "gammas"],
     "lenet5": SETTINGS + ["data_dir", "n_train", "n_test", "starts", "seeds", "scales", "seed", "quick", "tag",
-                          "dense"],
+                          "dense", "feature_gates"],
 }
 GENERIC = {"out", "no_progress", "no_plots", "threads"}
 SWEEPS = {"toy", "grid", "tradeoff"}                 # forms made of independent runs: --jobs, --scheduler
@@ -534,8 +538,10 @@ def run_lenet5(args):
         d = load_mnist(n_train=1000 if args.quick else args.n_train, n_test=500 if args.quick else args.n_test,
                        data_dir=args.data_dir)
         data = mnist_images(data=d)
-        tag = ("_quick" if args.quick else "") + args.tag
+        fg = bool(args.feature_gates)
+        tag = ("_quick" if args.quick else "") + ("_features" if fg else "") + args.tag
         cmd = "python -m minigrow reproduce pruning lenet5" + (f" --n-train {args.n_train}" if args.n_train else "")
+        cmd += " --feature-gates" if fg else ""
         cmd += "".join(
             f" --{k.replace('_', '-')} {s_all[FLAG_FIELD[k]]}" for k in FLAG_FIELD
             if given(args, k) and k not in ("price", "precondition"))
@@ -554,7 +560,7 @@ def run_lenet5(args):
             for sc in scales:
                 for sd in seeds:
                     r = lenet5_run(h, seed=sd, scale=sc, data=_as_data(data), progress=not args.no_progress,
-                                   **st.as_dict())
+                                   feature_gates=fg, **st.as_dict())
                     rows.append(r)
                     print(f"start {'-'.join(map(str, h))} scale {sc} seed {sd}: widths {r['widths']}, test error "
                           f"{100 * r['test_err']:.2f} %, θ binary {r['theta_binary_frac']:.3f} (before any rounding), "
@@ -562,6 +568,7 @@ def run_lenet5(args):
         keys = ("start", "seed", "scale", "widths", "test_err", "theta_binary_frac", "theta_near_binary_frac",
                 "theta_binary_per_epoch", "widths_per_epoch", "n_params", "macs", "seconds", "epoch_seconds")
         out = {"command": cmd, "settings": st.as_dict(), "n_train": int(len(data[1])), "n_test": int(len(data[3])),
+               **({"feature_gates": True} if fg else {}),
                "reference": [{"name": n, "widths": list(w), "test_err_pct": e, "flops": f}
                              for n, w, e, f in LENET5_REFERENCE],
                "rows": [{k: r[k] for k in keys} for r in rows], "seconds": time.perf_counter() - t0}
@@ -583,8 +590,9 @@ def run_lenet5(args):
             if not grid:
                 spe = int(np.ceil(len(data[1]) / st.batch_size))
                 plot_theta_trajectories(rows[0]["trainer"].theta_trace, fig / f"{name}_theta.png",
-                                        steps_per_epoch=spe, title="θ trajectories, LeNet-5-Caffe (conv1, conv2 "
-                                                                   "filters, fc1 units)")
+                                        steps_per_epoch=spe, title="θ trajectories, LeNet-5-Caffe (conv1 filters, "
+                                                                   + ("flattened features" if fg else "conv2 filters")
+                                                                   + ", fc1 units)")
             plot_widths([(f"{'-'.join(map(str, r['start']))} ×{r['scale']} s{r['seed']}",
                           [[w[0], w[1], w[3]] for w in r["widths_per_epoch"]]) for r in rows],
                         fig / f"{name}_widths.png", title="LeNet-5-Caffe: conv1, conv2 filters, fc1 units")

@@ -16,7 +16,7 @@ from ..data import load_mnist
 from ..network import mlp
 from ..optim import Adam, StepLR
 from ..methods.pruning import (PLAIN_SETTINGS, PruningSettings, PruningTrainer, add_gates, flip_cv_gradient, flip_gradient,
-                               gated_mlp, gates, pathwise_gradient, sample_gates, score_function_gradient, widths)
+                               gate_sites, gated_mlp, gates, pathwise_gradient, sample_gates, score_function_gradient, widths)
 from ..sweep import run_sweep
 from ..train import Trainer, evaluate
 
@@ -321,17 +321,28 @@ def mnist_images(n_train=None, n_test=None, data=None, dtype=np.float32):
 
 def lenet5_widths(model):
     """Kept conv1-conv2-fc1-fc2 widths as in the literature: filters of conv1 and conv2, flattened features read
-    by the first dense layer (16 per kept conv2 filter) and its units."""
+    by the first dense layer (16 per kept conv2 filter with channel gates; the kept features with a feature gate,
+    conv2 then counting the channels still present) and its units."""
     w = widths(model)
+    feat = gate_sites(model)[1]
+    if feat.feeder is not None:                               # a feature gate behind the flatten
+        return [w[0], feat.feeder.out_units, w[1], w[2]]
     return [w[0], w[1], 16 * w[1], w[2]]
 
 
+def _record_lenet5_widths(trainer):
+    """Epoch-end callback (after the pruning of the epoch): the conv1-conv2-fc1-fc2 widths into the record."""
+    trainer.history.epochs[-1]["lenet5_widths"] = lenet5_widths(trainer.model)
+
+
 def lenet5_run(start=(20, 50, 500), seed=0, scale=1.0, n_train=None, n_test=None, data=None, progress=False,
-               dense=False, **overrides):
+               dense=False, feature_gates=False, **overrides):
     """Train a gated LeNet-5-Caffe (:func:`minigrow.convnets.lenet5` + :func:`~minigrow.methods.pruning.add_gates`,
     gates behind both pools and after the first dense layer) with :data:`LENET5_SETTINGS` (any field overridable),
     or with ``dense=True`` the same net without gates or prior, same optimiser, schedule and epochs (the wall-time
-    and error reference). Returns a record with per-epoch widths, θ binarity, test error, seconds."""
+    and error reference). ``feature_gates=True``: a feature gate on the 800 flattened features replaces conv2's
+    channel gate (``add_gates(…, feature_gate=True)``). Returns a record with per-epoch widths, θ binarity, test
+    error, seconds."""
     from ..convnets import lenet5
     st = LENET5_SETTINGS.replace(**overrides)
     Xtr, ytr, Xte, yte = mnist_images(n_train, n_test, data)
@@ -345,8 +356,9 @@ def lenet5_run(start=(20, 50, 500), seed=0, scale=1.0, n_train=None, n_test=None
     if dense:
         tr = Trainer(model, "ce", opt, batch_size=st.batch_size, rng=seed, progress=progress, scheduler=sched)
     else:
-        tr = PruningTrainer(add_gates(model), "ce", opt, batch_size=st.batch_size, rng=seed, settings=st,
-                            scheduler=sched, progress=progress)
+        cbs = [_record_lenet5_widths] if feature_gates else []
+        tr = PruningTrainer(add_gates(model, feature_gate=feature_gates), "ce", opt, batch_size=st.batch_size,
+                            rng=seed, settings=st, scheduler=sched, progress=progress, callbacks=cbs)
     t0 = time.perf_counter()
     if dense:
         tr.fit(Xtr, ytr, st.epochs, Xte, yte)
@@ -365,7 +377,9 @@ def lenet5_run(start=(20, 50, 500), seed=0, scale=1.0, n_train=None, n_test=None
         rec["theta_binary_frac"] = float(np.mean((th == 0) | (th == 1)))
         rec["theta_near_binary_frac"] = float(np.mean(np.minimum(th, 1 - th) <= 0.05))
         rec["theta_binary_per_epoch"] = [e["theta_binary_frac"] for e in hist]
-        rec["widths_per_epoch"] = [[w[0], w[1], 16 * w[1], w[2]] for w in (e["widths"] for e in hist)]
+        rec["widths_per_epoch"] = ([e["lenet5_widths"] for e in hist] if feature_gates else
+                                   [[w[0], w[1], 16 * w[1], w[2]] for w in (e["widths"] for e in hist)])
+        rec["feature_gates"] = bool(feature_gates)
         final, _ = tr.finalize()
     _, acc = evaluate(final, "ce", Xte, yte)
     final(Xte[:1])                                            # records the spatial sizes for macs()

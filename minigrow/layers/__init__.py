@@ -11,6 +11,7 @@
 * :mod:`.norm`         :class:`BatchNorm1d`, :class:`BatchNorm2d` (running statistics as buffers), :class:`LayerNorm`
 * :mod:`.dropout`      :class:`Dropout`  inverted dropout with its own seeded Generator (``hold_mask`` for checks)
 * :mod:`.blocks`       :class:`ConvBlock`  the VGG / ResNet conv blocks (conv-BN-ReLU-conv-BN, + shortcut, ReLU)
+* :mod:`.select`       :class:`Select`  out = x[:, index] (what a pruned net keeps of a selecting gate)
 
 Conventions: batch-first arrays (axis 1 holds the units: features or channels); dense weights are stored as
 ``W ∈ R^{out × in}`` so that ``z = W a + b`` reads as in the papers and the batch version is ``Z = A Wᵀ + b``.
@@ -25,10 +26,11 @@ from .pool import AvgPool2d, Flatten, GlobalAvgPool2d, MaxPool2d
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .dropout import Dropout
 from .blocks import ConvBlock
+from .select import Select
 
 __all__ = [
     "Layer", "Dense", "Activation", "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "ResidualBlock", "Sequential",
     "ACTIVATIONS", "register_layer", "LAYER_TYPES", "activation_layer", "check_keep", "check_model",
     "Conv2D", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Flatten",
-    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "ConvBlock",
+    "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "ConvBlock", "Select",
 ]

@@ -69,13 +69,19 @@ Additions of ours (used for the MNIST defaults, docs/pruning.md)
 * ``precondition``: the θ step uses ĝ_j / (γ n_j / N) (:func:`precondition`) — a positive diagonal scaling (same
   signs, same vertices) under which a useless unit falls at the same rate η_θ per step in every layer.
 * The pseudo-count hyper-prior (:func:`pseudo_count_hyper_prior`).
-* ``price_on="flops"``: γ × the expected forward multiply-adds (eq. P with the multiply-adds per unit pair).
+* ``price_on="flops"``: γ × the expected forward multiply-adds (eq. P with the multiply-adds per unit pair);
+  ``price_on="params+flops"``: γ_P P(θ) + γ_F F(θ) (``price`` = (γ_P, γ_F)), still multilinear.
 * θ binary by the dynamics: the lazy θ step within a margin of the box (:func:`lazy_theta_step`) with
   Robbins–Monro step sizes (:func:`robbins_monro_eta`).
 * ``price_balance="fisher"``: one price γ spread over the weight layers by what a parameter of each layer costs
   to describe, r_q = ½ ln(1 + N F_q/λ_q) with F_q the layer's mean empirical Fisher (eq. R, :func:`fisher_rate`,
   :func:`balanced_prices`), so that a layer whose weights the data pin down (the output layer) is dear and one
   whose weights they hardly constrain is cheap.
+
+* Feature gates behind a flatten (:func:`channel_presence`): the flattened features of a conv are gated one by
+  one and the conv's channel c is present iff one of its features is kept, E[present_c] = 1 − Π_k (1 − θ_ck)
+  (eq. Pc); its kernels, bias and multiply-adds count with that expectation in eq. P, so feature (c, k) pays
+  its outgoing column plus (cost of channel c) × Π_{k'≠k} (1 − θ_ck') — still multilinear.
 
 Conv filters (pruning.md §6): the flip of channel c changes the consumer's pre-activation by ± the contribution of
 that single channel (:func:`channel_contributions_conv`, :func:`channel_contributions_dense`).
@@ -88,7 +94,7 @@ from ...validate import check_nonneg
 
 __all__ = ["prior_term", "optimal_precision", "precision_cost", "pseudo_count_hyper_prior", "params_price_size",
            "prior_theta_gradient", "prior_weight_gradient", "signed_flip_change", "flipped_preactivations",
-           "channel_contributions_conv", "channel_contributions_dense", "flip_differences", "pathwise_estimate",
+           "channel_contributions_conv", "channel_contributions_dense", "channel_presence", "flip_differences", "pathwise_estimate",
            "pathwise_per_sample", "score_function_estimate", "control_variate_estimate", "precondition", "theta_step",
            "lazy_theta_step", "robbins_monro_eta", "fisher_rate", "balanced_prices", "pattern_probabilities"]
 
@@ -142,6 +148,25 @@ def params_price_size(theta_in_sum, bias, theta_out_sum):
 
     ∂P/∂θ^l_j = Σ_i θ^{l−1}_i + 1 + Σ_k θ^{l+1}_k: incoming weights, bias and outgoing column of unit j."""
     return theta_in_sum + bias + theta_out_sum
+
+
+def channel_presence(theta, channel, position, n_channels, hw):
+    r"""Feature gates behind a flatten (ours): the probability that a channel of the (ungated) conv in front is
+    still *present* — at least one of its H·W flattened features kept — and its derivatives:
+
+    .. math::  E[\mathrm{present}_c] = 1 − Π_k (1 − θ_{ck}), \qquad
+               ∂E[\mathrm{present}_c]/∂θ_{ck} = Π_{k' ≠ k} (1 − θ_{ck'})                                 (eq. Pc)
+
+    multilinear in θ (each θ_ck appears once in the product). Feature j is (``channel[j]``, ``position[j]``) with
+    position < ``hw``; features not listed (removed) count with θ = 0. The products without one factor are
+    prefix × suffix products along each channel (no division: exact when some θ = 1). Returns
+    ``(present (n_channels,), d_present (n_features,))``."""
+    Q = np.ones((n_channels, hw))
+    Q[channel, position] = 1.0 - np.asarray(theta, dtype=np.float64)          # Q[c, k] = 1 − θ_ck
+    ones = np.ones((n_channels, 1))
+    before = np.cumprod(np.hstack([ones, Q[:, :-1]]), axis=1)                  # Π_{k' < k}
+    after = np.hstack([np.cumprod(Q[:, :0:-1], axis=1)[:, ::-1], ones])        # Π_{k' > k}
+    return 1.0 - np.prod(Q, axis=1), (before * after)[channel, position]
 
 
 # --- eq. gθ and the weight gradient of the prior --------------------------------------------------------------

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...layers import (Activation, AvgPool2d, BatchNorm1d, BatchNorm2d, Dense, Layer, MaxPool2d, Sequential, check_keep,
-                       register_layer)
+from ...layers import (Activation, AvgPool2d, BatchNorm1d, BatchNorm2d, Dense, Layer, MaxPool2d, Select, Sequential,
+                       check_keep, register_layer)
+from ...layers.select import remap_selection
 from ...network import mlp
 from ...surgery import insert_layers
 from ...surgery import remove_units as surgery_remove_units
@@ -47,6 +48,7 @@ class Gate(Layer):
 
     * ``theta`` — keep probabilities θ_j, float64, moved by the projected step of :mod:`.formulas`;
     * ``unit_ids`` — each unit's index in the original network (θ trajectories can be followed through pruning);
+      for a feature gate its position in the current flattened input (renumbered when channels are compacted);
     * ``zeta`` — the latent of the lazy θ step (θ = clip(ζ, 0, 1), :func:`.formulas.lazy_theta_step`) or None;
     * ``xi`` — the sampled gates of the current batch, (N, units) or None (then forward uses θ).
 
@@ -58,9 +60,16 @@ class Gate(Layer):
     * :meth:`backward_pair` — ``(a, G)`` of the last backward pass (a of the forward pass it followed), consistent
       even when eval-mode forward passes came in between.
 
-    ``n_inputs`` makes it an **input gate**: the width of the data the network is fed. After input units are
-    pruned the gate keeps accepting that full width and selects the kept features (``unit_ids``) itself, so the
-    caller never has to. A gate inside the network leaves ``n_inputs`` None.
+    ``n_inputs`` makes it a **selecting gate**: it accepts an input of that full width and selects the kept
+    features (``unit_ids``, positions in that input) itself. In front of the network it is the *input gate* (the
+    width of the data; after input units are pruned the caller still feeds every feature). Behind a Flatten it is
+    a *feature gate* (:func:`add_gates` with ``feature_gate=True``): it gates the flattened features one by one,
+    and backward scatters ∂L/∂A into the full input width (zeros at the features it no longer reads). A gate on
+    the units of a producer leaves ``n_inputs`` None.
+
+    For a feature gate, ``unit_ids`` are positions in the *current* flattened input: when channels in front of
+    the flatten are removed (:func:`remove_units` compacts them), :meth:`remap_inputs` renumbers them and
+    ``n_inputs`` shrinks by H·W per removed channel.
     """
 
     unit_kind = "elementwise"
@@ -77,6 +86,7 @@ class Gate(Layer):
         self.last_input = None
         self.last_upstream = None
         self._backward_input = None
+        self._selected = False
 
     def config(self):
         return {"n_units": self.n_units, "dtype": np.dtype(self.gate_dtype).name, "n_inputs": self.n_inputs}
@@ -100,12 +110,17 @@ class Gate(Layer):
         return g.astype(dtype, copy=False)
 
     def select(self, x):
-        """An input gate after input pruning is still fed every original feature: keep the kept ones."""
+        """A selecting gate (``n_inputs`` set) is fed its full input width: keep the kept features."""
         if self.n_inputs is not None and x.shape[1] != self.n_units:
+            if x.shape[1] != self.n_inputs:
+                raise ValueError(f"Gate({self.n_units} of {self.n_inputs}): expected {self.n_inputs} (or "
+                                 f"{self.n_units}) units on axis 1, got shape {x.shape}")
             x = x[:, self.unit_ids]
         return x
 
     def forward(self, x, train=True):
+        self._in_shape = x.shape
+        self._selected = self.n_inputs is not None and x.shape[1] != self.n_units
         x = self.select(x)
         if x.shape[1] != self.n_units:
             raise ValueError(f"Gate({self.n_units}): expected {self.n_units} units on axis 1, got shape {x.shape}")
@@ -119,7 +134,14 @@ class Gate(Layer):
     def backward(self, dout, need_input_grad=True):
         self.last_upstream = dout                        # G = ∂L/∂Ã
         self._backward_input = self.last_input
-        return dout * self._cache if need_input_grad else None      # ∂L/∂A = Ξ ⊙ G
+        if not need_input_grad:
+            return None
+        dx = dout * self._cache                          # ∂L/∂A = Ξ ⊙ G
+        if self._selected:                               # a selecting gate: scatter into the full input width
+            full = np.zeros(self._in_shape, dtype=dx.dtype)
+            full[:, self.unit_ids] = dx
+            return full
+        return dx
 
     def backward_pair(self):
         """``(a, G)``: the input of the forward pass the last backward pass followed, and that pass's upstream
@@ -148,6 +170,23 @@ class Gate(Layer):
         self.n_units = int(keep.size)
         self.xi = None
         self.last_input = self.last_upstream = self._backward_input = None
+
+    def remap_inputs(self, keep_columns):
+        """Surgery hook (:func:`minigrow.surgery.remove_units`): the layer in front keeps only the input units
+        ``keep_columns``. A gate on a producer's units loses the same units; a selecting gate drops the selected
+        features among the removed columns, renumbers ``unit_ids`` to the compacted input (new index of column j =
+        its rank among ``keep_columns``) and shrinks ``n_inputs``. Returns the positions of the gate's units that
+        survive (what the consumer keeps of its inputs)."""
+        if self.n_inputs is None:
+            keep = check_keep("keep_columns", keep_columns, self.n_units)
+            self.remove_outputs(keep)
+            return keep
+        ids, survivors, n_inputs = remap_selection(self.unit_ids, self.n_inputs, keep_columns)
+        if survivors.size == 0:
+            raise ValueError(f"Gate({self.n_units} of {self.n_inputs}): the removal would leave it no feature")
+        self.remove_outputs(survivors)
+        self.unit_ids, self.n_inputs = ids, n_inputs
+        return survivors
 
     # --- io hooks ---------------------------------------------------------------------------------------------
     def extra_arrays(self):
@@ -193,9 +232,11 @@ def _check_model(model):
 @dataclass
 class GateSite:
     """Where gate number ``p`` sits: its position in the flattened chain of layers, its producer (the affine layer
-    whose output units it gates; None for an input gate) and its consumer (the next affine layer; None when the
-    units are the network's outputs or pass through a layer that mixes units), with their chain positions and
-    their numbers among the weight layers."""
+    whose output units it gates; None for an input gate and a feature gate) and its consumer (the next affine
+    layer; None when the units are the network's outputs or pass through a layer that mixes units), with their
+    chain positions and their numbers among the weight layers. For a feature gate (a selecting gate behind a
+    Flatten) also the *feeder*: the affine layer (a Conv2D) whose channels that flatten flattens, and the
+    flatten's position."""
     gate: Gate
     pos: int
     producer: Layer | None
@@ -205,6 +246,10 @@ class GateSite:
     q_prod: int | None
     q_cons: int | None
     blocked: str | None = None          # why there is no consumer
+    feeder: Layer | None = None         # feature gate: the affine layer whose channels the flatten in front flattens
+    feed_pos: int | None = None
+    q_feed: int | None = None
+    flatten_pos: int | None = None
 
 
 def _structure(model):
@@ -232,9 +277,21 @@ def _structure(model):
             if kind not in ("elementwise", "flatten"):
                 blocked = f"its units pass through {type(chain[m]).__name__}, which mixes units"
                 break
+        feed = flat = None
+        if prod is None and layer.n_inputs is not None:   # a selecting gate: behind a flatten of a producer?
+            m = k - 1
+            while m >= 0 and chain[m].unit_kind == "elementwise":
+                m -= 1
+            if m >= 0 and chain[m].unit_kind == "flatten":
+                flat, m = m, m - 1
+                while m >= 0 and chain[m].unit_kind == "elementwise":
+                    m -= 1
+                if m >= 0 and chain[m].unit_kind == "affine":
+                    feed = m
         sites.append(GateSite(layer, k, None if prod is None else chain[prod], prod,
                               None if cons is None else chain[cons], cons,
-                              None if prod is None else qof[prod], None if cons is None else qof[cons], blocked))
+                              None if prod is None else qof[prod], None if cons is None else qof[cons], blocked,
+                              None if feed is None else chain[feed], feed, None if feed is None else qof[feed], flat))
     return chain, sites, [chain[k] for k in weights]
 
 
@@ -281,14 +338,19 @@ WHERE = ("after_activation",)
 GATE_AFTER = (BatchNorm1d, BatchNorm2d, MaxPool2d, AvgPool2d)
 
 
-def add_gates(model, where="after_activation", theta0=1.0, input_gate=False):
+def add_gates(model, where="after_activation", theta0=1.0, input_gate=False, feature_gate=False):
     """Add a :class:`Gate` after every activation that follows a Dense or Conv2D (possibly through other
     element-wise layers) — behind any normalisation and pooling directly after the activation (:data:`GATE_AFTER`;
     conv filters: pruning.md §6) — and whose units a later affine layer reads — i.e. not at the output; with
     ``input_gate=True`` also one in front of the network (its units are the input features). Works on any
     Sequential, nested ones too (gates go into the Sequential that holds the activation); an activation already
     followed by a Gate gets no second one. Returns ``model`` (changed in place; the new gates have θ = ``theta0``,
-    so with θ = 1 the outputs are those of the ungated net)."""
+    so with θ = 1 the outputs are those of the ungated net).
+
+    ``feature_gate=True`` (ours): a *selecting* gate (``n_inputs`` = the flattened width) goes right after every
+    Flatten whose consumer is a Dense layer, gating the flattened features one by one, and the channel gate that
+    would sit in front of that flatten is not added — a channel of the conv in front is then removed when all of
+    its H·W features are (:func:`remove_units`; its price: :mod:`.prior`)."""
     _check_model(model)
     check_choice("where", where, set(WHERE))
     theta0 = check_prob("theta0", theta0)
@@ -311,8 +373,23 @@ def add_gates(model, where="after_activation", theta0=1.0, input_gate=False):
                     None)
         if cons is None or chain[cons].unit_kind != "affine":
             continue                                      # the output (or units mixed before any consumer)
+        if feature_gate and any(chain[m].unit_kind == "flatten" for m in range(k + 1, cons)) \
+                and isinstance(chain[cons], Dense):
+            continue                                      # the feature gate behind the flatten replaces it
         src = chain[prod]
         todo.append((container, i + (at - k), Gate(src.out_units, theta0, _dtype_of(src))))
+    if feature_gate:
+        for k, (container, i, layer) in enumerate(leaves):
+            if layer.unit_kind != "flatten":
+                continue
+            m = k + 1
+            while m < len(chain) and chain[m].unit_kind == "elementwise" and not isinstance(chain[m], Gate):
+                m += 1
+            if m < len(chain) and isinstance(chain[m], Gate) or m >= len(chain) or not isinstance(chain[m], Dense):
+                continue                                  # already gated, or not read by a Dense layer
+            n = chain[m].in_units
+            todo.append((container, i + 1, Gate(n, theta0, _dtype_of(chain[m]), n_inputs=n)))
+    todo.sort(key=lambda t: (id(t[0]), t[1]))
     for container, index, gate in reversed(todo):         # back to front: earlier indices stay valid
         insert_layers(container, index, gate)
     if input_gate and not isinstance(chain[0] if chain else None, Gate):
@@ -423,16 +500,39 @@ def remove_units(model, p, keep):
     view = Sequential(chain)                              # the same layer objects, nesting flattened
     if site.producer is not None:
         return surgery_remove_units(view, site.prod_pos, keep)
-    if any(chain[m].unit_kind != "elementwise" or chain[m].params for m in range(site.pos)):
+    if site.gate.n_inputs is None and not _is_input_gate(chain, site.pos):
         raise ValueError(f"cannot remove units of gate {p}: it has no producer and is not the network's input gate")
     plan = [chain[m] for m in range(site.pos + 1, site.cons_pos)]
     if any(layer.unit_kind != "elementwise" for layer in plan):
         raise ValueError(f"cannot remove input units of gate {p}: a flatten lies between it and its consumer")
-    site.gate.remove_outputs(keep)
+    site.gate.remove_outputs(keep)                        # θ, ζ, unit_ids: the gate selects the rest itself
     for layer in plan:
         layer.remove_outputs(keep)
-    site.consumer.remove_inputs(keep)
+    site.consumer.remove_inputs(keep)                     # the consumer's columns with their optimiser state
+    if site.feeder is not None:
+        _compact(view, site)
     return keep
+
+
+def _is_input_gate(chain, pos):
+    """Whether the gate at chain position ``pos`` sees the network's input (only parameter-free element-wise
+    layers in front of it)."""
+    return all(chain[m].unit_kind == "elementwise" and not chain[m].params for m in range(pos))
+
+
+def _compact(view, site):
+    r"""Compaction behind a feature gate: every channel c of the feeder (the conv in front of the flatten) none of
+    whose H·W flattened features c·HW … c·HW + HW − 1 the gate still reads is removed physically through
+    :func:`minigrow.surgery.remove_units` (its kernels and bias with their optimiser state, any per-channel layer
+    in between, the Flatten's shape); the gate renumbers its features on the way (:meth:`Gate.remap_inputs`), the
+    consumer keeps all its columns. The network's function is unchanged: the removed channels were read by no
+    one. Returns the kept channels."""
+    g, C = site.gate, site.feeder.out_units
+    hw = g.n_inputs // C
+    present = np.unique(g.unit_ids // hw)                 # channels with at least one kept feature
+    if present.size < C:
+        surgery_remove_units(view, site.feed_pos, present)
+    return present
 
 
 def prune(model, eps=1e-3, min_units=1):
@@ -458,9 +558,25 @@ def _drop_gates(seq):
             _drop_gates(layer)
 
 
+def _keep_selections(model, chain, sites):
+    """Before the gates are dropped: a selecting gate inside the network (a feature gate) leaves a
+    :class:`~minigrow.layers.Select` of its features in its place when it reads fewer than its input width."""
+    for s in sites:
+        g = s.gate
+        if g.n_inputs is None or _is_input_gate(chain, s.pos) or g.n_units == g.n_inputs:
+            continue
+        for _, layer in model.named_layers():
+            if isinstance(layer, Sequential) and any(x is g for x in layer.layers):
+                i = next(i for i, x in enumerate(layer.layers) if x is g)
+                layer.layers[i] = Select(g.n_inputs, g.n_units, g.unit_ids)
+                break
+
+
 def to_deterministic(model, threshold=0.5):
     """The final network without gates: units with θ_j < ``threshold`` are removed, the others get gate 1 and the
-    gates disappear (an input gate's ``unit_ids`` are returned so the caller feeds only the kept inputs). Returns
+    gates disappear (an input gate's ``unit_ids`` are returned so the caller feeds only the kept inputs; a
+    feature gate behind a flatten that reads fewer than all flattened features becomes a
+    :class:`~minigrow.layers.Select` of them, a parameter-free layer saved with the net). Returns
     ``(Sequential, input_ids or None)``, a copy with fresh optimiser state. For θ ∈ {0, 1} the outputs equal those
     of the gated network with ξ = θ."""
     threshold = check_prob("threshold", threshold)
@@ -472,7 +588,10 @@ def to_deterministic(model, threshold=0.5):
         if keep.size < g.n_units:
             remove_units(m, p, keep)
         g.theta[:] = 1.0
-    input_ids = next((g.unit_ids.copy() for g in gates(m) if g.n_inputs is not None), None)
+    chain, sites, _ = _structure(m)
+    input_ids = next((s.gate.unit_ids.copy() for s in sites
+                      if s.gate.n_inputs is not None and _is_input_gate(chain, s.pos)), None)
+    _keep_selections(m, chain, sites)
     _drop_gates(m)
     for _, layer in m.named_layers():
         layer.state = {}

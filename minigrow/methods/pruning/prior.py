@@ -4,10 +4,28 @@ The formulas are those of :mod:`.formulas`; this module finds, for every gate, i
 (:func:`.gate.gate_sites`) and, for every weight layer (every affine layer, numbered q = 0, 1, … in order), the
 gates on its outputs and inputs. A weight layer without a gate on its outputs counts with θ = 1.
 
+**Feature gates** (``add_gates(…, feature_gate=True)``, ours): the conv whose channels feed the flatten has no
+gate of its own; channel c is *present* iff at least one of its H·W flattened features is kept, so in eq. P
+("params" and "flops") its kernels, bias and multiply-adds count with
+
+    E[present_c] = 1 − Π_k (1 − θ_ck)                                                          (eq. Pc)
+
+(:func:`.formulas.channel_presence`) instead of θ_c, and so do the outgoing columns of the units below (conv1's
+filters pay m Σ_c E[present_c]). The price of eq. P stays multilinear, and feature (c, k) pays
+
+    ∂P/∂θ_ck = m_fc Σ θ^{fc out} + (m_conv Σ θ^{conv in} + bias) Π_{k'≠k} (1 − θ_ck')
+
+(its outgoing column in the Dense consumer, plus the channel's cost times the probability that it alone decides
+whether the channel stays); :func:`price_rates` is exactly ∂(price part of :func:`prior_cost`)/∂θ. Our choice for
+the λ/2 ‖w‖² term and λ*: that conv counts every channel with θ = 1 (as an ungated layer), so the weight prior
+does not depend on θ there and ‖w_c‖² adds nothing to a feature's θ-gradient. With ``price_on="incoming"`` the
+feature gate pays like an input gate (the weights its feature feeds) and the conv is unpriced.
+
 ``price`` is γ, the price per active parameter in nats: one number, or one per weight layer in order (ours,
 :func:`layer_prices`). ``price_on`` says what a unit pays for: ``"incoming"`` (n_j = fan_in + 1, pruning.md) or
 ``"params"`` (γ × the expected number of active parameters, eq. P, ours) or ``"flops"`` (γ × the expected number of
-forward multiply-adds per sample, eq. P with m_q → the multiply-adds per unit pair, ours).
+forward multiply-adds per sample, eq. P with m_q → the multiply-adds per unit pair, ours) or ``"params+flops"``
+(γ_P P(θ) + γ_F F(θ) with ``price`` the pair (γ_P, γ_F), ours; its rates are the sums of the two).
 """
 from __future__ import annotations
 
@@ -17,10 +35,18 @@ from ...validate import check_choice, check_nonneg, check_positive
 from . import formulas as F
 from .gate import _gate_number, _structure
 
-__all__ = ["unit_sizes", "unit_sq_norms", "price_sizes", "PRICE_ON", "layer_prices", "price_rates",
+__all__ = ["combined_prices", "unit_sizes", "unit_sq_norms", "price_sizes", "PRICE_ON", "layer_prices", "price_rates",
            "hyper_prior", "layer_precisions", "prior_cost", "prior_theta_grad", "add_prior_weight_grads"]
 
-PRICE_ON = ("incoming", "params", "flops")
+PRICE_ON = ("incoming", "params", "flops", "params+flops")
+
+
+def combined_prices(price):
+    """(γ_P, γ_F) of ``price_on="params+flops"``: ``price`` must be that pair of numbers ≥ 0."""
+    if np.ndim(price) != 1 or len(price) != 2:
+        raise ValueError(f"price: with price_on='params+flops' expected a pair (γ per parameter, γ per multiply-add), "
+                         f"got {price!r}")
+    return check_nonneg("price[0]", price[0]), check_nonneg("price[1]", price[1])
 
 
 def _bias(layer):
@@ -52,6 +78,12 @@ class _Net:
             raise ValueError("model: expected a network with gated units (Gate layers; see add_gates or gated_mlp)")
         self.out_gate = {s.q_prod: s.gate for s in self.sites if s.q_prod is not None}
         self.in_gate = {s.q_cons: s.gate for s in self.sites if s.q_cons is not None}
+        self.feed = {s.q_feed: s for s in self.sites if s.q_feed is not None}     # convs behind feature gates
+        for q, s in self.feed.items():
+            if q in self.out_gate:
+                raise ValueError(f"weight layer {q} ({type(s.feeder).__name__}) has a gate on its channels and a "
+                                 f"feature gate behind its flatten; use one of the two (add_gates(feature_gate=…))")
+        self._presence = {}
 
     def site(self, p):
         s = self.sites[_gate_number(p, len(self.sites))]
@@ -63,6 +95,26 @@ class _Net:
         """θ of the units of weight layer q (ones if ungated)."""
         g = self.out_gate.get(q)
         return g.theta if g is not None else np.ones(self.weights[q].params["W"].shape[0])
+
+    def presence(self, s):
+        """``(E[present_c] per channel, ∂E[present_c]/∂θ_j per feature j)`` of the feeder of feature gate site
+        ``s`` (:func:`.formulas.channel_presence`, eq. Pc)."""
+        if s.q_feed not in self._presence:
+            g, C = s.gate, s.feeder.out_units
+            hw = g.n_inputs // C
+            self._presence[s.q_feed] = F.channel_presence(g.theta, g.unit_ids // hw, g.unit_ids % hw, C, hw)
+        return self._presence[s.q_feed]
+
+    def present_out(self, q):
+        """The expected presence of the output units of weight layer q in the price: θ if gated, E[present_c] for
+        a conv behind a feature gate (eq. Pc), ones otherwise."""
+        s = self.feed.get(q)
+        return self.theta_out(q) if s is None else self.presence(s)[0]
+
+    def channel_cost(self, q, price_on):
+        """What one present output unit of weight layer q costs in eq. P: m_q Σ θ^in + bias (f_q Σ θ^in for
+        flops)."""
+        return self.pair(q, price_on) * float(np.sum(self.theta_in(q))) + self.bias(q, price_on)
 
     def theta_in(self, q):
         """θ of the units feeding weight layer q (ones if ungated)."""
@@ -117,12 +169,17 @@ def price_sizes(model, p, price_on="incoming"):
       a unit of layer l looks almost free although removing it also removes its column in W^{l+1}.
     """
     price_on = check_choice("price_on", price_on, set(PRICE_ON))
+    if price_on == "params+flops":
+        raise ValueError("price_sizes: price_on='params+flops' has two prices; use price_rates(model, p, (γ_P, γ_F), "
+                         "'params+flops')")
     if price_on == "incoming":
         return unit_sizes(model, p)
     net = _Net(model)
     s = net.site(p)
-    out = net.pair(s.q_cons, price_on) * float(np.sum(net.theta_out(s.q_cons)))
+    out = net.pair(s.q_cons, price_on) * float(np.sum(net.present_out(s.q_cons)))
     if s.producer is None:
+        if s.feeder is not None:                         # feature (c, k): + cost of channel c × Π_{k'≠k}(1 − θ_ck')
+            return out + net.channel_cost(s.q_feed, price_on) * net.presence(s)[1]
         return np.full(s.gate.n_units, out)
     incoming = net.pair(s.q_prod, price_on) * float(np.sum(net.theta_in(s.q_prod)))
     return np.full(s.gate.n_units, F.params_price_size(incoming, net.bias(s.q_prod, price_on), out))
@@ -148,18 +205,24 @@ def price_rates(model, p, price, price_on="incoming"):
     For one γ this is γ × :func:`price_sizes`. With one γ_q per weight layer (ours) each parameter is priced by
     the layer it belongs to: ``"params"``: ∂/∂θ^l_j = γ_l (Σ_i θ^{l−1}_i + 1) + γ_{l+1} Σ_k θ^{l+1}_k (incoming
     weights and bias in W^l, outgoing column in W^{l+1}); ``"incoming"``: γ_l (fan_in + 1). An input gate pays
-    γ of the layer it feeds."""
+    γ of the layer it feeds. ``"params+flops"``: γ_P × the "params" sizes + γ_F × the "flops" sizes."""
+    if check_choice("price_on", price_on, set(PRICE_ON)) == "params+flops":
+        gp, gf = combined_prices(price)
+        return price_rates(model, p, gp, "params") + price_rates(model, p, gf, "flops")
     if np.ndim(price) == 0:
         return price * price_sizes(model, p, price_on)
     g = layer_prices(model, price)
     net = _Net(model)
     s = net.site(p)
     if s.producer is None:
+        if s.feeder is not None and price_on != "incoming":
+            out = net.pair(s.q_cons, price_on) * float(np.sum(net.present_out(s.q_cons)))
+            return g[s.q_cons] * out + g[s.q_feed] * net.channel_cost(s.q_feed, price_on) * net.presence(s)[1]
         return g[s.q_cons] * price_sizes(model, p, price_on)
     if price_on == "incoming":
         return g[s.q_prod] * unit_sizes(model, p)
     incoming = net.pair(s.q_prod, price_on) * float(np.sum(net.theta_in(s.q_prod))) + net.bias(s.q_prod, price_on)
-    out = net.pair(s.q_cons, price_on) * float(np.sum(net.theta_out(s.q_cons)))
+    out = net.pair(s.q_cons, price_on) * float(np.sum(net.present_out(s.q_cons)))
     return np.full(s.gate.n_units, g[s.q_prod] * incoming + g[s.q_cons] * out)
 
 
@@ -200,9 +263,11 @@ def layer_precisions(model, a=1.0, b=1e-8):
 def prior_cost(model, lams, price, n_train, price_on="incoming"):
     r"""The prior part of eq. C: (1/N) [Σ_l Σ_j θ_j (λ_l/2)‖w_j‖² over every weight layer (θ = 1 if ungated) plus
     the price: γ Σ_j θ_j n_j over the gated units (``price_on="incoming"``), or γ P(θ) of eq. P
-    (``price_on="params"``, ours; see :func:`price_sizes`)]."""
+    (``price_on="params"``, ours; see :func:`price_sizes`)]. A conv behind a feature gate counts its channels
+    with E[present_c] in the price (eq. Pc) and with θ = 1 in the λ/2 ‖w‖² term (see the module docstring)."""
     price_on = check_choice("price_on", price_on, set(PRICE_ON))
-    g = layer_prices(model, price) if np.ndim(price) else None
+    both = combined_prices(price) if price_on == "params+flops" else None
+    g = layer_prices(model, price) if np.ndim(price) and both is None else None
     net = _Net(model)
     total = 0.0
     for q, layer in enumerate(net.weights):
@@ -210,8 +275,12 @@ def prior_cost(model, lams, price, n_train, price_on="incoming"):
         th = net.theta_out(q)
         total += float(np.sum(th * 0.5 * lams[q] * unit_sq_norms(layer)))
         if price_on in ("params", "flops"):
-            total += gq * float(np.sum(th)) * (net.pair(q, price_on) * float(np.sum(net.theta_in(q)))
-                                               + net.bias(q, price_on))
+            total += gq * float(np.sum(net.present_out(q))) * (net.pair(q, price_on) * float(np.sum(net.theta_in(q)))
+                                                               + net.bias(q, price_on))
+        elif both is not None:                          # γ_P P(θ) + γ_F F(θ)
+            for on, gamma in zip(("params", "flops"), both):
+                total += gamma * float(np.sum(net.present_out(q))) * (
+                    net.pair(q, on) * float(np.sum(net.theta_in(q))) + net.bias(q, on))
         elif q in net.out_gate:
             total += gq * float(np.sum(th * _incoming_sizes(layer)))
     if price_on == "incoming":

@@ -24,7 +24,7 @@ from ...validate import check_bool, check_choice, check_int, check_nonneg, check
 __all__ = ["PruningSettings", "METHOD_FIELDS", "SCHEDULE_FIELDS", "PLAIN_SETTINGS"]
 
 ESTIMATORS = ("flip", "flip_cv", "pathwise", "score")
-PRICE_ON = ("incoming", "params", "flops")
+PRICE_ON = ("incoming", "params", "flops", "params+flops")
 PRICE_BALANCE = ("uniform", "fisher")
 
 
@@ -37,7 +37,8 @@ class PruningSettings(Settings):
     price : γ, price per active parameter in nats; or one γ_q per weight layer, in order (ours)
     price_on : 'incoming' (n_j = fan_in + 1, pruning.md) | 'params' (γ × expected number of active parameters,
         eq. P, ours: a unit also pays for its outgoing column) | 'flops' (γ × expected forward multiply-adds per
-        sample, ours: a conv filter pays for its kernels times the output positions)
+        sample, ours: a conv filter pays for its kernels times the output positions) | 'params+flops' (γ_P × expected
+        parameters + γ_F × expected multiply-adds, ``price`` = (γ_P, γ_F), ours)
     eta_theta : η_θ, step size of the projected θ step
     estimator : 'flip' | 'flip_cv' (ours) | 'pathwise' | 'score'
     flip_samples : the flip estimators use this many samples of each batch (None = all)
@@ -112,6 +113,9 @@ class PruningSettings(Settings):
         set_ = object.__setattr__
         set_(self, "price", price)
         set_(self, "price_on", check_choice("price_on", self.price_on, set(PRICE_ON)))
+        if self.price_on == "params+flops" and (np.ndim(price) != 1 or len(price) != 2):
+            raise ValueError(f"price: with price_on='params+flops' expected a pair (γ per parameter, γ per "
+                             f"multiply-add), got {price!r}")
         set_(self, "eta_theta", check_nonneg("eta_theta", self.eta_theta))
         set_(self, "estimator", check_choice("estimator", self.estimator, set(ESTIMATORS)))
         set_(self, "flip_samples", None if self.flip_samples is None else check_int("flip_samples",

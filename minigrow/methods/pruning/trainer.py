@@ -16,7 +16,7 @@ from ...validate import check_int
 from . import formulas as F
 from .estimators import flip_cv_gradient, flip_gradient, pathwise_gradient, score_function_gradient
 from .gate import _sample_gates, gates, prune, to_deterministic, weight_layers, widths
-from .prior import add_prior_weight_grads, hyper_prior, layer_precisions, layer_prices, price_rates, \
+from .prior import add_prior_weight_grads, combined_prices, hyper_prior, layer_precisions, layer_prices, price_rates, \
     prior_cost, prior_theta_grad
 from .settings import METHOD_FIELDS, PruningSettings
 
@@ -76,7 +76,9 @@ class PruningTrainer(Trainer):
                          checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                          checkpoint_keep=checkpoint_keep, rollback=rollback, checkpoint_meta=checkpoint_meta)
         self._apply_settings(settings.replace(**overrides))
-        if np.ndim(self.price):
+        if self.price_on == "params+flops":
+            combined_prices(self.price)                           # (γ_P, γ_F)
+        elif np.ndim(self.price):
             layer_prices(model, self.price)                       # one per weight layer: checks the length
         self.n_train = None if n_train is None else check_int("n_train", n_train, lo=1)
         self._gacc, self._gcount = {}, 0
