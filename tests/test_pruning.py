@@ -910,3 +910,24 @@ def test_fisher_balance_sets_per_layer_prices_from_the_batch():
     assert np.allclose(tr.current_price, F.balanced_prices(0.5, r, sizes))
     tr.fit(X, y, 2)                                                      # runs, and the prices follow the Fisher
     assert tr.layer_price is not None and len(tr.layer_price) == 3 and tr._fisher_count == 1 + 4   # steps 0, 2, 4, 6
+
+
+def test_fisher_prices_of_a_dense_net_follow_eq_R():
+    from minigrow.experiments.pruning import fisher_prices
+    from minigrow.fisher import mean_fisher
+    from minigrow.methods.pruning import formulas as F
+    from minigrow.network import mlp
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(1200, 6)), rng.integers(0, 3, size=1200)
+    model = mlp([6, 9, 5, 3], rng=1, dtype=np.float64)
+    r = fisher_prices(model, X, y, price=0.3, n_fisher=1100, seed=4)
+    idx = np.sort(np.random.default_rng(4).choice(1200, 1100, replace=False))
+    f = np.array(mean_fisher(model, "ce", X[idx], y[idx]))            # one pass = the chunked mean
+    np.testing.assert_allclose(r["fisher"], f, rtol=1e-12)
+    layers = weight_layers(gated_mlp([6, 9, 5, 3], rng=1))
+    sizes = np.array([sum(a.size for a in layer.params.values()) for layer in layers])
+    lam = [sizes[q] / sum(float(np.sum(a ** 2)) for a in layer.params.values())
+           for q, layer in enumerate(model.layers[::2])]
+    np.testing.assert_allclose(r["lam"], lam, rtol=1e-12)
+    np.testing.assert_allclose(r["rate"], F.fisher_rate(f, lam, 1200), rtol=1e-12)
+    assert np.isclose(np.dot(r["price"], sizes), 0.3 * sizes.sum())

@@ -123,6 +123,42 @@ def dense_baseline(hidden=(300, 100), seed=0, epochs=20, lr=1e-3, batch_size=100
             "history": tr.history.epochs, "model": model}
 
 
+def fisher_prices(model, X, y, price=0.04, n_train=None, n_fisher=5000, seed=0):
+    r"""Per-layer prices by eq. R measured **once on a trained dense net** ``model`` (ours; docs/pruning.md
+    "Robustness"): for every weight layer q the mean empirical Fisher F_q on ``n_fisher`` of the training images
+    ``(X, y)`` (:func:`minigrow.fisher.mean_fisher`, in chunks of 500), λ_q = P_q / Σ w² (eq. λ* with a = 1, b → 0
+    on the dense net: the precision that describes the layer's weights), r_q = ½ ln(1 + N F_q/λ_q)
+    (:func:`~minigrow.methods.pruning.formulas.fisher_rate`, N = ``n_train`` or len(X)) and γ_q = γ r_q / r̄ with the
+    dense net's parameter counts (:func:`~minigrow.methods.pruning.formulas.balanced_prices`: the dense net is
+    charged γ × its parameters in all, as with the one price γ). Returns ``{"price": (γ_1, …), "fisher", "lam",
+    "rate"}``."""
+    from ..fisher import affine_layers, mean_fisher
+    from ..methods.pruning import formulas as F
+    N = int(n_train or len(X))
+    idx = np.sort(np.random.default_rng(seed).choice(len(X), min(n_fisher, len(X)), replace=False))
+    chunks = [idx[i:i + 500] for i in range(0, idx.size, 500)]
+    fq = sum(np.array(mean_fisher(model, "ce", X[c], y[c])) * c.size for c in chunks) / idx.size
+    layers = affine_layers(model)
+    sizes = np.array([sum(a.size for a in layer.params.values()) for layer in layers], dtype=np.float64)
+    lam = sizes / np.array([sum(float(np.sum(a.astype(np.float64) ** 2)) for a in layer.params.values())
+                            for layer in layers])
+    rate = F.fisher_rate(fq, lam, N)
+    return {"price": tuple(float(g) for g in F.balanced_prices(price, rate, sizes)), "fisher": fq.tolist(),
+            "lam": lam.tolist(), "rate": rate.tolist(), "n_train": N}
+
+
+def dense_fisher_prices(hidden=(300, 100), price=0.04, epochs=3, seed=0, n_fisher=5000, n_train=None, data=None,
+                        progress=False):
+    """:func:`fisher_prices` of the plain 784-h1-h2-10 ReLU net trained ``epochs`` epochs on MNIST (Adam 1e-3,
+    batch 100, seed ``seed``); the record also has ``epochs`` and the dense net's ``test_err``."""
+    d = data if data is not None else load_mnist(n_train=n_train)
+    model = mlp([784, *hidden, 10], "relu", rng=seed)
+    Trainer(model, "ce", Adam(1e-3), batch_size=100, rng=seed, progress=progress).fit(d.X_train, d.y_train, epochs)
+    out = fisher_prices(model, d.X_train, d.y_train, price, n_fisher=n_fisher, seed=seed)
+    _, acc = evaluate(model, "ce", d.X_test, d.y_test)
+    return dict(out, epochs=epochs, test_err=1 - acc)
+
+
 @functools.lru_cache(maxsize=2)
 def _mnist(n_train=None, n_test=None, data_dir=None):
     """The MNIST subset, loaded once per process (a sweep worker runs many runs on it; never mutated)."""
