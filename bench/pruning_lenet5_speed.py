@@ -9,6 +9,7 @@ ratio.
     python bench/pruning_lenet5_speed.py                                  # all of MNIST, 8 epochs, FLOP price
     python bench/pruning_lenet5_speed.py --epochs 2 --n-train 3000        # a quick look
     python bench/pruning_lenet5_speed.py --feature-gates --price-on params+flops --price 0.04,0.0075
+    python bench/pruning_lenet5_speed.py --feature-gates --price-on params+flops --price 0.04,0.0075 --set prune_every=100
 
 The pruned run uses ``LENET5_SETTINGS`` (minigrow/experiments/pruning.py) with the given price, so it is the run
 of ``python -m minigrow reproduce pruning lenet5`` with the same flags; the dense run is ``lenet5_run(dense=True)``.
@@ -62,6 +63,8 @@ def main(argv=None):
     ap.add_argument("--price-on", default="flops")
     ap.add_argument("--price", type=parse_price, default=0.0075)
     ap.add_argument("--feature-gates", action="store_true", help="gates on the flattened features (if available)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="any other PruningSettings field for the pruned run, e.g. --set prune_every=100 (JSON value)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -74,6 +77,9 @@ def main(argv=None):
     pruned = dict(common, price_on=a.price_on, **scale)
     if a.feature_gates:
         pruned["feature_gates"] = True
+    for kv in a.set:
+        k, _, v = kv.partition("=")
+        pruned[k] = json.loads(v)
     dense = dict(common, dense=True)
     print(f"LeNet-5-Caffe, {a.n_train or 60000} MNIST images, {a.epochs} epochs, seed {a.seed}; pruned: "
           f"{json.dumps({k: v for k, v in pruned.items() if k not in common})}; both at once, one BLAS thread each")
