@@ -90,7 +90,7 @@ def test_selecting_gate_mid_network_backward_scatters_into_the_full_width():
     g.forward(a, True)
     full = g.backward(np.ones((4, 5)))
     assert full.shape == (4, 8) and np.all(full[:, [1, 4, 6]] == 0)
-    np.testing.assert_array_equal(full[:, g.unit_ids], np.tile(g.theta, (4, 1)))
+    np.testing.assert_array_equal(full[:, g.index], np.tile(g.theta, (4, 1)))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -177,7 +177,8 @@ def test_feature_removal_compacts_channels_and_equals_the_gated_net():
     prune(m, eps=0.0)
     assert widths(m) == [2, 5, 2]
     g = gates(m)[1]
-    assert g.n_inputs == 12 and g.unit_ids.tolist() == [1, 2, 5, 8, 11]       # channels 0, 2, 3 → 0, 1, 2
+    assert g.n_inputs == 12 and g.index.tolist() == [1, 2, 5, 8, 11]          # channels 0, 2, 3 → 0, 1, 2
+    assert g.unit_ids.tolist() == [1, 2, 9, 12, 15]                          # the original feature numbers stay
     assert conv2.params["W"].shape == (3, 2, 3, 3) and conv2.state["W"]["m"].shape == (3, 2, 3, 3)
     np.testing.assert_array_equal(conv2.state["W"]["m"], w_state[[0, 2, 3]][:, [0, 2]])
     np.testing.assert_array_equal(dense1.state["W"]["m"], d_state[[0, 2]][:, [1, 2, 9, 12, 15]])
@@ -215,6 +216,9 @@ def test_to_deterministic_keeps_a_select_layer_and_saves_exactly(tmp_path):
     for g, h in zip(gates(m), gates(back)):
         assert g.n_inputs == h.n_inputs
         np.testing.assert_array_equal(g.unit_ids, h.unit_ids)
+        assert (g.index is None) == (h.index is None)
+        if g.index is not None:
+            np.testing.assert_array_equal(g.index, h.index)
         np.testing.assert_array_equal(g.theta, h.theta)
 
 
@@ -230,7 +234,8 @@ def test_surgery_on_the_conv_renumbers_the_selecting_gate_and_drops_its_features
     closed[[2, 3]] = 0
     ref = forward_with_gates(m, X, [gates(m)[0].theta, closed, gates(m)[2].theta])
     surgery.remove_units(Sequential(list(m.layers)), 4, [0, 2])
-    assert g.unit_ids.tolist() == [0, 2, 5, 7] and g.n_inputs == 8 and g.theta.tolist() == [0.3, 0.4, 0.7, 0.8]
+    assert g.index.tolist() == [0, 2, 5, 7] and g.n_inputs == 8 and g.theta.tolist() == [0.3, 0.4, 0.7, 0.8]
+    assert g.unit_ids.tolist() == [0, 2, 9, 11]
     assert weight_layers(m)[2].params["W"].shape == (2, 4)
     np.testing.assert_allclose(m(X), ref, rtol=0, atol=1e-12)
 
@@ -336,7 +341,7 @@ def test_trainer_prunes_features_and_compacts_channels():
         g = gates(m)[1]
         conv2 = weight_layers(m)[1]
         assert g.n_inputs == 4 * conv2.out_units
-        assert np.unique(g.unit_ids // 4).size == conv2.out_units        # every channel left has a kept feature
+        assert np.unique(g.index // 4).size == conv2.out_units        # every channel left has a kept feature
         final, _ = tr.finalize()
         final(X)
 

@@ -48,7 +48,8 @@ class Gate(Layer):
 
     * ``theta`` — keep probabilities θ_j, float64, moved by the projected step of :mod:`.formulas`;
     * ``unit_ids`` — each unit's index in the original network (θ trajectories can be followed through pruning);
-      for a feature gate its position in the current flattened input (renumbered when channels are compacted);
+    * ``index`` — a selecting gate's positions in its *current* input (None otherwise; equal to ``unit_ids`` for an
+      input gate, renumbered for a feature gate when channels in front of the flatten are compacted);
     * ``zeta`` — the latent of the lazy θ step (θ = clip(ζ, 0, 1), :func:`.formulas.lazy_theta_step`) or None;
     * ``xi`` — the sampled gates of the current batch, (N, units) or None (then forward uses θ).
 
@@ -61,15 +62,15 @@ class Gate(Layer):
       even when eval-mode forward passes came in between.
 
     ``n_inputs`` makes it a **selecting gate**: it accepts an input of that full width and selects the kept
-    features (``unit_ids``, positions in that input) itself. In front of the network it is the *input gate* (the
+    features (``index``, positions in that input) itself. In front of the network it is the *input gate* (the
     width of the data; after input units are pruned the caller still feeds every feature). Behind a Flatten it is
     a *feature gate* (:func:`add_gates` with ``feature_gate=True``): it gates the flattened features one by one,
     and backward scatters ∂L/∂A into the full input width (zeros at the features it no longer reads). A gate on
     the units of a producer leaves ``n_inputs`` None.
 
-    For a feature gate, ``unit_ids`` are positions in the *current* flattened input: when channels in front of
-    the flatten are removed (:func:`remove_units` compacts them), :meth:`remap_inputs` renumbers them and
-    ``n_inputs`` shrinks by H·W per removed channel.
+    For a feature gate, ``index`` holds positions in the *current* flattened input: when channels in front of
+    the flatten are removed (:func:`remove_units` compacts them), :meth:`remap_inputs` renumbers it and
+    ``n_inputs`` shrinks by H·W per removed channel; ``unit_ids`` keep the original feature numbers.
     """
 
     unit_kind = "elementwise"
@@ -81,6 +82,7 @@ class Gate(Layer):
         self.gate_dtype = check_dtype("dtype", dtype)
         self.theta = np.full(self.n_units, float(check_prob("theta0", theta0)), dtype=np.float64)
         self.unit_ids = np.arange(self.n_units)
+        self.index = None if self.n_inputs is None else np.arange(self.n_units)
         self.zeta = None          # latent of the lazy θ step (formulas.lazy_theta_step); None = plain step
         self.xi = None
         self.last_input = None
@@ -115,7 +117,7 @@ class Gate(Layer):
             if x.shape[1] != self.n_inputs:
                 raise ValueError(f"Gate({self.n_units} of {self.n_inputs}): expected {self.n_inputs} (or "
                                  f"{self.n_units}) units on axis 1, got shape {x.shape}")
-            x = x[:, self.unit_ids]
+            x = x[:, self.index]
         return x
 
     def forward(self, x, train=True):
@@ -139,7 +141,7 @@ class Gate(Layer):
         dx = dout * self._cache                          # ∂L/∂A = Ξ ⊙ G
         if self._selected:                               # a selecting gate: scatter into the full input width
             full = np.zeros(self._in_shape, dtype=dx.dtype)
-            full[:, self.unit_ids] = dx
+            full[:, self.index] = dx
             return full
         return dx
 
@@ -165,6 +167,8 @@ class Gate(Layer):
         keep = check_keep("keep", keep, self.n_units)
         self.theta = self.theta[keep].copy()
         self.unit_ids = self.unit_ids[keep].copy()
+        if self.index is not None:
+            self.index = self.index[keep].copy()
         if self.zeta is not None:
             self.zeta = self.zeta[keep].copy()
         self.n_units = int(keep.size)
@@ -174,23 +178,25 @@ class Gate(Layer):
     def remap_inputs(self, keep_columns):
         """Surgery hook (:func:`minigrow.surgery.remove_units`): the layer in front keeps only the input units
         ``keep_columns``. A gate on a producer's units loses the same units; a selecting gate drops the selected
-        features among the removed columns, renumbers ``unit_ids`` to the compacted input (new index of column j =
+        features among the removed columns, renumbers ``index`` to the compacted input (new index of column j =
         its rank among ``keep_columns``) and shrinks ``n_inputs``. Returns the positions of the gate's units that
         survive (what the consumer keeps of its inputs)."""
         if self.n_inputs is None:
             keep = check_keep("keep_columns", keep_columns, self.n_units)
             self.remove_outputs(keep)
             return keep
-        ids, survivors, n_inputs = remap_selection(self.unit_ids, self.n_inputs, keep_columns)
+        idx, survivors, n_inputs = remap_selection(self.index, self.n_inputs, keep_columns)
         if survivors.size == 0:
             raise ValueError(f"Gate({self.n_units} of {self.n_inputs}): the removal would leave it no feature")
         self.remove_outputs(survivors)
-        self.unit_ids, self.n_inputs = ids, n_inputs
+        self.index, self.n_inputs = idx, n_inputs
         return survivors
 
     # --- io hooks ---------------------------------------------------------------------------------------------
     def extra_arrays(self):
         out = {"theta": self.theta, "unit_ids": self.unit_ids}
+        if self.index is not None:
+            out["index"] = self.index
         if self.zeta is not None:
             out["zeta"] = self.zeta
         return out
@@ -203,6 +209,8 @@ class Gate(Layer):
             self.theta = th.copy()
         if "unit_ids" in arrays:
             self.unit_ids = np.asarray(arrays["unit_ids"], dtype=np.int64).copy()
+        if self.n_inputs is not None:            # files written before ``index`` existed: it was ``unit_ids``
+            self.index = np.asarray(arrays.get("index", self.unit_ids), dtype=np.int64).copy()
         if "zeta" in arrays:
             self.zeta = np.asarray(arrays["zeta"], dtype=np.float64).copy()
 
@@ -529,7 +537,7 @@ def _compact(view, site):
     one. Returns the kept channels."""
     g, C = site.gate, site.feeder.out_units
     hw = g.n_inputs // C
-    present = np.unique(g.unit_ids // hw)                 # channels with at least one kept feature
+    present = np.unique(g.index // hw)                 # channels with at least one kept feature
     if present.size < C:
         surgery_remove_units(view, site.feed_pos, present)
     return present
@@ -568,7 +576,7 @@ def _keep_selections(model, chain, sites):
         for _, layer in model.named_layers():
             if isinstance(layer, Sequential) and any(x is g for x in layer.layers):
                 i = next(i for i, x in enumerate(layer.layers) if x is g)
-                layer.layers[i] = Select(g.n_inputs, g.n_units, g.unit_ids)
+                layer.layers[i] = Select(g.n_inputs, g.n_units, g.index)
                 break
 
 

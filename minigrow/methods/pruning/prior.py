@@ -102,7 +102,7 @@ class _Net:
         if s.q_feed not in self._presence:
             g, C = s.gate, s.feeder.out_units
             hw = g.n_inputs // C
-            self._presence[s.q_feed] = F.channel_presence(g.theta, g.unit_ids // hw, g.unit_ids % hw, C, hw)
+            self._presence[s.q_feed] = F.channel_presence(g.theta, g.index // hw, g.index % hw, C, hw)
         return self._presence[s.q_feed]
 
     def present_out(self, q):
