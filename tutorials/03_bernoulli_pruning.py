@@ -443,7 +443,7 @@ print(f"exactly in {{0,1}} after 4000 steps: plain step {np.mean((th_plain == 0)
 # what is not met).
 
 # %%
-for name in ("pruning_mnist_binary", "pruning_lenet5", "pruning_lenet5_flops"):
+for name in ("pruning_mnist_binary", "pruning_lenet5", "pruning_lenet5_flops", "pruning_lenet5_features"):
     f = ROOT / "docs" / "results" / f"{name}.json"
     if not f.exists():
         continue

@@ -592,10 +592,11 @@ def run_lenet5(args):
                 plot_theta_trajectories(rows[0]["trainer"].theta_trace, fig / f"{name}_theta.png",
                                         steps_per_epoch=spe, title="θ trajectories, LeNet-5-Caffe (conv1 filters, "
                                                                    + ("flattened features" if fg else "conv2 filters")
-                                                                   + ", fc1 units)")
+                                                                   + ", units of the 500-wide dense layer)")
+            # the tables' conv1, conv2 (filters present) and fc2 (units of the 500-wide dense layer) per epoch
             plot_widths([(f"{'-'.join(map(str, r['start']))} ×{r['scale']} s{r['seed']}",
                           [[w[0], w[1], w[3]] for w in r["widths_per_epoch"]]) for r in rows],
-                        fig / f"{name}_widths.png", title="LeNet-5-Caffe: conv1, conv2 filters, fc1 units")
+                        fig / f"{name}_widths.png", title="LeNet-5-Caffe: conv1 filters, conv2 filters, fc2 units")
         rf.commit()
         print(f"wrote {rf.out / 'results'}/{name}.json")
     return 0
