@@ -19,7 +19,6 @@ from minigrow.methods.pruning import (PLAIN_SETTINGS, Gate, PruningTrainer, add_
                                       precision_cost, price_rates, price_sizes, prior_cost, prior_theta_grad, prune,
                                       remove_units, sample_gates, set_gates, score_function_gradient, theta_step,
                                       to_deterministic, unit_sizes, unit_sq_norms, weight_layers, widths)
-from minigrow.methods.pruning.settings import PruningSettings
 
 CE = SoftmaxCrossEntropy()
 
