@@ -237,9 +237,11 @@ class PruningTrainer(Trainer):
     def update_balance(self, xb, yb):
         """eq. R (ours): F_q of every weight layer on this batch (:func:`minigrow.fisher.mean_fisher`, the gates at
         their mean θ), folded into a running mean (of the first 10 estimates, then an exponential one with weight
-        1/10: the Fisher falls as the fit improves), r_q = ½ ln(1 + N F_q/λ_q*) and γ_q = γ r_q/r̄ weighted by what the price counts in each
-        layer now (:func:`.formulas.balanced_prices`). Runs before the step's own forward pass (it overwrites
-        the layers' gradients and per-pass quantities)."""
+        1/10: the Fisher falls as the fit improves), r_q = ½ ln(1 + N F_q/λ_q*) and γ_q = γ r_q/r̄ weighted by
+        what the price counts in each layer now (:func:`.formulas.balanced_prices`). Runs before the step's own
+        forward pass (it overwrites the layers' gradients and per-pass quantities). Measured in docs/pruning.md:
+        this in-training use of eq. R does not make the widths start-independent; the prices measured once on a
+        dense net (:func:`minigrow.experiments.pruning.fisher_prices`) do better."""
         fq = np.array(mean_fisher(self.model, self.loss, xb, yb))
         if self.fisher is None or self.fisher.shape != fq.shape:
             self.fisher, self._fisher_count = fq, 1
