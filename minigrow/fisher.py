@@ -23,24 +23,18 @@ from .losses import get_loss
 __all__ = ["affine_layers", "sample_grad_sq_norms", "mean_fisher"]
 
 
-def _leaves(model):
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, Sequential):
-            out.extend(_leaves(layer))
-        else:
-            out.append(layer)
-    return out
-
-
 def _chain(model):
+    """The layers of ``model`` in the order they run (nested Sequentials expanded); composite layers are refused."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a minigrow Sequential, got {type(model).__name__}")
-    chain = _leaves(model)
-    for layer in chain:
+    chain = []
+    for _, layer in model.named_layers():                # depth first: a composite comes before its sub-layers
+        if isinstance(layer, Sequential):
+            continue
         if list(layer.children()) or layer.unit_kind == "opaque":
             raise ValueError(f"mean_fisher: {type(layer).__name__} is a composite layer (e.g. a residual block); "
                              f"only chains of plain layers (nested Sequentials allowed) are supported")
+        chain.append(layer)
     return chain
 
 

@@ -52,7 +52,7 @@ def test_lenet5_and_no_bias_layers():
     X, y = rng.normal(size=(3, 1, 28, 28)), rng.integers(0, 10, size=3)
     for a, b in zip(sample_grad_sq_norms(m, "ce", X, y), _oracle(m, X, y)):
         np.testing.assert_allclose(a, b, rtol=1e-10)
-    nb = Sequential([Dense(4, 5, bias=False, rng=0, dtype=np.float64), ReLU(),
+    nb = Sequential([Sequential([Dense(4, 5, bias=False, rng=0, dtype=np.float64), ReLU()]),   # nested, too
                      Dense(5, 2, bias=False, rng=1, dtype=np.float64)])
     X, y = rng.normal(size=(4, 4)), rng.integers(0, 2, size=4)
     for a, b in zip(sample_grad_sq_norms(nb, "ce", X, y), _oracle(nb, X, y)):
