@@ -20,6 +20,7 @@ import numpy as np
 
 from ...settings import Settings
 from ...validate import check_bool, check_choice, check_int, check_nonneg, check_positive, check_prob
+from .prior import combined_prices
 
 __all__ = ["PruningSettings", "METHOD_FIELDS", "SCHEDULE_FIELDS", "PLAIN_SETTINGS"]
 
@@ -113,9 +114,8 @@ class PruningSettings(Settings):
         set_ = object.__setattr__
         set_(self, "price", price)
         set_(self, "price_on", check_choice("price_on", self.price_on, set(PRICE_ON)))
-        if self.price_on == "params+flops" and (np.ndim(price) != 1 or len(price) != 2):
-            raise ValueError(f"price: with price_on='params+flops' expected a pair (γ per parameter, γ per "
-                             f"multiply-add), got {price!r}")
+        if self.price_on == "params+flops":
+            combined_prices(price)                       # the pair (γ_P, γ_F)
         set_(self, "eta_theta", check_nonneg("eta_theta", self.eta_theta))
         set_(self, "estimator", check_choice("estimator", self.estimator, set(ESTIMATORS)))
         set_(self, "flip_samples", None if self.flip_samples is None else check_int("flip_samples",
