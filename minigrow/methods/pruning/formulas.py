@@ -94,7 +94,8 @@ from ...validate import check_nonneg
 
 __all__ = ["prior_term", "optimal_precision", "precision_cost", "pseudo_count_hyper_prior", "params_price_size",
            "prior_theta_gradient", "prior_weight_gradient", "signed_flip_change", "flipped_preactivations",
-           "channel_contributions_conv", "channel_contributions_dense", "channel_presence", "flip_differences", "pathwise_estimate",
+           "channel_contributions_conv", "channel_contributions_dense", "channel_presence", "flip_differences",
+           "pathwise_estimate",
            "pathwise_per_sample", "score_function_estimate", "control_variate_estimate", "precondition", "theta_step",
            "lazy_theta_step", "robbins_monro_eta", "fisher_rate", "balanced_prices", "pattern_probabilities"]
 
