@@ -36,7 +36,8 @@ def data(seed, n=5):
 
 
 def flip_oracle(m, X, y, p):
-    """Loop oracle: force ξ_nc = 1 and 0 for every channel c (other sampled gates kept), full forward passes."""
+    """Loop oracle: force ξ_nj = 1 and 0 for every unit j of gate p — a channel, a feature or a dense unit — (other
+    sampled gates kept), full forward passes. Also used by tests/test_pruning_features.py."""
     xis = [g.xi.copy() for g in gates(m)]
     out = np.zeros((X.shape[0], gates(m)[p].n_units))
     for j in range(gates(m)[p].n_units):

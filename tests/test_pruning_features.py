@@ -16,13 +16,15 @@ from minigrow.losses import SoftmaxCrossEntropy
 from minigrow.optim import Adam
 from minigrow.methods.pruning import (PLAIN_SETTINGS, Gate, PruningTrainer, add_gates, exact_expectation,
                                       flip_cv_gradient, flip_gradient, forward_with_gates, gate_sites, gates,
-                                      layer_precisions, pathwise_gradient, per_sample_losses, price_rates,
+                                      layer_precisions, pathwise_gradient, price_rates,
                                       price_sizes, prior_cost, prior_theta_grad, prune, remove_units, sample_gates,
                                       set_gates, to_deterministic, weight_layers, widths)
 from minigrow.methods.pruning import formulas as F
 from minigrow.methods.pruning.prior import add_prior_weight_grads
 
 CE = SoftmaxCrossEntropy()
+
+from test_pruning_conv import data, flip_oracle           # noqa: E402  (the same tiny data and loop oracle)
 
 
 def tiny_feat(seed=0, c1=2, c2=2, h=2, pad=1):
@@ -33,23 +35,6 @@ def tiny_feat(seed=0, c1=2, c2=2, h=2, pad=1):
                     Conv2D(c1, c2, 3, padding=pad, rng=seed + 1, **kw), ReLU(), MaxPool2d(2), Flatten(),
                     Dense(c2 * (4 if pad else 1), h, rng=seed + 2, **kw), ReLU(), Dense(h, 3, rng=seed + 3, **kw)])
     return add_gates(m, feature_gate=True)
-
-
-def data(seed, n=5):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, 1, 10, 10)), rng.integers(0, 3, n), rng
-
-
-def flip_oracle(m, X, y, p):
-    """Loop oracle: force ξ_nj = 1 and 0 for every unit j of gate p (other sampled gates kept), full forward passes."""
-    xis = [g.xi.copy() for g in gates(m)]
-    out = np.zeros((X.shape[0], gates(m)[p].n_units))
-    for j in range(gates(m)[p].n_units):
-        on, off = [v.copy() for v in xis], [v.copy() for v in xis]
-        on[p][:, j], off[p][:, j] = 1, 0
-        out[:, j] = (per_sample_losses(CE, forward_with_gates(m, X, on), y)
-                     - per_sample_losses(CE, forward_with_gates(m, X, off), y))
-    return out
 
 
 def test_add_gates_feature_gate_on_lenet5_replaces_the_conv2_channel_gate():
